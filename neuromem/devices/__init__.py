@@ -1,5 +1,5 @@
 """Device families. Each is a frozen dataclass of parameters plus Numba kernels."""
-from .base import Device
+from .base import Device, device_classes, get_device
 from .ideal import Ideal
 
-__all__ = ["Device", "Ideal"]
+__all__ = ["Device", "device_classes", "get_device", "Ideal"]

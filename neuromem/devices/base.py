@@ -11,7 +11,7 @@ The crossbar owns that array; the device knows how to draw it, pulse it and read
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from numbers import Real
 from typing import ClassVar
 
@@ -146,3 +146,30 @@ class Device:
         out = {"device": self.name, "source": self.source}
         out.update({f.name: getattr(self, f.name) for f in fields(self)})
         return out
+
+
+def device_classes() -> dict[str, type[Device]]:
+    """Every imported device family by its short name."""
+    found: dict[str, type[Device]] = {}
+    stack = list(Device.__subclasses__())
+    while stack:
+        cls = stack.pop()
+        found[cls.name] = cls
+        stack.extend(cls.__subclasses__())
+    return found
+
+
+def get_device(spec: "Device | str", **parameters) -> Device:
+    """A device parameter set from an instance or a name (``"yflash"``, ``"ideal"``, ...).
+
+    Keyword arguments override parameters (``get_device("yflash", c2c_rel=0)``).
+    """
+    if isinstance(spec, Device):
+        return replace(spec, **parameters) if parameters else spec
+    if isinstance(spec, str):
+        classes = device_classes()
+        key = spec.lower().replace("-", "").replace("_", "")
+        if key not in classes:
+            raise ValueError(f"unknown device {spec!r}; known devices: {sorted(classes)}")
+        return classes[key](**parameters)
+    raise TypeError(f"device must be a Device or a device name, got {type(spec).__name__}")

@@ -1,0 +1,19 @@
+"""neuromem: simulated memristive crossbars for on-device learning.
+
+The hardware only: device physics (:mod:`neuromem.devices`), the passive 1R
+:class:`Crossbar`, the periphery (stochastic neurons, digital counters) and the energy
+ledger. Models built on it live in the separate ``networks`` package.
+"""
+
+from . import devices
+from .crossbar import Crossbar, ProgramResult
+from .devices import Device, get_device
+from .energy import EnergyLedger
+from .periphery import ComparatorNeuron, DigitalCounter, PBitNeuron
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Crossbar", "ProgramResult", "Device", "get_device", "devices", "EnergyLedger",
+    "ComparatorNeuron", "PBitNeuron", "DigitalCounter", "__version__",
+]

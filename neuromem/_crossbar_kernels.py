@@ -1,0 +1,62 @@
+"""Numba kernels behind :class:`neuromem.Crossbar` (kept flat so they cache and test alone)."""
+
+import numpy as np
+from numba import njit
+
+
+@njit(cache=True)
+def effective_conductance(g_plus, g_minus, sign_minus, out32, row_sum, cols):
+    """``out32 = g_plus - sign_minus * g_minus`` (float32) and per-row total conductance.
+
+    ``row_sum[i]`` is the sum over the row of every device's conductance (both arrays),
+    what a read of that row dissipates per volt squared.
+    """
+    flat = out32.ravel()
+    for i in range(row_sum.size):
+        total = 0.0
+        base = i * cols
+        for j in range(cols):
+            k = base + j
+            gp = g_plus[k]
+            gm = g_minus[k]
+            flat[k] = gp - sign_minus * gm
+            total += gp + abs(sign_minus) * gm
+        row_sum[i] = total
+
+
+@njit(cache=True)
+def override(g, fault_g):
+    """Faulty cells read their fault value (NaN marks a healthy cell)."""
+    for k in range(g.size):
+        f = fault_g[k]
+        if not np.isnan(f):
+            g[k] = f
+
+
+@njit(cache=True)
+def outer_counts(row_signs, col_pulses, counts):
+    """Counts of the in-array outer-product update: ``counts[i, j] = s_i * n_j``."""
+    rows = row_signs.size
+    cols = col_pulses.size
+    for i in range(rows):
+        s = row_signs[i]
+        for j in range(cols):
+            counts[i * cols + j] = s * col_pulses[j]
+
+
+@njit(cache=True)
+def pulse_totals(counts):
+    """Number of potentiating pulses, depressing pulses and the largest |count|."""
+    up = 0
+    down = 0
+    longest = 0
+    for k in range(counts.size):
+        n = counts[k]
+        if n > 0:
+            up += n
+        elif n < 0:
+            down -= n
+        a = abs(n)
+        if a > longest:
+            longest = a
+    return up, down, longest

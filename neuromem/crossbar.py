@@ -1,0 +1,479 @@
+"""A passive 1R crossbar of one device family.
+
+Rows are driven by voltages, columns collect current (Kirchhoff's current law,
+``I_j = sum_i V_i G_ij``). A signed weight is a conductance difference:
+
+``"reference"``
+    ``W = G+ - G-``: only ``G+`` is pulsed, ``G-`` is a static reference device of the
+    same population (the Y-Flash DBN of Wang et al., Nat. Electron. 2022).
+``"differential"``
+    ``W = G+ - G-`` with both devices pulsed push-pull: a positive count raises ``G+``
+    and lowers ``G-`` by the same number of pulses.
+``"single"``
+    ``W = G``: one unsigned device per weight (excitatory spiking synapses).
+
+The crossbar keeps the device state arrays, a float32 copy of the effective
+conductance for fast reads, fault masks, a clock (for drift) and an energy ledger.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from numbers import Integral, Real
+
+import numpy as np
+
+from . import _crossbar_kernels as kern
+from .devices import Device, get_device
+from .energy import EnergyLedger
+
+SCHEMES = ("reference", "differential", "single")
+_SIGN_MINUS = {"reference": 1.0, "differential": 1.0, "single": 0.0}
+
+
+@dataclass(frozen=True)
+class ProgramResult:
+    """Outcome of :meth:`Crossbar.program`."""
+
+    pulses: np.ndarray  #: pulses used per cell, ``(rows, cols)``
+    missed: np.ndarray  #: True where the target was not reached within tolerance
+    conductance_s: np.ndarray  #: conductance reached, ``(rows, cols)``
+
+    @property
+    def n_missed(self) -> int:
+        return int(self.missed.sum())
+
+
+def _check_count(name, value):
+    if not isinstance(value, Integral) or isinstance(value, bool):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__} {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return int(value)
+
+
+def _check_rate(name, value):
+    if not isinstance(value, Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"{name} must lie in [0, 1], got {value!r}")
+    return float(value)
+
+
+def _check_nonneg(name, value):
+    if not isinstance(value, Real) or isinstance(value, bool):
+        raise TypeError(f"{name} must be a number, got {type(value).__name__}")
+    if not (value >= 0 and math.isfinite(value)):
+        raise ValueError(f"{name} must be finite and >= 0, got {value!r}")
+    return float(value)
+
+
+class Crossbar:
+    """A ``rows x cols`` passive array of one device family.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array size. Row ``i`` is input ``i``; column ``j`` is output ``j``.
+    device : Device or str
+        A device parameter set (``neuromem.devices.YFlash()``) or its name
+        (``"ideal"``, ``"yflash"``, ``"softbounds"``, ``"vteam"``, ``"pcm"``, ``"mtj"``).
+    scheme : {"reference", "differential", "single"}
+        How a signed weight is made of conductances (see module docstring).
+    read_noise_rel, read_noise_a : float
+        Gaussian noise added to every column current of every read: standard deviation
+        ``read_noise_rel * |I| + read_noise_a`` (output noise, as aihwkit's ``out_noise``).
+    stuck_low_rate, stuck_high_rate, dead_rate : float
+        Fractions of cells stuck at the device's ``g_min_s``, at ``g_max_s``, or open
+        (0 S). They are drawn once, at construction, from ``seed``.
+    seed : int or None
+        Seeds device-to-device spread, faults, cycle-to-cycle and read noise.
+    ledger : EnergyLedger, optional
+        Where reads and pulses are recorded (shared between arrays of one chip).
+    """
+
+    def __init__(self, rows, cols, device: Device | str = "ideal", *, scheme="reference",
+                 read_noise_rel=0.0, read_noise_a=0.0, stuck_low_rate=0.0,
+                 stuck_high_rate=0.0, dead_rate=0.0, seed=None,
+                 ledger: EnergyLedger | None = None):
+        self.rows = _check_count("rows", rows)
+        self.cols = _check_count("cols", cols)
+        self.device = get_device(device)
+        if scheme not in SCHEMES:
+            raise ValueError(f"scheme must be one of {SCHEMES}, got {scheme!r}")
+        self.scheme = scheme
+        self.read_noise_rel = _check_nonneg("read_noise_rel", read_noise_rel)
+        self.read_noise_a = _check_nonneg("read_noise_a", read_noise_a)
+        rates = {n: _check_rate(n, v) for n, v in (("stuck_low_rate", stuck_low_rate),
+                                                   ("stuck_high_rate", stuck_high_rate),
+                                                   ("dead_rate", dead_rate))}
+        if sum(rates.values()) > 1.0:
+            raise ValueError(f"fault rates add up to more than 1: {rates}")
+        self.fault_rates = rates
+        self.rng = np.random.default_rng(seed)
+        self.ledger = ledger if ledger is not None else EnergyLedger()
+        self.time_s = 0.0
+
+        n = self.rows * self.cols
+        self._state_plus = self.device.init_state(n, self.rng)
+        if scheme == "single":
+            self._state_minus = None
+        else:
+            # the reference/minus devices come from the same population
+            self._state_minus = self.device.init_state(n, self.rng)
+        self._fault_plus = self._draw_faults(n)
+        self._fault_minus = self._draw_faults(n) if scheme == "differential" else None
+        self._g_plus = np.empty(n)
+        self._g_minus = np.zeros(n)
+        self._w32 = np.empty((self.rows, self.cols), dtype=np.float32)
+        self._row_sum = np.empty(self.rows)
+        self._refresh_all()
+
+    # ------------------------------------------------------------------ faults & caches
+    def _draw_faults(self, n):
+        fault = np.full(n, np.nan)
+        u = self.rng.random(n)
+        lo = self.fault_rates["stuck_low_rate"]
+        hi = lo + self.fault_rates["stuck_high_rate"]
+        dead = hi + self.fault_rates["dead_rate"]
+        fault[u < lo] = self.device.g_min_s
+        fault[(u >= lo) & (u < hi)] = self.device.g_max_s
+        fault[(u >= hi) & (u < dead)] = 0.0
+        return fault
+
+    def _refresh_all(self):
+        """Recompute every conductance from the device state (after drift or load)."""
+        self._g_plus[:] = self.device.conductance(self._state_plus, self.time_s)
+        if self._state_minus is not None:
+            self._g_minus[:] = self.device.conductance(self._state_minus, self.time_s)
+        self._g_time_s = self.time_s
+        self._refresh_effective()
+
+    def _refresh_effective(self):
+        kern.override(self._g_plus, self._fault_plus)
+        if self._fault_minus is not None:
+            kern.override(self._g_minus, self._fault_minus)
+        kern.effective_conductance(self._g_plus, self._g_minus, _SIGN_MINUS[self.scheme],
+                                   self._w32, self._row_sum, self.cols)
+
+    def _sync_drift(self):
+        if self.device.drifts and self.time_s != self._g_time_s:
+            self._refresh_all()
+
+    # ------------------------------------------------------------------ views
+    @property
+    def shape(self) -> tuple[int, int]:
+        return (self.rows, self.cols)
+
+    @property
+    def conductance(self) -> np.ndarray:
+        """Conductance of the pulsed devices ``G+`` in siemens, ``(rows, cols)`` (a copy)."""
+        self._sync_drift()
+        return self._g_plus.reshape(self.shape).copy()
+
+    @property
+    def reference_conductance(self) -> np.ndarray | None:
+        """Conductance of the ``G-`` devices (None for the ``"single"`` scheme)."""
+        if self.scheme == "single":
+            return None
+        self._sync_drift()
+        return self._g_minus.reshape(self.shape).copy()
+
+    @property
+    def effective_conductance(self) -> np.ndarray:
+        """Signed conductance ``G+ - G-`` (or ``G``) in siemens, float32 ``(rows, cols)``."""
+        self._sync_drift()
+        return self._w32.copy()
+
+    @property
+    def weight_unit_s(self) -> float:
+        """Conductance of one unit of weight: the device's nominal range."""
+        return self.device.g_max_s - self.device.g_min_s
+
+    @property
+    def weights(self) -> np.ndarray:
+        """Signed effective weights, ``effective_conductance / weight_unit_s``."""
+        return self.effective_conductance / np.float32(self.weight_unit_s)
+
+    @property
+    def faults(self) -> dict[str, np.ndarray]:
+        """Boolean masks ``(rows, cols)`` of stuck-low, stuck-high and dead ``G+`` cells."""
+        f = self._fault_plus.reshape(self.shape)
+        return {"stuck_low": f == self.device.g_min_s,
+                "stuck_high": f == self.device.g_max_s,
+                "dead": f == 0.0}
+
+    # ------------------------------------------------------------------ read
+    def read(self, v, *, noise=True) -> np.ndarray:
+        """Column currents (amperes) for row voltages ``v``.
+
+        ``v`` has shape ``(rows,)`` or ``(batch, rows)``. Float input is in volts; a
+        boolean array drives a row at the device's ``read_voltage_v`` where True and
+        0 V elsewhere (binary inputs need no DAC). Returns float32 currents of shape
+        ``(cols,)`` or ``(batch, cols)``: the differential current ``I+ - I-``.
+        """
+        v = np.asarray(v)
+        if v.ndim not in (1, 2) or v.shape[-1] != self.rows:
+            raise ValueError(f"v must have shape ({self.rows},) or (batch, {self.rows}), got {v.shape}")
+        self._sync_drift()
+        if v.dtype == np.bool_:
+            x = v.astype(np.float32)
+            scale = self.device.read_voltage_v
+            v_squared_rows = x.sum(axis=0) if x.ndim == 2 else x
+            v_squared_rows = v_squared_rows * scale**2
+        else:
+            if v.dtype.kind not in "iuf":
+                raise TypeError(f"v must be a numeric or boolean array, got dtype {v.dtype}")
+            x = v.astype(np.float32, copy=False)
+            if not np.all(np.isfinite(x)):
+                raise ValueError("v must be finite (no NaN or inf)")
+            scale = 1.0
+            v_squared_rows = np.square(x, dtype=np.float64)
+            if x.ndim == 2:
+                v_squared_rows = v_squared_rows.sum(axis=0)
+        currents = x @ self._w32
+        if scale != 1.0:
+            currents *= np.float32(scale)
+        if noise and (self.read_noise_rel > 0 or self.read_noise_a > 0):
+            sigma = np.abs(currents)
+            sigma *= np.float32(self.read_noise_rel)
+            sigma += np.float32(self.read_noise_a)
+            currents += sigma * self.rng.standard_normal(currents.shape, dtype=np.float32)
+        n_reads = 1 if x.ndim == 1 else x.shape[0]
+        energy = self.device.read_time_s * float(v_squared_rows @ self._row_sum)
+        self.ledger.record("read", n_reads, energy)
+        self.time_s += n_reads * self.device.read_time_s
+        return currents
+
+    # ------------------------------------------------------------------ write
+    def _check_counts(self, counts):
+        counts = np.asarray(counts)
+        if counts.shape != self.shape:
+            raise ValueError(f"counts must have shape {self.shape}, got {counts.shape}")
+        if counts.dtype.kind not in "iu":
+            raise TypeError(f"counts must be an integer array (pulses), got dtype {counts.dtype}")
+        return np.ascontiguousarray(counts, dtype=np.int64).ravel()
+
+    def _pulse_flat(self, counts, width, array="plus"):
+        """Apply flat int64 ``counts`` to one array (no validation), book-keep."""
+        up, down, longest = kern.pulse_totals(counts)
+        if longest == 0:
+            return 0, 0
+        seed = int(self.rng.integers(0, 2**32 - 1))
+        state, g = ((self._state_plus, self._g_plus) if array == "plus"
+                    else (self._state_minus, self._g_minus))
+        self._sync_drift()
+        self.device.apply_pulses(state, counts, float(width), seed, g, self.time_s)
+        dev = self.device
+        self.ledger.record("potentiate", up, up * dev.pulse_energy_j(+1) * width)
+        self.ledger.record("depress", down, down * dev.pulse_energy_j(-1) * width)
+        # pulses reach all cells of the array in parallel: the longest train sets the time
+        self.time_s += longest * width * max(dev.pulse_duration_s(+1), dev.pulse_duration_s(-1))
+        return up, down
+
+    def apply_pulses(self, counts, *, width: float = 1.0) -> tuple[int, int]:
+        """Apply signed integer pulses per cell; positive raises the weight.
+
+        ``counts`` has shape ``(rows, cols)``. In the ``"differential"`` scheme the
+        ``G-`` device of each cell gets the opposite pulses. ``width`` scales the
+        nominal pulse duration. Returns the numbers of potentiating and depressing
+        pulses applied to ``G+``.
+        """
+        flat = self._check_counts(counts)
+        width = _check_nonneg("width", width)
+        up, down = self._pulse_flat(flat, width, "plus")
+        if self.scheme == "differential":
+            self._pulse_flat(-flat, width, "minus")
+        self._refresh_effective()
+        return up, down
+
+    def outer_update(self, row_signs, col_pulses, *, width: float = 1.0) -> tuple[int, int]:
+        """In-array outer-product update in one step.
+
+        Row ``i`` is driven with polarity ``row_signs[i]`` in {-1, 0, +1}, column ``j``
+        with a pulse ``col_pulses[j] >= 0`` nominal pulses long, so cell ``(i, j)`` gets
+        ``row_signs[i] * col_pulses[j]`` pulses (DESIGN.md §2, ``ΔG = f(ΔT_j V_i)``).
+        """
+        row_signs = np.asarray(row_signs)
+        col_pulses = np.asarray(col_pulses)
+        if row_signs.shape != (self.rows,):
+            raise ValueError(f"row_signs must have shape ({self.rows},), got {row_signs.shape}")
+        if col_pulses.shape != (self.cols,):
+            raise ValueError(f"col_pulses must have shape ({self.cols},), got {col_pulses.shape}")
+        if row_signs.dtype.kind not in "iuf" or not np.all(np.isin(row_signs, (-1, 0, 1))):
+            raise ValueError("row_signs must hold only -1, 0 and +1")
+        if col_pulses.dtype.kind not in "iu" or np.any(col_pulses < 0):
+            raise ValueError("col_pulses must hold non-negative integers")
+        counts = np.empty(self.rows * self.cols, dtype=np.int64)
+        kern.outer_counts(row_signs.astype(np.int64), col_pulses.astype(np.int64), counts)
+        return self.apply_pulses(counts.reshape(self.shape), width=width)
+
+    def add_conductance(self, delta_s) -> None:
+        """Analogue update ``G+ += delta`` (software-reference devices only).
+
+        Physical devices move by pulses; asking them for an analogue change raises
+        TypeError. In the differential scheme ``G-`` takes ``-delta``.
+        """
+        if not self.device.analog_update:
+            raise TypeError(
+                f"{type(self.device).__name__} moves by pulses only; use apply_pulses or program"
+            )
+        delta = np.asarray(delta_s, dtype=np.float64)
+        if delta.shape != self.shape:
+            raise ValueError(f"delta_s must have shape {self.shape}, got {delta.shape}")
+        if not np.all(np.isfinite(delta)):
+            raise ValueError("delta_s must be finite")
+        flat = np.ascontiguousarray(delta).ravel()
+        self.device.add_conductance(self._state_plus, flat, self._g_plus)
+        if self.scheme == "differential":
+            self.device.add_conductance(self._state_minus, -flat, self._g_minus)
+        self._refresh_effective()
+
+    def program(self, target_s, *, tolerance: float = 0.05, max_pulses: int = 100,
+                array: str = "plus", min_width: float = 1 / 64) -> ProgramResult:
+        """Iterative program-and-verify of one array towards ``target_s`` (siemens).
+
+        Each round reads every cell, and each cell still outside
+        ``|G - target| <= tolerance * target`` gets one pulse towards its target. A
+        cell that overshoots (its direction flips) continues with pulses of half the
+        width, down to ``min_width``. A cell stops after ``max_pulses`` pulses; those
+        still outside tolerance (stuck cells, targets outside the device range) are
+        reported in ``missed``. ``array`` is ``"plus"`` or ``"minus"`` (the reference).
+        """
+        target = np.asarray(target_s, dtype=np.float64)
+        if target.shape == ():
+            target = np.full(self.shape, float(target))
+        if target.shape != self.shape:
+            raise ValueError(f"target_s must be a scalar or of shape {self.shape}, got {target.shape}")
+        if not np.all(np.isfinite(target)) or np.any(target < 0):
+            raise ValueError("target_s must be finite and >= 0 (conductances in siemens)")
+        if not (isinstance(tolerance, Real) and 0 < tolerance < 1):
+            raise ValueError(f"tolerance must lie in (0, 1), got {tolerance!r}")
+        max_pulses = _check_count("max_pulses", max_pulses)
+        if array not in ("plus", "minus") or (array == "minus" and self.scheme == "single"):
+            raise ValueError(f"array must be 'plus' or 'minus' (not for 'single'), got {array!r}")
+        if not 0 < min_width <= 1:
+            raise ValueError(f"min_width must lie in (0, 1], got {min_width!r}")
+
+        t = target.ravel()
+        g = self._g_plus if array == "plus" else self._g_minus
+        n = t.size
+        used = np.zeros(n, dtype=np.int64)
+        width = np.ones(n)
+        last = np.zeros(n, dtype=np.int64)
+        counts = np.zeros(n, dtype=np.int64)
+        for _ in range(max_pulses):
+            self._sync_drift()
+            err = t - g
+            active = (np.abs(err) > tolerance * t) & (used < max_pulses)
+            if not active.any():
+                break
+            direction = np.where(active, np.sign(err).astype(np.int64), 0)
+            flipped = active & (last != 0) & (direction != last)
+            width[flipped] = np.maximum(width[flipped] * 0.5, min_width)
+            last[active] = direction[active]
+            for w in np.unique(width[active]):
+                np.copyto(counts, 0)
+                group = active & (width == w)
+                counts[group] = direction[group]
+                self._pulse_flat(counts, float(w), array)
+                self.ledger.record("verify_read", int(group.sum()),
+                                   self.device.read_time_s * self.device.read_voltage_v**2
+                                   * float(g[group].sum()))
+            kern.override(self._g_plus, self._fault_plus)
+            if self._fault_minus is not None:
+                kern.override(self._g_minus, self._fault_minus)
+            used += active
+        self._refresh_effective()
+        missed = np.abs(t - g) > tolerance * t
+        shape = self.shape
+        return ProgramResult(used.reshape(shape), missed.reshape(shape), g.reshape(shape).copy())
+
+    def program_weights(self, weights, **kwargs) -> ProgramResult:
+        """Program signed weights (units of :attr:`weight_unit_s`).
+
+        ``"reference"``: ``G+`` targets ``G- + w * unit``. ``"differential"``: both
+        devices move symmetrically about mid-range. ``"single"``: ``G = w * unit``.
+        Returns the result for ``G+`` (differential: cells missed in either array).
+        """
+        w = np.asarray(weights, dtype=np.float64)
+        if w.shape != self.shape:
+            raise ValueError(f"weights must have shape {self.shape}, got {w.shape}")
+        if not np.all(np.isfinite(w)):
+            raise ValueError("weights must be finite")
+        unit = self.weight_unit_s
+        if self.scheme == "single":
+            return self.program(np.clip(w * unit, 0, None), **kwargs)
+        if self.scheme == "reference":
+            return self.program(np.clip(self._g_minus.reshape(self.shape) + w * unit, 0, None), **kwargs)
+        mid = 0.5 * (self.device.g_min_s + self.device.g_max_s)
+        plus = self.program(np.clip(mid + 0.5 * w * unit, 0, None), **kwargs)
+        minus = self.program(np.clip(mid - 0.5 * w * unit, 0, None), array="minus", **kwargs)
+        return ProgramResult(plus.pulses + minus.pulses, plus.missed | minus.missed,
+                             plus.conductance_s)
+
+    def wait(self, seconds: float) -> None:
+        """Let time pass (conductance drift of PCM-like devices)."""
+        self.time_s += _check_nonneg("seconds", seconds)
+
+    # ------------------------------------------------------------------ persistence
+    def state_dict(self) -> tuple[dict, dict]:
+        """``(arrays, metadata)``: numpy arrays and a JSON-ready dict that restore it."""
+        arrays = {"state_plus": self._state_plus, "fault_plus": self._fault_plus}
+        if self._state_minus is not None:
+            arrays["state_minus"] = self._state_minus
+        if self._fault_minus is not None:
+            arrays["fault_minus"] = self._fault_minus
+        meta = {
+            "rows": self.rows, "cols": self.cols, "scheme": self.scheme,
+            "device": self.device.describe(),
+            "read_noise_rel": self.read_noise_rel, "read_noise_a": self.read_noise_a,
+            "fault_rates": self.fault_rates, "time_s": self.time_s,
+            "rng": json.loads(json.dumps(self.rng.bit_generator.state)),
+            "ledger": self.ledger.as_dict(),
+        }
+        return arrays, meta
+
+    @classmethod
+    def from_state_dict(cls, arrays: dict, meta: dict, *, ledger: EnergyLedger | None = None) -> "Crossbar":
+        """Rebuild a crossbar saved by :meth:`state_dict`; validates shapes."""
+        try:
+            dev_meta = dict(meta["device"])
+            name = dev_meta.pop("device")
+            dev_meta.pop("source", None)
+            device = get_device(name, **dev_meta)
+            xbar = cls(meta["rows"], meta["cols"], device, scheme=meta["scheme"],
+                       read_noise_rel=meta["read_noise_rel"], read_noise_a=meta["read_noise_a"],
+                       seed=0, ledger=ledger)
+        except KeyError as exc:
+            raise ValueError(f"crossbar metadata lacks {exc}") from None
+        n = xbar.rows * xbar.cols
+        expected = {"state_plus": xbar._state_plus.shape, "fault_plus": (n,)}
+        if xbar._state_minus is not None:
+            expected["state_minus"] = xbar._state_minus.shape
+        if xbar.scheme == "differential":
+            expected["fault_minus"] = (n,)
+        for key, shape in expected.items():
+            if key not in arrays:
+                raise ValueError(f"crossbar arrays lack {key!r}")
+            if arrays[key].shape != shape:
+                raise ValueError(f"crossbar array {key!r} has shape {arrays[key].shape}, expected {shape}")
+        xbar._state_plus = np.array(arrays["state_plus"], dtype=np.float64)
+        xbar._fault_plus = np.array(arrays["fault_plus"], dtype=np.float64)
+        if "state_minus" in expected:
+            xbar._state_minus = np.array(arrays["state_minus"], dtype=np.float64)
+        if "fault_minus" in expected:
+            xbar._fault_minus = np.array(arrays["fault_minus"], dtype=np.float64)
+        xbar.fault_rates = dict(meta["fault_rates"])
+        xbar.time_s = float(meta["time_s"])
+        xbar.rng.bit_generator.state = meta["rng"]
+        if ledger is None:
+            xbar.ledger = EnergyLedger.from_dict(meta["ledger"])
+        xbar._refresh_all()
+        return xbar
+
+    def __repr__(self) -> str:
+        return (f"Crossbar({self.rows}x{self.cols}, {type(self.device).__name__}, "
+                f"scheme={self.scheme!r})")

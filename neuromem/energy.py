@@ -1,0 +1,82 @@
+"""Per-operation energy ledger.
+
+Every part of the simulated hardware (crossbar reads, programming pulses, counter
+increments, neuron decisions) records what it did here, so a run can answer "how many
+pulses and how much energy" without guessing afterwards.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+
+#: Digital reference costs at 45 nm, 16-bit operand (Horowitz, ISSCC 2014, as quoted in
+#: DESIGN.md §2 "Energy"). Used as defaults of the periphery below.
+ADD_16BIT_J = 0.18e-12
+SRAM_LOAD_J = 11e-12
+DRAM_LOAD_J = 640e-12
+
+
+@dataclass
+class Entry:
+    count: int = 0
+    energy_j: float = 0.0
+
+
+class EnergyLedger:
+    """Counts of operations and their energy in joules, by operation name.
+
+    >>> ledger = EnergyLedger()
+    >>> ledger.record("read", 2, 1e-12)
+    >>> ledger.total_j
+    1e-12
+    """
+
+    def __init__(self) -> None:
+        self._entries: dict[str, Entry] = defaultdict(Entry)
+
+    def record(self, operation: str, count: int, energy_j: float) -> None:
+        """Add ``count`` operations costing ``energy_j`` joules in all."""
+        if count < 0 or energy_j < 0:
+            raise ValueError(
+                f"EnergyLedger.record: count and energy_j must be >= 0, got {count}, {energy_j}"
+            )
+        entry = self._entries[operation]
+        entry.count += int(count)
+        entry.energy_j += float(energy_j)
+
+    def count(self, operation: str) -> int:
+        return self._entries[operation].count if operation in self._entries else 0
+
+    def energy_j(self, operation: str) -> float:
+        return self._entries[operation].energy_j if operation in self._entries else 0.0
+
+    @property
+    def operations(self) -> list[str]:
+        return sorted(self._entries)
+
+    @property
+    def total_j(self) -> float:
+        return sum(e.energy_j for e in self._entries.values())
+
+    def as_dict(self) -> dict:
+        """JSON-ready summary: ``{operation: {"count": n, "energy_j": e}, "total_j": t}``."""
+        out = {k: {"count": e.count, "energy_j": e.energy_j} for k, e in sorted(self._entries.items())}
+        out["total_j"] = self.total_j
+        return out
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "EnergyLedger":
+        ledger = cls()
+        for key, value in data.items():
+            if key == "total_j":
+                continue
+            ledger.record(key, int(value["count"]), float(value["energy_j"]))
+        return ledger
+
+    def reset(self) -> None:
+        self._entries.clear()
+
+    def __repr__(self) -> str:
+        parts = ", ".join(f"{k}: {e.count} ops {e.energy_j:.3g} J" for k, e in sorted(self._entries.items()))
+        return f"EnergyLedger({parts}; total {self.total_j:.3g} J)"

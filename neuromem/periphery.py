@@ -1,0 +1,219 @@
+"""Circuits around the array: binary stochastic neurons and digital counters.
+
+Nothing here needs an ADC or an analogue nonlinear function:
+
+* :class:`ComparatorNeuron` fires when its column current beats a logistic-distributed
+  random reference, ``1[I > I0 ln(u / (1 - u))]``, which fires with probability
+  ``sigmoid(I / I0)`` (Wang et al., Nat. Electron. 5, 870, 2022; DESIGN.md §2).
+* :class:`PBitNeuron` is the stochastic-MTJ p-bit, ``m = sgn(tanh(x / 2) - r)`` with
+  ``r ~ U(-1, 1)`` and ``x = I / I0``, so ``P(m = +1) = sigmoid(x)``
+  (Camsari et al., Appl. Phys. Rev. 6, 011305, 2019).
+* :class:`DigitalCounter` accumulates integer contrastive-divergence statistics per cell
+  and emits a pulse when the count crosses a threshold (the "CDacc" rule of Wang 2022).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+from .energy import ADD_16BIT_J, EnergyLedger
+
+# ---------------------------------------------------------------------------- kernels
+
+
+@njit(cache=True)
+def comparator_kernel(current, current_scale, seed, out):
+    """``out = 1[I > I0 * logit(u)]`` elementwise; ``u ~ U(0, 1)``."""
+    np.random.seed(seed)
+    flat_i = current.ravel()
+    flat_o = out.ravel()
+    for k in range(flat_i.size):
+        u = np.random.random()
+        # u == 0 gives -inf threshold (always fires), as the limit of the formula
+        if u <= 0.0:
+            flat_o[k] = 1
+        else:
+            flat_o[k] = 1 if flat_i[k] > current_scale * math.log(u / (1.0 - u)) else 0
+
+
+@njit(cache=True)
+def pbit_kernel(current, current_scale, seed, out):
+    """``out = (sgn(tanh(I / (2 I0)) - r) + 1) / 2`` elementwise; ``r ~ U(-1, 1)``."""
+    np.random.seed(seed)
+    flat_i = current.ravel()
+    flat_o = out.ravel()
+    half_inverse_scale = 0.5 / current_scale
+    for k in range(flat_i.size):
+        r = 2.0 * np.random.random() - 1.0
+        flat_o[k] = 1 if math.tanh(flat_i[k] * half_inverse_scale) > r else 0
+
+
+@njit(cache=True)
+def counter_kernel(count, delta, threshold, max_pulses, pulses):
+    """Accumulate-and-threshold (DESIGN.md §2, "CDacc").
+
+    ``C += delta``; ``n = trunc(C / threshold)``; ``C -= n * threshold``; the cell gets
+    ``sign(n) * min(|n|, max_pulses)`` pulses. ``max_pulses = 1`` is the published rule
+    (one pulse even when ``|n| >= 2``). Returns the number of cells that got pulses.
+    """
+    c = count.ravel()
+    d = delta.ravel()
+    p = pulses.ravel()
+    n_pulsed = 0
+    for k in range(c.size):
+        step = int(d[k])
+        if step != d[k]:  # NaN and fractions land here: counters are digital
+            raise ValueError("delta must hold finite integers (counters are digital)")
+        value = c[k] + step
+        n = int(value / threshold)  # truncation toward zero, as C's trunc
+        if n != 0:
+            value -= n * threshold
+            if n > max_pulses:
+                n = max_pulses
+            elif n < -max_pulses:
+                n = -max_pulses
+            n_pulsed += 1
+        c[k] = value
+        p[k] = n
+    return n_pulsed
+
+
+# ---------------------------------------------------------------------------- classes
+
+
+def _check_scale(current_scale_a):
+    if not isinstance(current_scale_a, (int, float)) or isinstance(current_scale_a, bool):
+        raise TypeError(f"current_scale_a must be a number, got {type(current_scale_a).__name__}")
+    if not (current_scale_a > 0 and math.isfinite(current_scale_a)):
+        raise ValueError(f"current_scale_a must be finite and > 0, got {current_scale_a!r}")
+
+
+def _as_currents(current):
+    arr = np.asarray(current, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise ValueError("current must be finite (no NaN or inf)")
+    return arr
+
+
+class _StochasticNeuron:
+    """Shared plumbing: RNG, ledger, validation. Subclasses set the kernel."""
+
+    operation = "neuron"
+    _kernel = None
+
+    def __init__(self, current_scale_a=1e-6, *, decision_energy_j=50e-15, seed=None,
+                 ledger: EnergyLedger | None = None):
+        _check_scale(current_scale_a)
+        if not decision_energy_j >= 0:
+            raise ValueError(f"decision_energy_j must be >= 0, got {decision_energy_j!r}")
+        self.current_scale_a = float(current_scale_a)
+        self.decision_energy_j = float(decision_energy_j)
+        self.rng = np.random.default_rng(seed)
+        self.ledger = ledger if ledger is not None else EnergyLedger()
+
+    def probability(self, current) -> np.ndarray:
+        """Firing probability ``sigmoid(I / I0)``."""
+        x = _as_currents(current) / self.current_scale_a
+        return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
+
+    def sample(self, current, out=None) -> np.ndarray:
+        """One binary decision per current (uint8 0/1, or into ``out``)."""
+        current = np.asarray(current)
+        if current.dtype not in (np.float32, np.float64):
+            current = current.astype(np.float64)
+        if out is None:
+            out = np.empty(current.shape, dtype=np.uint8)
+        elif out.shape != current.shape:
+            raise ValueError(f"out has shape {out.shape}, current has {current.shape}")
+        seed = int(self.rng.integers(0, 2**32 - 1))
+        type(self)._kernel(np.ascontiguousarray(current), self.current_scale_a, seed, out)
+        self.ledger.record(self.operation, current.size, current.size * self.decision_energy_j)
+        return out
+
+
+class ComparatorNeuron(_StochasticNeuron):
+    """Binary stochastic neuron: one comparator against a logistic random reference.
+
+    Fires with probability ``sigmoid(I / I0)``. ``current_scale_a`` is ``I0``
+    (Wang 2022 code: ``I0 = I_max / (W_max - W_min) = 1 µA``). ``decision_energy_j`` is
+    assumed (50 fJ, a dynamic comparator in a deep-submicron node).
+    """
+
+    operation = "comparator"
+    _kernel = staticmethod(comparator_kernel)
+
+
+class PBitNeuron(_StochasticNeuron):
+    """Stochastic-MTJ p-bit neuron, ``m = sgn(tanh(I / 2 I0) - r)``, r ~ U(-1, 1).
+
+    Same firing probability as the comparator neuron, from device noise instead of a
+    random reference. ``decision_energy_j`` is assumed (50 fJ).
+    """
+
+    operation = "mtj_sample"
+    _kernel = staticmethod(pbit_kernel)
+
+
+class DigitalCounter:
+    """One signed integer counter per cell with the accumulate-and-threshold rule.
+
+    Parameters
+    ----------
+    shape : tuple of int
+        Shape of the counter array (that of the crossbar it drives).
+    threshold : int
+        ``CD_min`` of DESIGN.md §2 (the batch size, 100, in Wang 2022).
+    max_pulses : int
+        Largest pulse count emitted per cell per update. 1 is the published rule;
+        larger values give pulses proportional to the count (still no ADC).
+    increment_energy_j : float
+        Energy of one counter increment (default: a 16-bit add at 45 nm, 0.18 pJ).
+    """
+
+    operation = "counter_increment"
+
+    def __init__(self, shape, threshold: int = 100, *, max_pulses: int = 1,
+                 increment_energy_j: float = ADD_16BIT_J, ledger: EnergyLedger | None = None):
+        shape = tuple(int(s) for s in np.atleast_1d(shape))
+        if any(s <= 0 for s in shape):
+            raise ValueError(f"shape must be positive, got {shape}")
+        for name, value in (("threshold", threshold), ("max_pulses", max_pulses)):
+            if not isinstance(value, (int, np.integer)) or isinstance(value, bool):
+                raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+            if value < 1:
+                raise ValueError(f"{name} must be >= 1, got {value}")
+        if not increment_energy_j >= 0:
+            raise ValueError(f"increment_energy_j must be >= 0, got {increment_energy_j!r}")
+        self.shape = shape
+        self.threshold = int(threshold)
+        self.max_pulses = int(max_pulses)
+        self.increment_energy_j = float(increment_energy_j)
+        self.count = np.zeros(shape, dtype=np.int64)
+        self._pulses = np.zeros(shape, dtype=np.int64)
+        self.ledger = ledger if ledger is not None else EnergyLedger()
+
+    def update(self, delta, n_increments: int | None = None) -> np.ndarray:
+        """Add integer ``delta`` to the counters; return the signed pulses to apply.
+
+        ``n_increments`` is how many unit increments the hardware performed to build
+        ``delta`` (each ``v h`` product of the batch is one); it defaults to
+        ``sum(|delta|)``, a lower bound. The returned array is reused by the next call.
+        """
+        delta = np.asarray(delta)
+        if delta.shape != self.shape:
+            raise ValueError(f"delta has shape {delta.shape}, counter has {self.shape}")
+        if delta.dtype.kind not in "iuf":
+            raise TypeError(f"delta must be a numeric array, got dtype {delta.dtype}")
+        if delta.dtype.kind == "u":
+            delta = delta.astype(np.int64)
+        counter_kernel(self.count, delta, self.threshold, self.max_pulses, self._pulses)
+        if n_increments is None:
+            n_increments = int(np.abs(delta).sum())
+        self.ledger.record(self.operation, n_increments, n_increments * self.increment_energy_j)
+        return self._pulses
+
+    def reset(self) -> None:
+        self.count[...] = 0
