@@ -5,13 +5,15 @@ from numba import njit
 
 
 @njit(cache=True)
-def effective_conductance(g_plus, g_minus, sign_minus, out32, row_sum, cols):
-    """``out32 = g_plus - sign_minus * g_minus`` (float32) and per-row total conductance.
+def effective_conductance(g_plus, g_minus, sign_minus, out32, row_sum, col_sum):
+    """``out32 = g_plus - sign_minus * g_minus`` (float32) and per-line total conductance.
 
-    ``row_sum[i]`` is the sum over the row of every device's conductance (both arrays),
-    what a read of that row dissipates per volt squared.
+    ``row_sum[i]`` (``col_sum[j]``) is the sum over the row (column) of every device's
+    conductance, both arrays: what driving that line dissipates per volt squared.
     """
     flat = out32.ravel()
+    cols = col_sum.size
+    col_sum[:] = 0.0
     for i in range(row_sum.size):
         total = 0.0
         base = i * cols
@@ -20,7 +22,9 @@ def effective_conductance(g_plus, g_minus, sign_minus, out32, row_sum, cols):
             gp = g_plus[k]
             gm = g_minus[k]
             flat[k] = gp - sign_minus * gm
-            total += gp + abs(sign_minus) * gm
+            both = gp + abs(sign_minus) * gm
+            total += both
+            col_sum[j] += both
         row_sum[i] = total
 
 

@@ -129,6 +129,7 @@ class Crossbar:
         self._g_minus = np.zeros(n)
         self._w32 = np.empty((self.rows, self.cols), dtype=np.float32)
         self._row_sum = np.empty(self.rows)
+        self._col_sum = np.empty(self.cols)
         self._refresh_all()
 
     # ------------------------------------------------------------------ faults & caches
@@ -156,7 +157,7 @@ class Crossbar:
         if self._fault_minus is not None:
             kern.override(self._g_minus, self._fault_minus)
         kern.effective_conductance(self._g_plus, self._g_minus, _SIGN_MINUS[self.scheme],
-                                   self._w32, self._row_sum, self.cols)
+                                   self._w32, self._row_sum, self._col_sum)
 
     def _sync_drift(self):
         if self.device.drifts and self.time_s != self._g_time_s:
@@ -206,34 +207,51 @@ class Crossbar:
                 "dead": f == 0.0}
 
     # ------------------------------------------------------------------ read
-    def read(self, v, *, noise=True) -> np.ndarray:
-        """Column currents (amperes) for row voltages ``v``.
+    def read(self, v, *, binary: bool | None = None, noise: bool = True) -> np.ndarray:
+        """Column currents (amperes) for row voltages ``v`` (forward read).
 
-        ``v`` has shape ``(rows,)`` or ``(batch, rows)``. Float input is in volts; a
-        boolean array drives a row at the device's ``read_voltage_v`` where True and
-        0 V elsewhere (binary inputs need no DAC). Returns float32 currents of shape
-        ``(cols,)`` or ``(batch, cols)``: the differential current ``I+ - I-``.
+        ``v`` has shape ``(rows,)`` or ``(batch, rows)``. By default float input is in
+        volts; with ``binary=True`` (the default for boolean arrays) a 0/1 input drives
+        its row at the device's ``read_voltage_v`` or leaves it at 0 V, so binary
+        inputs need no DAC. Returns float32 currents of shape ``(cols,)`` or
+        ``(batch, cols)``: the differential current ``I+ - I-`` of each column.
         """
+        return self._read(v, binary, noise, backward=False)
+
+    def read_back(self, v, *, binary: bool | None = None, noise: bool = True) -> np.ndarray:
+        """Row currents for column voltages ``v`` of shape ``(cols,)`` or ``(batch, cols)``.
+
+        A passive array conducts both ways: driving the columns and sensing the rows
+        computes ``v @ G.T`` on the same devices (the downward pass of an RBM).
+        """
+        return self._read(v, binary, noise, backward=True)
+
+    def _read(self, v, binary, noise, backward):
         v = np.asarray(v)
-        if v.ndim not in (1, 2) or v.shape[-1] != self.rows:
-            raise ValueError(f"v must have shape ({self.rows},) or (batch, {self.rows}), got {v.shape}")
+        n_in = self.cols if backward else self.rows
+        if v.ndim not in (1, 2) or v.shape[-1] != n_in:
+            raise ValueError(f"v must have shape ({n_in},) or (batch, {n_in}), got {v.shape}")
+        if v.dtype.kind not in "biuf":
+            raise TypeError(f"v must be a numeric or boolean array, got dtype {v.dtype}")
+        if binary is None:
+            binary = v.dtype == np.bool_
         self._sync_drift()
-        if v.dtype == np.bool_:
-            x = v.astype(np.float32)
+        x = v.astype(np.float32, copy=False)
+        if binary:
+            if v.dtype != np.bool_ and np.any((x != 0) & (x != 1)):
+                raise ValueError("binary=True needs v to hold only 0 and 1")
             scale = self.device.read_voltage_v
-            v_squared_rows = x.sum(axis=0) if x.ndim == 2 else x
-            v_squared_rows = v_squared_rows * scale**2
         else:
-            if v.dtype.kind not in "iuf":
-                raise TypeError(f"v must be a numeric or boolean array, got dtype {v.dtype}")
-            x = v.astype(np.float32, copy=False)
             if not np.all(np.isfinite(x)):
                 raise ValueError("v must be finite (no NaN or inf)")
             scale = 1.0
-            v_squared_rows = np.square(x, dtype=np.float64)
-            if x.ndim == 2:
-                v_squared_rows = v_squared_rows.sum(axis=0)
-        currents = x @ self._w32
+        # every driven line dissipates V^2 times the total conductance on it
+        drive = x.sum(axis=0) if (binary and x.ndim == 2) else np.square(x, dtype=np.float64)
+        if not binary and x.ndim == 2:
+            drive = drive.sum(axis=0)
+        line_sum = self._col_sum if backward else self._row_sum
+        energy = self.device.read_time_s * scale**2 * float(drive @ line_sum)
+        currents = x @ (self._w32.T if backward else self._w32)
         if scale != 1.0:
             currents *= np.float32(scale)
         if noise and (self.read_noise_rel > 0 or self.read_noise_a > 0):
@@ -242,7 +260,6 @@ class Crossbar:
             sigma += np.float32(self.read_noise_a)
             currents += sigma * self.rng.standard_normal(currents.shape, dtype=np.float32)
         n_reads = 1 if x.ndim == 1 else x.shape[0]
-        energy = self.device.read_time_s * float(v_squared_rows @ self._row_sum)
         self.ledger.record("read", n_reads, energy)
         self.time_s += n_reads * self.device.read_time_s
         return currents
