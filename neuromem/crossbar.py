@@ -30,6 +30,8 @@ from .devices import Device, get_device
 from .energy import EnergyLedger
 
 SCHEMES = ("reference", "differential", "single")
+#: fault kinds, coded 1, 2, 3 in the fault-kind arrays (0 = healthy)
+FAULT_KINDS = ("stuck_low", "stuck_high", "dead")
 _SIGN_MINUS = {"reference": 1.0, "differential": 1.0, "single": 0.0}
 
 
@@ -123,8 +125,8 @@ class Crossbar:
         else:
             # the reference/minus devices come from the same population
             self._state_minus = self.device.init_state(n, self.rng)
-        self._fault_plus = self._draw_faults(n)
-        self._fault_minus = self._draw_faults(n) if scheme == "differential" else None
+        self._fault_plus, self._fault_kind_plus = self._draw_faults(n)
+        self._fault_minus = self._draw_faults(n)[0] if scheme == "differential" else None
         self._g_plus = np.empty(n)
         self._g_minus = np.zeros(n)
         self._w32 = np.empty((self.rows, self.cols), dtype=np.float32)
@@ -134,15 +136,32 @@ class Crossbar:
 
     # ------------------------------------------------------------------ faults & caches
     def _draw_faults(self, n):
+        """Fault conductances (NaN = healthy) and fault kinds (0 = healthy, see FAULT_KINDS).
+
+        The kind is kept apart from the value: with ``g_min_s == 0`` a stuck-low cell and
+        a dead cell read the same 0 S, but they are different faults.
+        """
         fault = np.full(n, np.nan)
+        kind = np.zeros(n, dtype=np.int8)
         u = self.rng.random(n)
         lo = self.fault_rates["stuck_low_rate"]
         hi = lo + self.fault_rates["stuck_high_rate"]
         dead = hi + self.fault_rates["dead_rate"]
-        fault[u < lo] = self.device.g_min_s
-        fault[(u >= lo) & (u < hi)] = self.device.g_max_s
-        fault[(u >= hi) & (u < dead)] = 0.0
-        return fault
+        kind[u < lo] = 1
+        kind[(u >= lo) & (u < hi)] = 2
+        kind[(u >= hi) & (u < dead)] = 3
+        fault[kind == 1] = self.device.g_min_s
+        fault[kind == 2] = self.device.g_max_s
+        fault[kind == 3] = 0.0
+        return fault, kind
+
+    def _kinds_from_values(self, fault):
+        """Fault kinds of a fault-value array (for state dicts saved without kinds)."""
+        kind = np.zeros(fault.size, dtype=np.int8)
+        kind[fault == self.device.g_min_s] = 1
+        kind[fault == self.device.g_max_s] = 2
+        kind[(fault == 0.0) & (kind == 0)] = 3
+        return kind
 
     def _refresh_all(self):
         """Recompute every conductance from the device state (after drift or load)."""
@@ -201,10 +220,8 @@ class Crossbar:
     @property
     def faults(self) -> dict[str, np.ndarray]:
         """Boolean masks ``(rows, cols)`` of stuck-low, stuck-high and dead ``G+`` cells."""
-        f = self._fault_plus.reshape(self.shape)
-        return {"stuck_low": f == self.device.g_min_s,
-                "stuck_high": f == self.device.g_max_s,
-                "dead": f == 0.0}
+        kind = self._fault_kind_plus.reshape(self.shape)
+        return {name: kind == code for code, name in enumerate(FAULT_KINDS, start=1)}
 
     # ------------------------------------------------------------------ read
     def read(self, v, *, binary: bool | None = None, noise: bool = True) -> np.ndarray:
@@ -437,12 +454,16 @@ class Crossbar:
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> tuple[dict, dict]:
-        """``(arrays, metadata)``: numpy arrays and a JSON-ready dict that restore it."""
-        arrays = {"state_plus": self._state_plus, "fault_plus": self._fault_plus}
+        """``(arrays, metadata)``: numpy arrays and a JSON-ready dict that restore it.
+
+        A snapshot: the arrays are copies, later pulses do not change them.
+        """
+        arrays = {"state_plus": self._state_plus.copy(), "fault_plus": self._fault_plus.copy(),
+                  "fault_kind_plus": self._fault_kind_plus.copy()}
         if self._state_minus is not None:
-            arrays["state_minus"] = self._state_minus
+            arrays["state_minus"] = self._state_minus.copy()
         if self._fault_minus is not None:
-            arrays["fault_minus"] = self._fault_minus
+            arrays["fault_minus"] = self._fault_minus.copy()
         meta = {
             "rows": self.rows, "cols": self.cols, "scheme": self.scheme,
             "device": self.device.describe(),
@@ -455,7 +476,12 @@ class Crossbar:
 
     @classmethod
     def from_state_dict(cls, arrays: dict, meta: dict, *, ledger: EnergyLedger | None = None) -> "Crossbar":
-        """Rebuild a crossbar saved by :meth:`state_dict`; validates shapes."""
+        """Rebuild a crossbar saved by :meth:`state_dict`; validates keys and shapes."""
+        required = ["rows", "cols", "scheme", "device", "read_noise_rel", "read_noise_a",
+                    "fault_rates", "time_s", "rng"] + (["ledger"] if ledger is None else [])
+        missing = [key for key in required if key not in meta]
+        if missing:
+            raise ValueError(f"crossbar metadata lacks {missing}")
         try:
             dev_meta = dict(meta["device"])
             name = dev_meta.pop("device")
@@ -472,13 +498,18 @@ class Crossbar:
             expected["state_minus"] = xbar._state_minus.shape
         if xbar.scheme == "differential":
             expected["fault_minus"] = (n,)
+        if "fault_kind_plus" in arrays:  # optional: older state dicts lack it
+            expected["fault_kind_plus"] = (n,)
         for key, shape in expected.items():
             if key not in arrays:
                 raise ValueError(f"crossbar arrays lack {key!r}")
-            if arrays[key].shape != shape:
-                raise ValueError(f"crossbar array {key!r} has shape {arrays[key].shape}, expected {shape}")
+            if np.shape(arrays[key]) != shape:
+                raise ValueError(f"crossbar array {key!r} has shape {np.shape(arrays[key])}, expected {shape}")
         xbar._state_plus = np.array(arrays["state_plus"], dtype=np.float64)
         xbar._fault_plus = np.array(arrays["fault_plus"], dtype=np.float64)
+        xbar._fault_kind_plus = (np.array(arrays["fault_kind_plus"], dtype=np.int8)
+                                 if "fault_kind_plus" in arrays
+                                 else xbar._kinds_from_values(xbar._fault_plus))
         if "state_minus" in expected:
             xbar._state_minus = np.array(arrays["state_minus"], dtype=np.float64)
         if "fault_minus" in expected:
