@@ -1,5 +1,6 @@
 """Device families. Each is a frozen dataclass of parameters plus Numba kernels."""
 from .base import Device, device_classes, get_device
 from .ideal import Ideal
+from .yflash import YFlash
 
-__all__ = ["Device", "device_classes", "get_device", "Ideal"]
+__all__ = ["Device", "device_classes", "get_device", "Ideal", "YFlash"]
