@@ -124,6 +124,8 @@ class _StochasticNeuron:
         current = np.asarray(current)
         if current.dtype not in (np.float32, np.float64):
             current = current.astype(np.float64)
+        if not np.all(np.isfinite(current)):
+            raise ValueError("current must be finite (no NaN or inf)")
         if out is None:
             out = np.empty(current.shape, dtype=np.uint8)
         elif out.shape != current.shape:
@@ -209,6 +211,9 @@ class DigitalCounter:
             raise TypeError(f"delta must be a numeric array, got dtype {delta.dtype}")
         if delta.dtype.kind == "u":
             delta = delta.astype(np.int64)
+        elif delta.dtype.kind == "f" and not np.all(np.isfinite(delta) & (delta == np.trunc(delta))):
+            # checked before the kernel runs, so a rejected update leaves every counter as it was
+            raise ValueError("delta must hold finite integers (counters are digital)")
         counter_kernel(self.count, delta, self.threshold, self.max_pulses, self._pulses)
         if n_increments is None:
             n_increments = int(np.abs(delta).sum())
