@@ -9,11 +9,11 @@ from . import devices
 from .crossbar import Crossbar, ProgramResult
 from .devices import Device, get_device
 from .energy import EnergyLedger
-from .periphery import ComparatorNeuron, DigitalCounter, PBitNeuron
+from .periphery import ComparatorNeuron, DigitalCounter, PBitNeuron, SoftmaxWTA
 
 __version__ = "0.1.0"
 
 __all__ = [
     "Crossbar", "ProgramResult", "Device", "get_device", "devices", "EnergyLedger",
-    "ComparatorNeuron", "PBitNeuron", "DigitalCounter", "__version__",
+    "ComparatorNeuron", "PBitNeuron", "SoftmaxWTA", "DigitalCounter", "__version__",
 ]

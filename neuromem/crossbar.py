@@ -344,25 +344,31 @@ class Crossbar:
         kern.outer_counts(row_signs.astype(np.int64), col_pulses.astype(np.int64), counts)
         return self.apply_pulses(counts.reshape(self.shape), width=width)
 
-    def add_conductance(self, delta_s) -> None:
-        """Analogue update ``G+ += delta`` (software-reference devices only).
+    def add_conductance(self, delta_s, *, array: str = "plus") -> None:
+        """Analogue update of one array (software-reference devices only).
 
-        Physical devices move by pulses; asking them for an analogue change raises
-        TypeError. In the differential scheme ``G-`` takes ``-delta``.
+        ``array="plus"``: ``G+ += delta`` (in the differential scheme ``G-`` takes
+        ``-delta``); ``array="minus"``: ``G- += delta`` alone. Physical devices move by
+        pulses; asking them for an analogue change raises TypeError.
         """
         if not self.device.analog_update:
             raise TypeError(
                 f"{type(self.device).__name__} moves by pulses only; use apply_pulses or program"
             )
+        if array not in ("plus", "minus") or (array == "minus" and self.scheme == "single"):
+            raise ValueError(f"array must be 'plus' or 'minus' (not for 'single'), got {array!r}")
         delta = np.asarray(delta_s, dtype=np.float64)
         if delta.shape != self.shape:
             raise ValueError(f"delta_s must have shape {self.shape}, got {delta.shape}")
         if not np.all(np.isfinite(delta)):
             raise ValueError("delta_s must be finite")
         flat = np.ascontiguousarray(delta).ravel()
-        self.device.add_conductance(self._state_plus, flat, self._g_plus)
-        if self.scheme == "differential":
-            self.device.add_conductance(self._state_minus, -flat, self._g_minus)
+        if array == "minus":
+            self.device.add_conductance(self._state_minus, flat, self._g_minus)
+        else:
+            self.device.add_conductance(self._state_plus, flat, self._g_plus)
+            if self.scheme == "differential":
+                self.device.add_conductance(self._state_minus, -flat, self._g_minus)
         self._refresh_effective()
 
     def program(self, target_s, *, tolerance: float = 0.05, max_pulses: int = 100,

@@ -52,6 +52,30 @@ def pbit_kernel(current, current_scale, seed, out):
 
 
 @njit(cache=True)
+def wta_kernel(current, current_scale, seed, out):
+    """One-hot winner per row of ``current + I0 * Gumbel noise`` (Gumbel-max sampling).
+
+    ``argmax_k(I_k / I0 + g_k)`` with ``g = -ln(-ln u)`` picks ``k`` with probability
+    ``softmax(I / I0)_k``: a softmax unit from a winner-take-all and random offsets.
+    """
+    np.random.seed(seed)
+    rows, cols = current.shape
+    for r in range(rows):
+        best = -np.inf
+        winner = 0
+        for k in range(cols):
+            u = np.random.random()
+            while u <= 0.0:
+                u = np.random.random()
+            score = current[r, k] / current_scale - math.log(-math.log(u))
+            if score > best:
+                best = score
+                winner = k
+            out[r, k] = 0
+        out[r, winner] = 1
+
+
+@njit(cache=True)
 def counter_kernel(count, delta, threshold, max_pulses, pulses):
     """Accumulate-and-threshold (DESIGN.md §2, "CDacc").
 
@@ -157,6 +181,31 @@ class PBitNeuron(_StochasticNeuron):
 
     operation = "mtj_sample"
     _kernel = staticmethod(pbit_kernel)
+
+
+class SoftmaxWTA(_StochasticNeuron):
+    """Softmax (one-hot) unit group: winner-take-all over currents with random offsets.
+
+    Each row of currents ``(batch, k)`` yields a one-hot vector whose index is
+    distributed as ``softmax(I / I0)`` (Gumbel-max trick), so label units of a DBN need
+    neither an ADC nor an exponential circuit. ``decision_energy_j`` is per unit
+    (assumed 50 fJ).
+    """
+
+    operation = "wta"
+    _kernel = staticmethod(wta_kernel)
+
+    def probability(self, current) -> np.ndarray:
+        x = _as_currents(current) / self.current_scale_a
+        x = x - x.max(axis=-1, keepdims=True)
+        e = np.exp(x)
+        return e / e.sum(axis=-1, keepdims=True)
+
+    def sample(self, current, out=None) -> np.ndarray:
+        current = np.asarray(current)
+        if current.ndim != 2:
+            raise ValueError(f"current must have shape (batch, units), got {current.shape}")
+        return super().sample(current, out)
 
 
 class DigitalCounter:
