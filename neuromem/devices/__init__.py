@@ -2,5 +2,9 @@
 from .base import Device, device_classes, get_device
 from .ideal import Ideal
 from .yflash import YFlash
+from .mtj import MTJ
+from .pcm import PCM
+from .softbounds import SoftBounds
+from .vteam import VTEAM
 
-__all__ = ["Device", "device_classes", "get_device", "Ideal", "YFlash"]
+__all__ = ["Device", "device_classes", "get_device", "Ideal", "YFlash", "SoftBounds", "VTEAM", "PCM", "MTJ"]
