@@ -1,0 +1,499 @@
+"""Deep belief network of memristive RBMs (Hinton, Osindero & Teh 2006, on hardware).
+
+Layout (MNIST default): 784-500-500 recognition RBMs, then a top RBM whose visible
+layer is the last hidden layer joined with softmax label units (500 + 10) and whose
+hidden layer has 2000 units. Training:
+
+1. greedy layer-wise contrastive divergence, bottom up, each layer trained on the
+   hidden activities of the one below (sampled to binary by the neurons);
+2. the top RBM on ``[h_last, one-hot label]``; label units are sampled by a
+   winner-take-all with random offsets (a softmax without an exponential circuit);
+3. optional up-down fine-tuning (contrastive wake-sleep): the lower layers get
+   separate generative crossbars (initialised as copies of the recognition weights),
+   trained by the wake phase, while the recognition crossbars are trained by the
+   sleep phase and the top RBM by CD. Delta-rule statistics ``x (s - ŝ)`` use a
+   sampled prediction ``ŝ``, so they are integers that the same digital counters take.
+
+Classification: ``"freeze"`` is a deterministic upward pass of mean activations
+followed by the exact label posterior of the top RBM (free energy per label);
+``"sampling"`` averages label-unit winners over stochastic hardware passes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from numbers import Integral
+from pathlib import Path
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from neuromem import SoftmaxWTA
+
+from .rbm import MemristiveRBM, _jsonable_params, _softplus, program_rbm_weights
+
+FORMAT = "neuromem-dbn"
+FORMAT_VERSION = 1
+INFERENCE = ("freeze", "sampling")
+
+
+class _LabelledRBM(MemristiveRBM):
+    """Top RBM: the last ``n_labels`` visible units form one softmax group."""
+
+    n_labels = 10  # set per instance by the DBN before use
+
+    def _initialize_empty(self, n_features, device):
+        super()._initialize_empty(n_features, device)
+        self._wta = SoftmaxWTA(self.current_scale_a_, seed=int(self._rng.integers(2**31)),
+                               ledger=self.ledger_)
+
+    def _sample_visible(self, currents):
+        n = self._nv - self.n_labels
+        out = np.empty(currents.shape, dtype=np.float32)
+        out[:, :n] = self._sample(currents[:, :n])
+        out[:, n:] = self._wta.sample(np.ascontiguousarray(currents[:, n:]))
+        return out
+
+    def _mean_visible(self, currents):
+        n = self._nv - self.n_labels
+        out = np.empty(currents.shape)
+        out[:, :n] = super()._mean_visible(currents[:, :n])
+        out[:, n:] = self._wta.probability(currents[:, n:])
+        return out
+
+    def get_state(self):
+        arrays, meta = super().get_state()
+        meta["wta_rng"] = self._wta.rng.bit_generator.state
+        meta["n_labels"] = self.n_labels
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays, meta):
+        rbm = super().from_state(arrays, meta)
+        rbm.n_labels = int(meta["n_labels"])
+        rbm._wta.rng.bit_generator.state = meta["wta_rng"]
+        return rbm
+
+    def label_log_posterior(self, h):
+        """Exact ``log p(y | h)`` of the joint top RBM, by the free energy of each label."""
+        w = self._weights_full()
+        n = self._nv - self.n_labels
+        W, U = w[:n, : self.n_components], w[n: self._nv, : self.n_components]
+        c = w[self._nv:, : self.n_components].sum(axis=0)
+        b_y = w[n: self._nv, self.n_components:].sum(axis=1)
+        a = h @ W + c
+        scores = np.stack([b_y[k] + _softplus(a + U[k]).sum(axis=1) for k in range(self.n_labels)], axis=1)
+        scores -= scores.max(axis=1, keepdims=True)
+        return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+
+
+def _check_int(name, value, low):
+    if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+class MemristiveDBN(ClassifierMixin, BaseEstimator):
+    """Deep belief network trained in situ on memristive crossbars.
+
+    Parameters
+    ----------
+    hidden_layer_sizes : tuple of int
+        Sizes of the stacked recognition RBMs (``(500, 500)`` for MNIST).
+    n_top : int
+        Hidden units of the top (associative) RBM (2000).
+    device, neuron, update, cd_k, batch_size :
+        As in :class:`MemristiveRBM`, shared by all layers.
+    n_iter : int
+        Pre-training epochs per layer (also for the top RBM).
+    top_cd_k : int
+        CD steps of the top RBM.
+    n_finetune : int
+        Epochs of up-down fine-tuning (0 = none).
+    finetune_cd_k : int
+        Gibbs steps in the top RBM during fine-tuning.
+    finetune_learning_rate : float
+        Step of the float delta rule when ``update="ideal"``.
+    inference : {"freeze", "sampling"}
+        Classification mode of :meth:`predict` / :meth:`predict_proba`.
+    n_samples : int
+        Stochastic passes averaged in ``"sampling"`` mode.
+    rbm_params : dict or None
+        Extra :class:`MemristiveRBM` parameters for every layer (``weight_range``,
+        ``learning_rate``, ``scheme``, ``reference_level``, ``bias_lines``,
+        ``counter_threshold``, ``max_pulses``, ``persistent``, ``read_noise_rel`` ...).
+    random_state : int or None
+        Seeds the whole network.
+    """
+
+    def __init__(self, hidden_layer_sizes=(500, 500), n_top=2000, *, device="yflash",
+                 neuron="comparator", update="counter", cd_k=1, top_cd_k=1, batch_size=100,
+                 n_iter=10, n_finetune=0, finetune_cd_k=3, finetune_learning_rate=0.01,
+                 inference="freeze", n_samples=10, rbm_params=None, verbose=False,
+                 random_state=None):
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.n_top = n_top
+        self.device = device
+        self.neuron = neuron
+        self.update = update
+        self.cd_k = cd_k
+        self.top_cd_k = top_cd_k
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.n_finetune = n_finetune
+        self.finetune_cd_k = finetune_cd_k
+        self.finetune_learning_rate = finetune_learning_rate
+        self.inference = inference
+        self.n_samples = n_samples
+        self.rbm_params = rbm_params
+        self.verbose = verbose
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ plan
+    def _check_params(self):
+        sizes = tuple(self.hidden_layer_sizes)
+        if not sizes:
+            raise ValueError("hidden_layer_sizes must name at least one layer")
+        for s in sizes:
+            _check_int("hidden_layer_sizes", s, 1)
+        _check_int("n_top", self.n_top, 1)
+        _check_int("n_iter", self.n_iter, 0)
+        _check_int("n_finetune", self.n_finetune, 0)
+        _check_int("top_cd_k", self.top_cd_k, 1)
+        _check_int("finetune_cd_k", self.finetune_cd_k, 1)
+        _check_int("n_samples", self.n_samples, 1)
+        if self.inference not in INFERENCE:
+            raise ValueError(f"inference must be one of {INFERENCE}, got {self.inference!r}")
+        if not (self.finetune_learning_rate > 0 and math.isfinite(self.finetune_learning_rate)):
+            raise ValueError(f"finetune_learning_rate must be > 0, got {self.finetune_learning_rate!r}")
+        if self.rbm_params is not None and not isinstance(self.rbm_params, dict):
+            raise TypeError(f"rbm_params must be a dict or None, got {type(self.rbm_params).__name__}")
+        # an RBM validates the shared parameters (device, neuron, update, ...)
+        self._rbm(0, 1, seed=0)._check_params()
+        return sizes
+
+    def _rbm(self, n_hidden, index, seed, cls=MemristiveRBM, cd_k=None):
+        params = dict(self.rbm_params or {})
+        return cls(max(n_hidden, 1), device=self.device, neuron=self.neuron, update=self.update,
+                   cd_k=cd_k or self.cd_k, batch_size=self.batch_size, n_iter=1,
+                   random_state=seed, **params)
+
+    @property
+    def stages_(self):
+        """Training plan: ``(name, epochs)`` per stage."""
+        sizes = tuple(self.hidden_layer_sizes)
+        plan = [(f"layer{i}", self.n_iter) for i in range(len(sizes))]
+        plan.append(("top", self.n_iter))
+        if self.n_finetune:
+            plan.append(("finetune", self.n_finetune))
+        return plan
+
+    @property
+    def done_(self) -> bool:
+        return self.progress_["stage"] >= len(self.stages_)
+
+    # ------------------------------------------------------------------ training
+    def begin(self, X, y):
+        """Validate data and set up an untrained network (first call of a resumable fit)."""
+        self._check_params()
+        X, y = validate_data(self, X, y, dtype=(np.float64, np.float32))
+        check_classification_targets(y)
+        if X.min() < 0 or X.max() > 1:
+            raise ValueError("X must hold values in [0, 1] (binary pixels or probabilities)")
+        self.classes_ = np.unique(y)
+        if len(self.classes_) < 2:
+            raise ValueError(f"y must hold at least 2 classes, got {len(self.classes_)}")
+        seeds = check_random_state(self.random_state).randint(0, 2**31 - 1, size=16)
+        self._seeds = [int(s) for s in seeds]
+        self._rng = np.random.default_rng(self._seeds[-1])
+        self.layers_ = []
+        self.top_ = None
+        self.generative_ = []
+        self.progress_ = {"stage": 0, "epoch": 0}
+        self.history_ = []
+        self._data_cache = None
+        return X, y
+
+    def _one_hot(self, y):
+        idx = np.searchsorted(self.classes_, y)
+        if np.any(self.classes_[np.minimum(idx, len(self.classes_) - 1)] != y):
+            raise ValueError("y holds labels not seen in fit")
+        out = np.zeros((len(y), len(self.classes_)), dtype=np.float32)
+        out[np.arange(len(y)), idx] = 1
+        return out
+
+    def _up_mean(self, X, n_layers):
+        h = np.asarray(X, dtype=np.float32)
+        for rbm in self.layers_[:n_layers]:
+            h = rbm._mean_hiddens(h).astype(np.float32)
+        return h
+
+    def _stage_input(self, name, X, y):
+        """Training data of a stage (mean activities of the layers below), cached."""
+        key = (name, id(X))
+        if self._data_cache is not None and self._data_cache[0] == key:
+            return self._data_cache[1]
+        if name.startswith("layer"):
+            data = self._up_mean(X, int(name[5:]))
+        else:
+            data = np.hstack([self._up_mean(X, len(self.layers_)), self._one_hot(y)])
+        self._data_cache = (key, data)
+        return data
+
+    def train_epoch(self, X, y):
+        """Run the next epoch of the plan; returns ``(stage_name, epoch)`` just done."""
+        check_is_fitted(self, "progress_")
+        if self.done_:
+            raise RuntimeError("training plan already finished")
+        name, epochs = self.stages_[self.progress_["stage"]]
+        sizes = tuple(self.hidden_layer_sizes)
+        if name.startswith("layer"):
+            i = int(name[5:])
+            data = self._stage_input(name, X, y)
+            if len(self.layers_) == i:
+                rbm = self._rbm(sizes[i], i, self._seeds[i])
+                rbm.partial_fit(data)
+                self.layers_.append(rbm)
+            else:
+                self.layers_[i].partial_fit(data)
+        elif name == "top":
+            data = self._stage_input(name, X, y)
+            if self.top_ is None:
+                top = self._rbm(self.n_top, len(sizes), self._seeds[10], cls=_LabelledRBM,
+                                cd_k=self.top_cd_k)
+                top.n_labels = len(self.classes_)
+                top.partial_fit(data)
+                self.top_ = top
+            else:
+                self.top_.partial_fit(data)
+        else:
+            if not self.generative_:
+                self._untie()
+            self._finetune_epoch(np.asarray(X, dtype=np.float32), self._one_hot(y))
+        done = (name, self.progress_["epoch"])
+        self.progress_["epoch"] += 1
+        if self.progress_["epoch"] >= epochs:
+            self.progress_ = {"stage": self.progress_["stage"] + 1, "epoch": 0}
+            self._data_cache = None
+        return done
+
+    def fit(self, X, y):
+        """Greedy pre-training, top RBM, then optional up-down fine-tuning."""
+        X, y = self.begin(X, y)
+        while not self.done_:
+            stage, epoch = self.train_epoch(X, y)
+            if self.verbose:
+                print(f"[MemristiveDBN] {stage} epoch {epoch + 1}")
+        return self
+
+    # ------------------------------------------------------------------ up-down
+    def _untie(self):
+        """Generative crossbars for the lower layers, programmed as copies of W.T."""
+        for i, rbm in enumerate(self.layers_):
+            gen = self._rbm(rbm.n_features_in_, i, self._seeds[11 + i % 4])
+            gen._initialize_empty(rbm.n_components, gen._check_params())
+            full = rbm._weights_full()
+            nv, nh, nb = rbm.n_features_in_, rbm.n_components, rbm.bias_lines
+            target = np.zeros(gen.crossbar_.shape)
+            target[:nh, :nv] = full[:nv, :nh].T
+            target[nh:, :nv] = full[:nv, nh:].T  # visible biases move to the bias rows
+            program_rbm_weights(gen.crossbar_, target, gen._g_to_w, gen.scheme, gen.reference_level)
+            gen.initial_conductance_ = gen.crossbar_.conductance
+            self.generative_.append(gen)
+
+    @staticmethod
+    def _up(rbm, states):
+        return rbm._sample(rbm._hidden_currents(rbm._with_bias(states)))
+
+    def _delta_update(self, rbm, inputs, targets, predicted_states, predicted_mean):
+        """Delta rule ``x (s - ŝ)`` on one crossbar; ``ŝ`` sampled, or the mean if ideal."""
+        xb = rbm._with_bias(inputs)
+        pred = predicted_mean if rbm.update == "ideal" else predicted_states
+        err = np.zeros((len(inputs), rbm.crossbar_.cols), dtype=np.float32)
+        err[:, : rbm.n_components] = targets - pred
+        stats = xb.T @ err
+        n_incr = int(xb.sum(axis=1) @ np.abs(err).sum(axis=1))
+        if rbm.update == "ideal":
+            saved = rbm.learning_rate, rbm.momentum
+            rbm.learning_rate, rbm.momentum = self.finetune_learning_rate, 0.0
+            rbm._apply_statistics(stats, len(inputs), n_incr)
+            rbm.learning_rate, rbm.momentum = saved
+        else:
+            rbm._apply_statistics(stats, len(inputs), n_incr)
+
+    def _finetune_epoch(self, X, Y):
+        n = len(X)
+        order = self._rng.permutation(n)
+        top = self.top_
+        n_h = top._nv - top.n_labels
+        for start in range(0, n, self.batch_size):
+            idx = order[start: start + self.batch_size]
+            v = self.layers_[0]._binary_input(X[idx])
+            # wake: recognition pass
+            wake = [v]
+            for rbm in self.layers_:
+                wake.append(self._up(rbm, wake[-1]))
+            # top associative memory: CD from [h_top, label]
+            vis0 = np.hstack([wake[-1], Y[idx]]).astype(np.float32)
+            saved_k = top.cd_k
+            top.cd_k = self.finetune_cd_k
+            vis = top._fit_batch(vis0)
+            top.cd_k = saved_k
+            # the negative-phase sample of the top layer starts the sleep pass
+            sleep = [top._binary_input(vis[:, :n_h])]
+            for gen in reversed(self.generative_):
+                sleep.insert(0, self._up(gen, sleep[0]))
+            # generative weights learn to reconstruct the wake states
+            for i, gen in enumerate(self.generative_):
+                mean = gen._mean_hiddens(wake[i + 1])
+                self._delta_update(gen, wake[i + 1], wake[i], self._up(gen, wake[i + 1]), mean)
+            # recognition weights learn to recover the sleep states
+            for i, rbm in enumerate(self.layers_):
+                mean = rbm._mean_hiddens(sleep[i])
+                self._delta_update(rbm, sleep[i], sleep[i + 1], self._up(rbm, sleep[i]), mean)
+
+    # ------------------------------------------------------------------ inference
+    def _check_X(self, X):
+        check_is_fitted(self, "top_")
+        if self.top_ is None:
+            raise ValueError("the DBN has no trained top layer yet")
+        X = validate_data(self, X, reset=False, dtype=(np.float64, np.float32))
+        if X.min() < 0 or X.max() > 1:
+            raise ValueError("X must hold values in [0, 1]")
+        return X
+
+    def predict_proba(self, X, *, inference=None, n_samples=None):
+        """Class probabilities by ``"freeze"`` (exact, deterministic) or ``"sampling"``."""
+        X = self._check_X(X)
+        mode = inference or self.inference
+        if mode not in INFERENCE:
+            raise ValueError(f"inference must be one of {INFERENCE}, got {mode!r}")
+        if mode == "freeze":
+            h = self._up_mean(X, len(self.layers_)).astype(np.float64)
+            return np.exp(self.top_.label_log_posterior(h))
+        top = self.top_
+        n_h = top._nv - top.n_labels
+        counts = np.zeros((len(X), top.n_labels))
+        for _ in range(n_samples or self.n_samples):
+            h = self.layers_[0]._binary_input(X)
+            for rbm in self.layers_:
+                h = self._up(rbm, h)
+            # clamp the top layer's input, start with no label, let the labels settle
+            vis = np.hstack([h, np.zeros((len(X), top.n_labels), np.float32)])
+            for _ in range(2):
+                h3 = self._up(top, vis)
+                label = top._wta.sample(np.ascontiguousarray(
+                    top._visible_currents(top._with_bias(h3))[:, n_h:]))
+                vis[:, n_h:] = label
+            counts += label
+        return counts / counts.sum(axis=1, keepdims=True)
+
+    def predict(self, X, **kwargs):
+        return self.classes_[np.argmax(self.predict_proba(X, **kwargs), axis=1)]
+
+    @property
+    def ledger_total_j(self) -> float:
+        return sum(r.ledger_.total_j for r in self._modules())
+
+    def _modules(self):
+        mods = list(self.layers_)
+        if self.top_ is not None:
+            mods.append(self.top_)
+        return mods + list(self.generative_)
+
+    def energy_report(self) -> dict:
+        """Operation counts and energy summed over every crossbar and its periphery."""
+        total: dict = {}
+        for mod in self._modules():
+            for op, entry in mod.ledger_.as_dict().items():
+                if op == "total_j":
+                    continue
+                acc = total.setdefault(op, {"count": 0, "energy_j": 0.0})
+                acc["count"] += entry["count"]
+                acc["energy_j"] += entry["energy_j"]
+        total["total_j"] = sum(v["energy_j"] for v in total.values())
+        return total
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path) -> Path:
+        """Write a ``.npz`` archive (arrays plus JSON metadata with SHA-256 per array)."""
+        check_is_fitted(self, "progress_")
+        path = Path(path)
+        arrays = {"classes": np.asarray(self.classes_)}
+        modules = {}
+        named = [(f"layer{i}", r) for i, r in enumerate(self.layers_)]
+        if self.top_ is not None:
+            named.append(("top", self.top_))
+        named += [(f"gen{i}", g) for i, g in enumerate(self.generative_)]
+        for name, mod in named:
+            a, m = mod.get_state()
+            modules[name] = m
+            arrays.update({f"{name}/{k}": v for k, v in a.items()})
+        meta = {
+            "format": FORMAT, "version": FORMAT_VERSION,
+            "params": _jsonable_params(self.get_params()),
+            "n_features_in": int(self.n_features_in_),
+            "progress": self.progress_, "history": self.history_,
+            "seeds": self._seeds, "rng": self._rng.bit_generator.state,
+            "modules": modules,
+            "sha256": {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
+                       for k, v in arrays.items()},
+        }
+        arrays["__metadata__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez_compressed(tmp, **arrays)
+        tmp.replace(path)  # atomic: an interrupted save never leaves half a file
+        return path
+
+    @classmethod
+    def load(cls, path) -> "MemristiveDBN":
+        """Read a file written by :meth:`save`; a tampered or foreign file raises ValueError."""
+        from .rbm import _params_from_json
+        path = Path(path)
+        try:
+            with np.load(path, allow_pickle=False) as archive:
+                arrays = {k: archive[k] for k in archive.files}
+        except (OSError, ValueError) as exc:
+            raise ValueError(f"{path} is not a neuromem DBN archive: {exc}") from None
+        if "__metadata__" not in arrays:
+            raise ValueError(f"{path} has no neuromem metadata")
+        try:
+            meta = json.loads(arrays.pop("__metadata__").tobytes().decode())
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise ValueError(f"{path}: metadata is not valid JSON ({exc})") from None
+        if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
+            raise ValueError(f"{path}: format {meta.get('format')!r} v{meta.get('version')!r}, "
+                             f"expected {FORMAT!r} v{FORMAT_VERSION}")
+        hashes = meta.get("sha256", {})
+        if set(hashes) != set(arrays):
+            raise ValueError(f"{path}: arrays {sorted(set(arrays) ^ set(hashes))} do not match the metadata")
+        for key, value in arrays.items():
+            if hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest() != hashes[key]:
+                raise ValueError(f"{path}: array {key!r} fails its checksum (file altered?)")
+        try:
+            dbn = cls(**_params_from_json(meta["params"]))
+            dbn.hidden_layer_sizes = tuple(dbn.hidden_layer_sizes)
+            dbn.n_features_in_ = int(meta["n_features_in"])
+            dbn.classes_ = arrays["classes"]
+            dbn.progress_ = dict(meta["progress"])
+            dbn.history_ = list(meta["history"])
+            dbn._seeds = list(meta["seeds"])
+            dbn._rng = np.random.default_rng(0)
+            dbn._rng.bit_generator.state = meta["rng"]
+            dbn._data_cache = None
+            dbn.layers_, dbn.top_, dbn.generative_ = [], None, []
+            for name, mod_meta in meta["modules"].items():
+                sub = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(name + "/")}
+                if name == "top":
+                    dbn.top_ = _LabelledRBM.from_state(sub, mod_meta)
+                elif name.startswith("layer"):
+                    dbn.layers_.append(MemristiveRBM.from_state(sub, mod_meta))
+                else:
+                    dbn.generative_.append(MemristiveRBM.from_state(sub, mod_meta))
+        except KeyError as exc:
+            raise ValueError(f"{path}: metadata lacks {exc}") from None
+        return dbn

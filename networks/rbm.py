@@ -1,0 +1,520 @@
+"""Restricted Boltzmann machine trained in situ on a memristive crossbar.
+
+The weights *and* both biases live in one :class:`neuromem.Crossbar` of shape
+``(n_visible + bias_lines, n_hidden + bias_lines)``: the extra rows are driven by a
+constant 1 in the upward pass (hidden biases), the extra columns in the downward pass
+(visible biases). Units are binary stochastic neurons (a comparator against a logistic
+random reference, or an MTJ p-bit) that see the column current directly: no ADC, no
+sigmoid circuit. Learning follows contrastive divergence with the statistics
+``v0 h0 - vk hk`` accumulated in integer counters that fire programming pulses
+(Wang et al., Nat. Electron. 5, 870, 2022; DESIGN.md §2).
+
+Weight units: the hidden input is ``x = I / I0`` with ``I0 = V_read * g_range /
+weight_range``, so a conductance difference spanning the device range ``g_range`` is
+``weight_range`` units of weight (3 in Wang 2022: ``I0 = 3 µA / 3``).
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, TransformerMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from neuromem import ComparatorNeuron, Crossbar, DigitalCounter, EnergyLedger, PBitNeuron, get_device
+
+NEURONS = {"comparator": ComparatorNeuron, "mtj": PBitNeuron}
+UPDATES = ("counter", "proportional", "ideal")
+
+
+def _sigmoid(x):
+    return 0.5 * (1.0 + np.tanh(0.5 * x))
+
+
+def _softplus(x):
+    return np.logaddexp(0.0, x)
+
+
+def _jsonable_params(params: dict) -> dict:
+    out = {}
+    for key, value in params.items():
+        if hasattr(value, "describe"):  # a Device instance
+            out[key] = {"__device__": value.describe()}
+        elif isinstance(value, np.integer):
+            out[key] = int(value)
+        elif isinstance(value, np.floating):
+            out[key] = float(value)
+        elif isinstance(value, tuple):
+            out[key] = list(value)
+        else:
+            out[key] = value
+    return out
+
+
+def _params_from_json(params: dict) -> dict:
+    out = dict(params)
+    for key, value in params.items():
+        if isinstance(value, dict) and "__device__" in value:
+            spec = dict(value["__device__"])
+            name = spec.pop("device")
+            spec.pop("source", None)
+            out[key] = get_device(name, **spec)
+    return out
+
+
+def program_rbm_weights(xbar, weights, g_to_w, scheme, reference_level):
+    """Program a crossbar to ``weights`` (RBM weight units, ``w = G_eff * g_to_w``).
+
+    The reference (or both) devices sit at ``reference_level`` of the device range.
+    Analogue devices are set exactly; physical devices by program-and-verify (5 %
+    tolerance), so the result carries the device's programming error.
+    """
+    dev = xbar.device
+    delta_g = np.asarray(weights, dtype=np.float64) / g_to_w
+    level = dev.g_min_s + reference_level * (dev.g_max_s - dev.g_min_s)
+    if dev.analog_update:
+        if scheme == "reference":
+            xbar.add_conductance(level - xbar.reference_conductance, array="minus")
+            xbar.add_conductance(xbar.reference_conductance + delta_g - xbar.conductance)
+        else:
+            xbar.add_conductance(level + 0.5 * delta_g - xbar.conductance)
+            xbar.add_conductance(level - 0.5 * delta_g - xbar.reference_conductance, array="minus")
+        return
+    if scheme == "reference":
+        xbar.program(np.full(xbar.shape, level), array="minus", tolerance=0.05, max_pulses=200)
+        target = np.clip(xbar.reference_conductance + delta_g, dev.g_min_s, dev.g_max_s)
+        xbar.program(target, tolerance=0.05, max_pulses=200)
+    else:
+        xbar.program(np.clip(level + 0.5 * delta_g, dev.g_min_s, dev.g_max_s),
+                     tolerance=0.05, max_pulses=200)
+        xbar.program(np.clip(level - 0.5 * delta_g, dev.g_min_s, dev.g_max_s),
+                     array="minus", tolerance=0.05, max_pulses=200)
+
+
+class MemristiveRBM(TransformerMixin, BaseEstimator):
+    """Bernoulli RBM whose parameters are conductances of a simulated 1R crossbar.
+
+    Follows scikit-learn's ``BernoulliRBM`` contract (``fit``, ``partial_fit``,
+    ``transform``, ``gibbs``, ``score_samples``; ``components_``,
+    ``intercept_hidden_``, ``intercept_visible_`` in weight units).
+
+    Parameters
+    ----------
+    n_components : int
+        Number of hidden units.
+    device : str or neuromem.devices.Device
+        Synapse device (``"ideal"`` is the software reference).
+    neuron : {"comparator", "mtj"}
+        Binary stochastic neuron: comparator against a logistic random reference, or
+        stochastic-MTJ p-bit.
+    update : {"counter", "proportional", "ideal"}
+        ``"counter"``: Wang 2022's accumulate-and-threshold rule, one pulse per
+        crossing. ``"proportional"``: the same counters but ``trunc(C / threshold)``
+        pulses (up to ``max_pulses``) per update, so large statistics move the weight
+        further; still no ADC (pulse count from a digital counter). ``"ideal"``:
+        float gradient with momentum (software reference; needs an analogue device,
+        i.e. ``device="ideal"``).
+    cd_k : int
+        Gibbs steps of contrastive divergence.
+    persistent : bool
+        Persistent CD: negative chains continue across batches instead of restarting
+        at the data.
+    batch_size, n_iter : int
+        Mini-batch size and epochs.
+    counter_threshold : int or None
+        ``CD_min`` of the counters (default: see :attr:`counter_threshold_`).
+    max_pulses : int
+        Cap of the ``"proportional"`` rule.
+    learning_rate, momentum, weight_decay : float
+        Only for ``update="ideal"``.
+    scheme : {"reference", "differential"}
+        Signed weights as ``G+ - G_ref`` or as a push-pull pair.
+    weight_range : float
+        Weight units spanned by the device's conductance range (sets ``I0``).
+    reference_level : float
+        Where, as a fraction of the device range, the reference ``G-`` devices (and
+        the initial ``G+``) are programmed.
+    bias_lines : int
+        Bias rows/columns per bias (driven together, so a bias spans
+        ``bias_lines * weight_range / 2`` units).
+    init_std : float
+        Standard deviation of the initial weights (weight units), programmed by
+        program-and-verify.
+    read_noise_rel : float
+        Relative read noise of every column current.
+    verbose : bool
+        Print the pseudo-likelihood after each epoch.
+    random_state : int, RandomState or None
+        Seeds everything: device spread, neuron noise, batches.
+    """
+
+    def __init__(self, n_components=256, *, device="ideal", neuron="comparator",
+                 update="counter", cd_k=1, persistent=False, batch_size=100, n_iter=10,
+                 counter_threshold=None, max_pulses=4, learning_rate=0.05, momentum=0.5,
+                 weight_decay=2e-4, scheme="reference", weight_range=3.0,
+                 reference_level=0.5, bias_lines=1, init_std=0.01, read_noise_rel=0.0,
+                 verbose=False, random_state=None):
+        self.n_components = n_components
+        self.device = device
+        self.neuron = neuron
+        self.update = update
+        self.cd_k = cd_k
+        self.persistent = persistent
+        self.batch_size = batch_size
+        self.n_iter = n_iter
+        self.counter_threshold = counter_threshold
+        self.max_pulses = max_pulses
+        self.learning_rate = learning_rate
+        self.momentum = momentum
+        self.weight_decay = weight_decay
+        self.scheme = scheme
+        self.weight_range = weight_range
+        self.reference_level = reference_level
+        self.bias_lines = bias_lines
+        self.init_std = init_std
+        self.read_noise_rel = read_noise_rel
+        self.verbose = verbose
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ validation
+    def _check_params(self):
+        def integer(name, low):
+            value = getattr(self, name)
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
+                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+        def real(name, low, high=math.inf, low_open=False):
+            value = getattr(self, name)
+            if not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            if value < low or value > high or (low_open and value == low):
+                raise ValueError(f"{name} must lie in {'(' if low_open else '['}{low}, {high}], got {value!r}")
+
+        integer("n_components", 1)
+        integer("cd_k", 1)
+        integer("batch_size", 1)
+        integer("n_iter", 0)
+        integer("max_pulses", 1)
+        integer("bias_lines", 1)
+        if self.counter_threshold is not None:
+            integer("counter_threshold", 1)
+        real("learning_rate", 0, low_open=True)
+        real("momentum", 0, 1)
+        real("weight_decay", 0)
+        real("weight_range", 0, low_open=True)
+        real("reference_level", 0, 1)
+        real("init_std", 0)
+        real("read_noise_rel", 0)
+        if self.neuron not in NEURONS:
+            raise ValueError(f"neuron must be one of {sorted(NEURONS)}, got {self.neuron!r}")
+        if self.update not in UPDATES:
+            raise ValueError(f"update must be one of {UPDATES}, got {self.update!r}")
+        if self.scheme not in ("reference", "differential"):
+            raise ValueError(f"scheme must be 'reference' or 'differential', got {self.scheme!r}")
+        device = get_device(self.device)
+        if self.update == "ideal" and not device.analog_update:
+            raise ValueError(
+                f"update='ideal' needs an analogue (software) device, got {device.name!r}; "
+                "use update='counter' or 'proportional' for physical devices"
+            )
+        return device
+
+    # ------------------------------------------------------------------ construction
+    def _initialize(self, n_features, device):
+        self._initialize_empty(n_features, device)
+        init = np.zeros(self.crossbar_.shape)
+        init[:n_features, : self.n_components] = self._rng.normal(
+            0.0, self.init_std, (n_features, self.n_components))
+        program_rbm_weights(self.crossbar_, init, self._g_to_w, self.scheme, self.reference_level)
+        self.initial_conductance_ = self.crossbar_.conductance
+
+    def _initialize_empty(self, n_features, device):
+        """Build crossbar, neurons and counters without programming any weight."""
+        rng = check_random_state(self.random_state)
+        seed = int(rng.randint(0, 2**31 - 1))
+        self._rng = np.random.default_rng(seed)
+        self.ledger_ = EnergyLedger()
+        nb = self.bias_lines
+        self.crossbar_ = Crossbar(n_features + nb, self.n_components + nb, device,
+                                  scheme=self.scheme, read_noise_rel=self.read_noise_rel,
+                                  seed=int(self._rng.integers(2**31)), ledger=self.ledger_)
+        dev = self.crossbar_.device
+        g_range = dev.g_max_s - dev.g_min_s
+        self.current_scale_a_ = dev.read_voltage_v * g_range / self.weight_range
+        # conductance -> weight units, as the neurons see it
+        self._g_to_w = dev.read_voltage_v / self.current_scale_a_
+        neuron_cls = NEURONS[self.neuron]
+        self._neuron = neuron_cls(self.current_scale_a_, seed=int(self._rng.integers(2**31)),
+                                  ledger=self.ledger_)
+        self._counter = DigitalCounter(self.crossbar_.shape, self.counter_threshold_,
+                                       max_pulses=self.max_pulses if self.update == "proportional" else 1,
+                                       ledger=self.ledger_)
+        self._velocity = np.zeros(self.crossbar_.shape)
+        self.fantasy_ = None
+        self.n_features_in_ = n_features
+
+    @property
+    def counter_threshold_(self) -> int:
+        """``CD_min``: the batch size for ``"counter"`` (Wang 2022); for
+        ``"proportional"`` ``batch_size / max_pulses``, so a batch whose every sample
+        agrees fires ``max_pulses`` pulses."""
+        if self.counter_threshold is not None:
+            return self.counter_threshold
+        if self.update == "proportional":
+            return max(1, self.batch_size // self.max_pulses)
+        return self.batch_size
+
+    # ------------------------------------------------------------------ parameters
+    @property
+    def _nv(self):
+        return self.n_features_in_
+
+    def _weights_full(self):
+        return self.crossbar_.effective_conductance.astype(np.float64) * self._g_to_w
+
+    @property
+    def components_(self):
+        """Weights ``(n_components, n_features)`` in weight units (BernoulliRBM layout)."""
+        check_is_fitted(self, "crossbar_")
+        return self._weights_full()[: self._nv, : self.n_components].T
+
+    @property
+    def intercept_hidden_(self):
+        check_is_fitted(self, "crossbar_")
+        return self._weights_full()[self._nv:, : self.n_components].sum(axis=0)
+
+    @property
+    def intercept_visible_(self):
+        check_is_fitted(self, "crossbar_")
+        return self._weights_full()[: self._nv, self.n_components:].sum(axis=1)
+
+    # ------------------------------------------------------------------ hardware passes
+    def _with_bias(self, states):
+        out = np.ones((states.shape[0], states.shape[1] + self.bias_lines), dtype=np.float32)
+        out[:, : states.shape[1]] = states
+        return out
+
+    def _hidden_currents(self, vb, binary=True, noise=True):
+        return self.crossbar_.read(vb, binary=binary, noise=noise)[:, : self.n_components]
+
+    def _visible_currents(self, hb, noise=True):
+        return self.crossbar_.read_back(hb, binary=True, noise=noise)[:, : self._nv]
+
+    def _sample(self, currents):
+        out = np.empty(currents.shape, dtype=np.float32)
+        return self._neuron.sample(currents, out=out)
+
+    def _sample_visible(self, currents):
+        """Visible units of the downward pass (subclasses add softmax groups)."""
+        return self._sample(currents)
+
+    def _mean_visible(self, currents):
+        return _sigmoid(currents / self.current_scale_a_)
+
+    def _binary_input(self, X):
+        """Hardware drives rows with 0/1: probabilities in (0, 1) are sampled."""
+        X = np.asarray(X, dtype=np.float32)
+        if np.all((X == 0) | (X == 1)):
+            return X
+        return (self._rng.random(X.shape, dtype=np.float32) < X).astype(np.float32)
+
+    # ------------------------------------------------------------------ learning
+    def _fit_batch(self, v0):
+        v0b = self._with_bias(v0)
+        h0 = self._sample(self._hidden_currents(v0b))
+        h0b = self._with_bias(h0)
+        if self.persistent and self.fantasy_ is not None and len(self.fantasy_) == len(v0):
+            hkb = self._with_bias(self.fantasy_)
+        else:
+            hkb = h0b
+        ideal = self.update == "ideal"
+        for step in range(self.cd_k):
+            iv = self._visible_currents(hkb)
+            last = step == self.cd_k - 1
+            if ideal and last:
+                # software reference: mean-field reconstruction and statistics (Hinton 2010)
+                vk = self._mean_visible(iv).astype(np.float32)
+                vkb = self._with_bias(vk)
+                hk = self._mean_hiddens(vk).astype(np.float32)
+            else:
+                vk = self._sample_visible(iv)
+                vkb = self._with_bias(vk)
+                hk = self._sample(self._hidden_currents(vkb))
+            hkb = self._with_bias(hk)
+        if self.persistent:
+            self.fantasy_ = hk if not ideal else self._sample(self._hidden_currents(vkb))
+        # both CD statistics in one product: [v0; vk]^T [h0; -hk]
+        stats = np.concatenate([v0b, vkb]).T @ np.concatenate([h0b, -hkb])
+        # every v*h product of the batch is one counter increment
+        n_incr = int(v0b.sum(axis=1) @ h0b.sum(axis=1) + vkb.sum(axis=1) @ np.abs(hkb).sum(axis=1))
+        self._apply_statistics(stats, len(v0), n_incr)
+        return vk
+
+    def _apply_statistics(self, stats, n_samples, n_increments):
+        """Move the array by batch statistics ``stats`` (rows x cols, summed over the batch).
+
+        Counter rules feed the integer statistics to the digital counters, which fire
+        pulses; the ideal rule takes a float SGD step with momentum and weight decay.
+        """
+        stats[self._nv:, self.n_components:] = 0.0  # bias row x bias column: no device
+        if self.update == "ideal":
+            grad = stats.astype(np.float64) / n_samples
+            grad[: self._nv, : self.n_components] -= self.weight_decay * self._weights_full()[
+                : self._nv, : self.n_components]
+            self._velocity *= self.momentum
+            self._velocity += self.learning_rate * grad
+            self.crossbar_.add_conductance(self._velocity / self._g_to_w)
+        else:
+            pulses = self._counter.update(stats, n_increments=n_increments)
+            self.crossbar_.apply_pulses(pulses)
+
+    def _epoch(self, X, rng):
+        n = X.shape[0]
+        order = rng.permutation(n)
+        for start in range(0, n, self.batch_size):
+            self._fit_batch(self._binary_input(X[order[start: start + self.batch_size]]))
+
+    def fit(self, X, y=None):
+        """Train on ``X`` (values in [0, 1]; non-binary values are sampled to 0/1)."""
+        device = self._check_params()
+        X = self._validate_X(X, reset=True)
+        self._initialize(X.shape[1], device)
+        for epoch in range(self.n_iter):
+            self._epoch(X, self._rng)
+            if self.verbose:
+                print(f"[MemristiveRBM] epoch {epoch + 1}/{self.n_iter}, "
+                      f"pseudo-likelihood {self.score_samples(X).mean():.2f}")
+        return self
+
+    def partial_fit(self, X, y=None):
+        """One pass of CD over the mini-batches of ``X``."""
+        first = not hasattr(self, "crossbar_")
+        device = self._check_params() if first else None
+        X = self._validate_X(X, reset=first)
+        if first:
+            self._initialize(X.shape[1], device)
+        self._epoch(X, self._rng)
+        return self
+
+    def _validate_X(self, X, reset):
+        X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
+        if X.size and (X.min() < 0 or X.max() > 1):
+            raise ValueError("X must hold values in [0, 1] (binary inputs or firing probabilities)")
+        return X
+
+    # ------------------------------------------------------------------ persistence
+    def get_state(self) -> tuple[dict, dict]:
+        """``(arrays, metadata)`` holding everything to resume training bit for bit."""
+        check_is_fitted(self, "crossbar_")
+        arrays, xmeta = self.crossbar_.state_dict()
+        arrays = {f"crossbar/{k}": v for k, v in arrays.items()}
+        arrays["counter"] = self._counter.count.copy()
+        arrays["velocity"] = self._velocity.copy()
+        arrays["initial_conductance"] = self.initial_conductance_
+        if self.fantasy_ is not None:
+            arrays["fantasy"] = self.fantasy_.copy()
+        meta = {
+            "params": _jsonable_params(self.get_params()),
+            "n_features_in": int(self.n_features_in_),
+            "crossbar": xmeta,
+            "rng": self._rng.bit_generator.state,
+            "neuron_rng": self._neuron.rng.bit_generator.state,
+            "ledger": self.ledger_.as_dict(),
+        }
+        return arrays, meta
+
+    @classmethod
+    def from_state(cls, arrays: dict, meta: dict) -> "MemristiveRBM":
+        """Rebuild a model saved by :meth:`get_state` (validates shapes)."""
+        from neuromem import Crossbar as _Crossbar  # noqa: F401  (documented dependency)
+        try:
+            rbm = cls(**_params_from_json(meta["params"]))
+            device = rbm._check_params()
+            rbm._initialize_empty(int(meta["n_features_in"]), device)
+            xbar_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("crossbar/")}
+            rbm.crossbar_ = Crossbar.from_state_dict(xbar_arrays, meta["crossbar"], ledger=rbm.ledger_)
+            rbm.ledger_.reset()
+            for op, entry in meta["ledger"].items():
+                if op != "total_j":
+                    rbm.ledger_.record(op, int(entry["count"]), float(entry["energy_j"]))
+            expected = rbm.crossbar_.shape
+            for key in ("counter", "velocity"):
+                if arrays[key].shape != expected:
+                    raise ValueError(f"array {key!r} has shape {arrays[key].shape}, expected {expected}")
+            rbm._counter.count[...] = arrays["counter"]
+            rbm._velocity[...] = arrays["velocity"]
+            rbm.initial_conductance_ = np.array(arrays["initial_conductance"])
+            rbm.fantasy_ = np.array(arrays["fantasy"]) if "fantasy" in arrays else None
+            rbm._rng.bit_generator.state = meta["rng"]
+            rbm._neuron.rng.bit_generator.state = meta["neuron_rng"]
+        except KeyError as exc:
+            raise ValueError(f"saved RBM state lacks {exc}") from None
+        return rbm
+
+    # ------------------------------------------------------------------ inference
+    def _mean_hiddens(self, X):
+        """``P(h = 1 | v)`` from a noise-free analogue read (rows driven at X * V_read)."""
+        v_read = self.crossbar_.device.read_voltage_v
+        xb = self._with_bias(np.asarray(X, dtype=np.float32) * np.float32(v_read))
+        xb[:, self._nv:] = v_read
+        currents = self._hidden_currents(xb, binary=False, noise=False)
+        return _sigmoid(currents.astype(np.float64) / self.current_scale_a_)
+
+    def transform(self, X):
+        """Hidden activation probabilities ``P(h = 1 | v = X)``."""
+        check_is_fitted(self, "crossbar_")
+        X = self._validate_X(X, reset=False)
+        return self._mean_hiddens(X).astype(X.dtype, copy=False)
+
+    def sample_hidden(self, X):
+        """Binary hidden states sampled by the hardware neurons (0/1 float32)."""
+        check_is_fitted(self, "crossbar_")
+        X = self._validate_X(X, reset=False)
+        return self._sample(self._hidden_currents(self._with_bias(self._binary_input(X))))
+
+    def gibbs(self, v):
+        """One Gibbs step ``v -> h -> v'`` on the hardware; returns boolean ``v'``."""
+        check_is_fitted(self, "crossbar_")
+        v = self._validate_X(v, reset=False)
+        h = self._sample(self._hidden_currents(self._with_bias(self._binary_input(v))))
+        return self._sample(self._visible_currents(self._with_bias(h))) > 0.5
+
+    def _free_energy(self, v):
+        w = self._weights_full()
+        W = w[: self._nv, : self.n_components]
+        c = w[self._nv:, : self.n_components].sum(axis=0)
+        b = w[: self._nv, self.n_components:].sum(axis=1)
+        return -(v @ b) - _softplus(v @ W + c).sum(axis=1)
+
+    def score_samples(self, X):
+        """Pseudo-likelihood of ``X`` (one random bit flipped per sample), as BernoulliRBM."""
+        check_is_fitted(self, "crossbar_")
+        X = self._validate_X(X, reset=False)
+        v = (X > 0.5).astype(np.float64)
+        rng = check_random_state(self.random_state)
+        idx = (np.arange(v.shape[0]), rng.randint(0, v.shape[1], v.shape[0]))
+        flipped = v.copy()
+        flipped[idx] = 1 - flipped[idx]
+        fe = self._free_energy(v)
+        fe_flip = self._free_energy(flipped)
+        return -v.shape[1] * _softplus(-(fe_flip - fe))
+
+    def reconstruction_error(self, X):
+        """Mean squared error of a deterministic up-down pass (probabilities)."""
+        check_is_fitted(self, "crossbar_")
+        X = self._validate_X(X, reset=False)
+        w = self._weights_full()
+        W = w[: self._nv, : self.n_components]
+        b = w[: self._nv, self.n_components:].sum(axis=1)
+        h = self._mean_hiddens(X)
+        v = _sigmoid(h @ W.T + b)
+        return float(np.mean((v - X) ** 2))
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.positive_only = True
+        tags.transformer_tags.preserves_dtype = ["float64", "float32"]
+        return tags
