@@ -1,0 +1,188 @@
+"""The ``neuromem`` command.
+
+    neuromem dbn  [ARGS...]   experiments/mnist_dbn.py       (Y-Flash DBN on MNIST)
+    neuromem stdp [ARGS...]   experiments/stdp_song2000.py   (STDP, Song et al. 2000)
+    neuromem snn  [ARGS...]   experiments/mnist_stdp.py      (unsupervised STDP on MNIST)
+    neuromem devices [--json] the registered device families, their sources and parameters
+    neuromem info             versions of neuromem and the libraries it runs on
+
+Experiment subcommands hand every argument after their name to the experiment's own
+``main(argv)`` (so ``neuromem dbn --help`` is the experiment's help). The ``experiments``
+package is imported lazily, only for those subcommands; when it is not installed (a
+plain checkout), the repository root next to this package is put on ``sys.path``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+import platform
+import sys
+from pathlib import Path
+
+#: subcommand -> (module, one-line description)
+EXPERIMENTS: dict[str, tuple[str, str]] = {
+    "dbn": ("experiments.mnist_dbn", "Y-Flash deep belief network on MNIST (counters, no ADC)"),
+    "stdp": ("experiments.stdp_song2000", "pair-based STDP reproduction (Song et al. 2000)"),
+    "snn": ("experiments.mnist_stdp", "unsupervised STDP spiking network on MNIST"),
+}
+
+EXIT_MISSING = 2
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ExperimentNotFound(ImportError):
+    """The module behind an experiment subcommand does not exist."""
+
+
+def _is_missing(exc: ModuleNotFoundError, module: str) -> bool:
+    """True when ``exc`` is about ``module`` or one of its parent packages (not a
+    dependency the experiment itself imports)."""
+    parts = module.split(".")
+    return exc.name in {".".join(parts[:i]) for i in range(1, len(parts) + 1)}
+
+
+def import_experiment(module: str):
+    """Import an experiment module, falling back to the repository root on sys.path."""
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as exc:
+        if not _is_missing(exc, module):
+            raise
+        first = exc
+    root = str(_REPO_ROOT)
+    if (_REPO_ROOT / module.split(".")[0]).is_dir() and root not in sys.path:
+        sys.path.append(root)
+        importlib.invalidate_caches()
+        try:
+            return importlib.import_module(module)
+        except ModuleNotFoundError as exc:
+            if not _is_missing(exc, module):
+                raise
+            first = exc
+    raise ExperimentNotFound(f"cannot import {module} ({first})") from first
+
+
+def run_experiment(command: str, argv: list[str]) -> int:
+    module, _ = EXPERIMENTS[command]
+    try:
+        mod = import_experiment(module)
+    except ExperimentNotFound as exc:
+        print(f"neuromem {command}: experiment not available: {exc}.\n"
+              f"Expected a module {module} with a main(argv) function "
+              f"(file {module.replace('.', '/')}.py in the repository).", file=sys.stderr)
+        return EXIT_MISSING
+    entry = getattr(mod, "main", None)
+    if not callable(entry):
+        print(f"neuromem {command}: {module} has no main(argv) function", file=sys.stderr)
+        return EXIT_MISSING
+    result = entry(argv)
+    return result if isinstance(result, int) else 0
+
+
+# ---------------------------------------------------------------------------- devices, info
+
+def device_table() -> list[dict]:
+    """Every registered device family: name, class, source and default parameters."""
+    from neuromem.devices import device_classes
+
+    rows = []
+    for name, cls in sorted(device_classes().items()):
+        if name.startswith("_"):
+            continue
+        entry = {"name": name, "class": f"{cls.__module__}.{cls.__qualname__}",
+                 "source": getattr(cls, "source", "")}
+        try:
+            described = cls().describe()
+            described.pop("device", None)
+            described.pop("source", None)
+            entry["parameters"] = described
+        except Exception as exc:  # a family that cannot build with defaults still lists
+            entry["parameters"] = {}
+            entry["error"] = f"{type(exc).__name__}: {exc}"
+        rows.append(entry)
+    return rows
+
+
+def cmd_devices(args) -> int:
+    table = device_table()
+    if args.json:
+        print(json.dumps(table, indent=2, default=str))
+        return 0
+    for entry in table:
+        print(f"{entry['name']}  ({entry['class']})")
+        print(f"  source: {entry['source']}")
+        if "error" in entry:
+            print(f"  cannot build with defaults: {entry['error']}")
+        for key, value in entry["parameters"].items():
+            print(f"  {key} = {value!r}")
+        print()
+    return 0
+
+
+def _version(dist: str) -> str:
+    from importlib import metadata
+
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return "not installed"
+
+
+def info() -> dict:
+    import neuromem
+
+    out = {"neuromem": neuromem.__version__, "python": platform.python_version(),
+           "platform": platform.platform()}
+    for dist in ("numpy", "numba", "brian2", "scipy", "scikit-learn"):
+        out[dist] = _version(dist)
+    out["neuromem_path"] = str(Path(neuromem.__file__).parent)
+    return out
+
+
+def cmd_info(args) -> int:
+    data = info()
+    if args.json:
+        print(json.dumps(data, indent=2))
+    else:
+        width = max(map(len, data))
+        for key, value in data.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+
+def build_parser() -> argparse.ArgumentParser:
+    import neuromem
+
+    parser = argparse.ArgumentParser(
+        prog="neuromem",
+        description="On-device learning on simulated memristive neuromorphic hardware.",
+        epilog="Experiment commands pass their arguments on: 'neuromem dbn --help'.")
+    parser.add_argument("--version", action="version", version=f"neuromem {neuromem.__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for name, (module, text) in EXPERIMENTS.items():
+        sub.add_parser(name, help=f"{text} [{module}]", add_help=False)
+    p = sub.add_parser("devices", help="list the registered device families")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_devices)
+    p = sub.add_parser("info", help="versions of neuromem, numpy, numba, brian2")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``neuromem`` console script; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in EXPERIMENTS:
+        return run_experiment(argv[0], argv[1:])
+    args = build_parser().parse_args(argv)  # exits 2 with a message on bad input
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
