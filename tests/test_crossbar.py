@@ -658,3 +658,27 @@ def test_every_device_builds_pulses_and_stays_in_bounds(name, scheme):
         xbar.apply_pulses(rng.integers(-30, 31, (8, 8)))
         check()
     assert xbar.ledger.count("potentiate") > 0 and xbar.ledger.count("depress") > 0
+
+
+@pytest.mark.parametrize("name", REGISTERED)
+def test_every_device_round_trips_through_state_dict(name):
+    xbar = Crossbar(5, 4, name, scheme="differential", seed=41, read_noise_rel=0.02,
+                    stuck_low_rate=0.1, stuck_high_rate=0.1, dead_rate=0.1)
+    rng = np.random.default_rng(42)
+    xbar.apply_pulses(rng.integers(-10, 11, (5, 4)))
+    arrays, meta = xbar.state_dict()
+    copy = Crossbar.from_state_dict({k: np.array(v) for k, v in arrays.items()},
+                                    _json_roundtrip(meta))
+    assert copy.device == xbar.device
+    np.testing.assert_array_equal(copy.conductance, xbar.conductance)
+    np.testing.assert_array_equal(copy.reference_conductance, xbar.reference_conductance)
+    counts = rng.integers(-10, 11, (5, 4))
+    copy.apply_pulses(counts)
+    xbar.apply_pulses(counts)
+    v = np.ones(5, dtype=bool)
+    np.testing.assert_array_equal(copy.read(v), xbar.read(v))
+    f = xbar.faults
+    g = xbar.conductance
+    assert np.all(g[f["stuck_low"]] == xbar.device.g_min_s)
+    assert np.all(g[f["stuck_high"]] == xbar.device.g_max_s)
+    assert np.all(g[f["dead"]] == 0.0)
