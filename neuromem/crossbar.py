@@ -86,7 +86,8 @@ class Crossbar:
         How a signed weight is made of conductances (see module docstring).
     read_noise_rel, read_noise_a : float
         Gaussian noise added to every column current of every read: standard deviation
-        ``read_noise_rel * |I| + read_noise_a`` (output noise, as aihwkit's ``out_noise``).
+        ``read_noise_rel * |I| + read_noise_a`` (output noise, as aihwkit's ``out_noise``;
+        variates come from a fixed 2**16-entry normal table at random indices).
     stuck_low_rate, stuck_high_rate, dead_rate : float
         Fractions of cells stuck at the device's ``g_min_s``, at ``g_max_s``, or open
         (0 S). They are drawn once, at construction, from ``seed``.
@@ -272,10 +273,10 @@ class Crossbar:
         if scale != 1.0:
             currents *= np.float32(scale)
         if noise and (self.read_noise_rel > 0 or self.read_noise_a > 0):
-            sigma = np.abs(currents)
-            sigma *= np.float32(self.read_noise_rel)
-            sigma += np.float32(self.read_noise_a)
-            currents += sigma * self.rng.standard_normal(currents.shape, dtype=np.float32)
+            currents = np.ascontiguousarray(currents)
+            kern.add_read_noise(currents, np.float32(self.read_noise_rel),
+                                np.float32(self.read_noise_a),
+                                int(self.rng.integers(1, 2**63 - 1)), kern.NOISE_TABLE)
         n_reads = 1 if x.ndim == 1 else x.shape[0]
         self.ledger.record("read", n_reads, energy)
         self.time_s += n_reads * self.device.read_time_s
