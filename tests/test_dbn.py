@@ -1,0 +1,373 @@
+"""Tests of networks.MemristiveDBN: learning on digits, save/load, rejection of bad
+files, and bit-identical resume after an interruption."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.model_selection import train_test_split
+from threadpoolctl import threadpool_limits
+
+from networks import MemristiveDBN
+from neuromem.data import load_digits_binary
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_blas_thread():
+    with threadpool_limits(1):  # shared 2-core machine: threaded BLAS only spin-waits
+        yield
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits_binary()
+    return train_test_split(X.astype(np.float32), y, test_size=0.3, random_state=0, stratify=y)
+
+
+@pytest.fixture(scope="module")
+def small():
+    X, y = load_digits_binary()
+    return X[:200].astype(np.float32), y[:200]
+
+
+def _small_dbn(**kw):
+    params = dict(hidden_layer_sizes=(16,), n_top=32, n_iter=2, n_finetune=2, batch_size=10,
+                  random_state=0)
+    params.update(kw)
+    return MemristiveDBN(**params)
+
+
+# ---------------------------------------------------------------------------- learning
+
+@pytest.mark.parametrize("kw, floor", [
+    (dict(device="ideal", update="ideal", rbm_params={"learning_rate": 0.1}), 0.75),
+    (dict(device="yflash", update="counter", n_finetune=1), 0.6),
+], ids=["ideal", "yflash-counter"])
+def test_dbn_classifies_digits_in_both_modes(digits, kw, floor):
+    Xtr, Xte, ytr, yte = digits
+    dbn = MemristiveDBN((64,), 128, n_iter=10, batch_size=10, random_state=0, **kw).fit(Xtr, ytr)
+    assert dbn.done_
+    freeze = dbn.score(Xte, yte)
+    sampling = np.mean(dbn.predict(Xte, inference="sampling") == yte)
+    assert freeze > floor and sampling > floor - 0.05, (freeze, sampling)  # chance: 0.10
+    proba = dbn.predict_proba(Xte[:20])
+    assert proba.shape == (20, 10)
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0, rtol=1e-9)
+    np.testing.assert_array_equal(dbn.predict(Xte[:20]), dbn.classes_[proba.argmax(axis=1)])
+    report = dbn.energy_report()
+    assert report["total_j"] > 0 and report["read"]["count"] > 0
+
+
+def test_dbn_labels_can_be_any_classes(small):
+    X, y = small
+    labels = np.array(["zero", "one", "two", "three", "four", "five", "six", "seven",
+                       "eight", "nine"])[y]
+    dbn = _small_dbn(n_finetune=0).fit(X, labels)
+    assert set(dbn.predict(X[:30])) <= set(labels)
+    with pytest.raises(ValueError):
+        dbn.predict(X[:3] * 2)
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(hidden_layer_sizes=()), "hidden_layer_sizes"),
+    (dict(hidden_layer_sizes=(16, 0)), "hidden_layer_sizes"),
+    (dict(n_top=0), "n_top"),
+    (dict(n_iter=-1), "n_iter"),
+    (dict(inference="vote"), "inference"),
+    (dict(n_samples=0), "n_samples"),
+    (dict(finetune_learning_rate=0.0), "finetune_learning_rate"),
+    (dict(neuron="relu"), "neuron"),
+    (dict(device="yflash", update="ideal"), "update='ideal'"),
+])
+def test_dbn_bad_params_raise(small, kw, match):
+    X, y = small
+    with pytest.raises(ValueError, match=match):
+        _small_dbn(**kw).fit(X, y)
+
+
+def test_dbn_rejects_bad_data(small):
+    X, y = small
+    with pytest.raises(ValueError):
+        _small_dbn().fit(X * 2, y)
+    with pytest.raises(ValueError, match="2 classes"):
+        _small_dbn().fit(X, np.zeros(len(y)))
+
+
+# ---------------------------------------------------------------------------- save / load
+
+def _state(dbn):
+    """Every learned array: device states of all crossbars and all counters."""
+    out = {}
+    for i, mod in enumerate(dbn._modules()):
+        arrays, _ = mod.crossbar_.state_dict()
+        for key, value in arrays.items():
+            out[f"{i}/{key}"] = value
+        out[f"{i}/counter"] = mod._counter.count.copy()
+    return out
+
+
+def _assert_same_state(a, b):
+    sa, sb = _state(a), _state(b)
+    assert sa.keys() == sb.keys()
+    for key in sa:
+        np.testing.assert_array_equal(sa[key], sb[key], err_msg=key)
+
+
+@pytest.fixture(scope="module")
+def saved(small, tmp_path_factory):
+    X, y = small
+    dbn = _small_dbn(n_iter=2, n_finetune=1).fit(X, y)
+    path = dbn.save(tmp_path_factory.mktemp("dbn") / "model.npz")
+    return dbn, path
+
+
+def test_save_load_round_trip(saved, small):
+    X, _ = small
+    dbn, path = saved
+    report = dbn.energy_report()
+    loaded = MemristiveDBN.load(path)
+    assert loaded.energy_report() == report
+    assert loaded.get_params() == dbn.get_params()
+    np.testing.assert_array_equal(loaded.classes_, dbn.classes_)
+    assert loaded.progress_ == dbn.progress_ and loaded.done_
+    _assert_same_state(dbn, loaded)
+    np.testing.assert_array_equal(loaded.predict_proba(X), dbn.predict_proba(X))
+    # the stochastic mode continues the saved random streams: same draws, same answer
+    twin = MemristiveDBN.load(path)
+    np.testing.assert_array_equal(loaded.predict_proba(X, inference="sampling"),
+                                  twin.predict_proba(X, inference="sampling"))
+
+
+def _arrays_and_meta(path):
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    meta = json.loads(arrays.pop("__metadata__").tobytes().decode())
+    return arrays, meta
+
+
+def _write(path, arrays, meta):
+    out = dict(arrays)
+    out["__metadata__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
+    np.savez_compressed(path, **out)
+    return path
+
+
+def test_unmodified_rewrite_still_loads(saved, tmp_path):
+    """The tamper tests below rewrite the archive; an unmodified rewrite must load."""
+    dbn, path = saved
+    arrays, meta = _arrays_and_meta(path)
+    _assert_same_state(dbn, MemristiveDBN.load(_write(tmp_path / "same.npz", arrays, meta)))
+
+
+@pytest.mark.parametrize("key", ["layer0/crossbar/state_plus", "top/counter", "classes",
+                                 "gen0/crossbar/state_minus"])
+def test_flipped_byte_in_an_array_is_rejected(saved, tmp_path, key):
+    _, path = saved
+    arrays, meta = _arrays_and_meta(path)
+    value = arrays[key].copy()
+    raw = value.reshape(-1).view(np.uint8)
+    raw[raw.size // 2] ^= 0x01
+    arrays[key] = value
+    with pytest.raises(ValueError, match="checksum"):
+        MemristiveDBN.load(_write(tmp_path / "flip.npz", arrays, meta))
+
+
+def _edit(meta, path, value):
+    node = meta
+    for key in path[:-1]:
+        node = node[key]
+    if value is _DELETE:
+        del node[path[-1]]
+    else:
+        node[path[-1]] = value
+
+
+_DELETE = object()
+
+
+@pytest.mark.parametrize("path, value, match", [
+    (("format",), "something-else", "format"),
+    (("version",), 99, "format"),
+    (("sha256", "classes"), "0" * 64, "checksum"),
+    (("modules", "top", "rng"), _DELETE, "rng"),
+    (("modules", "layer0", "crossbar", "rows"), 10, "shape"),
+    (("modules",), _DELETE, "modules"),
+], ids=["format", "version", "hash", "rng", "rows", "modules"])
+def test_edited_metadata_is_rejected(saved, tmp_path, path, value, match):
+    _, file = saved
+    arrays, meta = _arrays_and_meta(file)
+    _edit(meta, path, value)
+    with pytest.raises(ValueError, match=match):
+        MemristiveDBN.load(_write(tmp_path / "meta.npz", arrays, meta))
+
+
+def test_dropped_or_extra_array_is_rejected(saved, tmp_path):
+    _, file = saved
+    arrays, meta = _arrays_and_meta(file)
+    dropped = {k: v for k, v in arrays.items() if k != "top/counter"}
+    with pytest.raises(ValueError, match="top/counter"):
+        MemristiveDBN.load(_write(tmp_path / "drop.npz", dropped, meta))
+    with pytest.raises(ValueError, match="extra"):
+        MemristiveDBN.load(_write(tmp_path / "extra.npz", {**arrays, "extra": np.zeros(3)}, meta))
+
+
+_META_NOT_CHECKED = ("bug: the JSON metadata carries no checksum of its own, so an edited "
+                     "hyper-parameter, device, progress or RNG state loads silently "
+                     "(networks/dbn.py save/load)")
+
+
+@pytest.mark.xfail(strict=True, reason=_META_NOT_CHECKED)
+@pytest.mark.parametrize("path, value", [
+    (("params", "n_top"), 33),
+    (("modules", "layer0", "params", "learning_rate"), 0.5),
+    (("modules", "layer0", "params", "device"), "pcm"),
+    (("progress", "stage"), 0),
+], ids=["n_top", "learning_rate", "device", "progress"])
+def test_edited_hyperparameters_are_rejected(saved, tmp_path, path, value):
+    _, file = saved
+    arrays, meta = _arrays_and_meta(file)
+    _edit(meta, path, value)
+    with pytest.raises(ValueError):
+        MemristiveDBN.load(_write(tmp_path / "meta.npz", arrays, meta))
+
+
+def test_foreign_files_are_rejected(tmp_path):
+    text = tmp_path / "notes.npz"
+    text.write_text("not an archive")
+    with pytest.raises(ValueError, match="not a neuromem DBN archive"):
+        MemristiveDBN.load(text)
+    foreign = tmp_path / "foreign.npz"
+    np.savez(foreign, weights=np.arange(4.0))
+    with pytest.raises(ValueError, match="no neuromem metadata"):
+        MemristiveDBN.load(foreign)
+    with pytest.raises(ValueError, match="not a neuromem DBN archive"):
+        MemristiveDBN.load(tmp_path / "missing.npz")
+    bad_json = tmp_path / "bad_json.npz"
+    np.savez(bad_json, __metadata__=np.frombuffer(b"{not json", dtype=np.uint8))
+    with pytest.raises(ValueError, match="JSON"):
+        MemristiveDBN.load(bad_json)
+
+
+_BROKEN_ZIP = ("bug: MemristiveDBN.load catches only OSError/ValueError around np.load, so "
+               "a truncated or corrupted archive escapes as zipfile.BadZipFile (or EOFError "
+               "for an empty file, TypeError for a .npy file, AttributeError for JSON that "
+               "is not an object) instead of ValueError")
+
+
+@pytest.mark.xfail(strict=True, reason=_BROKEN_ZIP)
+@pytest.mark.parametrize("damage", ["truncated", "empty", "npy", "crc", "json-list"])
+def test_truncated_or_corrupted_files_are_rejected(saved, tmp_path, damage):
+    _, file = saved
+    raw = file.read_bytes()
+    target = tmp_path / "damaged.npz"
+    if damage == "truncated":
+        target.write_bytes(raw[: len(raw) // 2])
+    elif damage == "empty":
+        target.write_bytes(b"")
+    elif damage == "npy":
+        target = tmp_path / "array.npy"
+        np.save(target, np.arange(5))
+    elif damage == "crc":  # a byte inside a compressed member: the zip CRC fails
+        damaged = bytearray(raw)
+        damaged[len(raw) // 3] ^= 0xFF
+        target.write_bytes(bytes(damaged))
+    else:
+        np.savez(target, __metadata__=np.frombuffer(b"[1, 2]", dtype=np.uint8))
+    with pytest.raises(ValueError):
+        MemristiveDBN.load(target)
+
+
+# ---------------------------------------------------------------------------- resume
+
+@pytest.mark.parametrize("kw", [
+    dict(),
+    dict(device="ideal", update="ideal"),
+    dict(neuron="mtj", update="proportional", rbm_params={"persistent": True}),
+], ids=["yflash-counter", "ideal", "mtj-proportional-pcd"])
+def test_resume_after_save_load_is_bit_identical(small, tmp_path, kw):
+    """Plan: layer0 x2, top x2, finetune x2. Interrupt (save, load) after 2 epochs (a
+    stage boundary), again after 3 (inside the top stage) and after 5 (inside
+    fine-tuning); the result equals an uninterrupted run with the same seed."""
+    X, y = small
+    ref = _small_dbn(**kw)
+    ref.begin(X, y)
+    while not ref.done_:
+        ref.train_epoch(X, y)
+
+    dbn = _small_dbn(**kw)
+    dbn.begin(X, y)
+    done = 0
+    for cut in (2, 3, 5):
+        while done < cut:
+            dbn.train_epoch(X, y)
+            done += 1
+        dbn = MemristiveDBN.load(dbn.save(tmp_path / f"checkpoint{cut}.npz"))
+        stage, epoch = {2: (1, 0), 3: (1, 1), 5: (2, 1)}[cut]
+        assert dbn.progress_ == {"stage": stage, "epoch": epoch}
+    while not dbn.done_:
+        dbn.train_epoch(X, y)
+        done += 1
+    assert done == 6
+    _assert_same_state(ref, dbn)
+    np.testing.assert_array_equal(ref.predict_proba(X), dbn.predict_proba(X))
+    np.testing.assert_array_equal(ref.predict_proba(X, inference="sampling"),
+                                  dbn.predict_proba(X, inference="sampling"))
+    for a, b in zip(ref._modules(), dbn._modules()):
+        for op in ("potentiate", "depress", "counter_increment", "comparator", "mtj_sample"):
+            assert a.ledger_.count(op) == b.ledger_.count(op), op
+
+
+def test_interrupted_run_differs_from_a_different_seed(small):
+    """Guards the resume test: the final state does depend on the seed."""
+    X, y = small
+    a = _small_dbn(n_finetune=0, n_iter=1).fit(X, y)
+    b = _small_dbn(n_finetune=0, n_iter=1, random_state=1).fit(X, y)
+    assert not np.array_equal(_state(a)["0/state_plus"], _state(b)["0/state_plus"])
+
+
+def test_train_epoch_after_done_raises(small):
+    X, y = small
+    dbn = _small_dbn(n_iter=1, n_finetune=0).fit(X, y)
+    with pytest.raises(RuntimeError, match="finished"):
+        dbn.train_epoch(X, y)
+
+
+@pytest.mark.xfail(strict=True, reason=(
+    "design hazard: sampling-mode inference draws from the training random streams "
+    "(each layer's _rng via _binary_input, the neuron and WTA generators), so evaluating "
+    "accuracy between epochs changes the rest of training, and a resumed run that "
+    "evaluates at other points than the uninterrupted one diverges from it"))
+def test_sampling_inference_between_epochs_leaves_training_unchanged(small):
+    X, y = small
+
+    def train(evaluate):
+        dbn = _small_dbn(n_finetune=0)
+        dbn.begin(X, y)
+        while not dbn.done_:
+            dbn.train_epoch(X, y)
+            if evaluate and dbn.top_ is not None:
+                dbn.predict_proba(X[:10], inference="sampling")
+        return _state(dbn)
+
+    plain, evaluated = train(False), train(True)
+    for key in plain:
+        np.testing.assert_array_equal(plain[key], evaluated[key], err_msg=key)
+
+
+def test_freeze_inference_between_epochs_leaves_training_unchanged(small):
+    X, y = small
+
+    def train(evaluate):
+        dbn = _small_dbn(n_finetune=0)
+        dbn.begin(X, y)
+        while not dbn.done_:
+            dbn.train_epoch(X, y)
+            if evaluate and dbn.top_ is not None:
+                dbn.predict_proba(X[:10])
+        return _state(dbn)
+
+    plain, evaluated = train(False), train(True)
+    for key in plain:
+        np.testing.assert_array_equal(plain[key], evaluated[key], err_msg=key)
