@@ -25,33 +25,6 @@ from .energy import ADD_16BIT_J, EnergyLedger
 
 
 @njit(cache=True)
-def comparator_kernel(current, current_scale, seed, out):
-    """``out = 1[I > I0 * logit(u)]`` elementwise; ``u ~ U(0, 1)``."""
-    np.random.seed(seed)
-    flat_i = current.ravel()
-    flat_o = out.ravel()
-    for k in range(flat_i.size):
-        u = np.random.random()
-        # u == 0 gives -inf threshold (always fires), as the limit of the formula
-        if u <= 0.0:
-            flat_o[k] = 1
-        else:
-            flat_o[k] = 1 if flat_i[k] > current_scale * math.log(u / (1.0 - u)) else 0
-
-
-@njit(cache=True)
-def pbit_kernel(current, current_scale, seed, out):
-    """``out = (sgn(tanh(I / (2 I0)) - r) + 1) / 2`` elementwise; ``r ~ U(-1, 1)``."""
-    np.random.seed(seed)
-    flat_i = current.ravel()
-    flat_o = out.ravel()
-    half_inverse_scale = 0.5 / current_scale
-    for k in range(flat_i.size):
-        r = 2.0 * np.random.random() - 1.0
-        flat_o[k] = 1 if math.tanh(flat_i[k] * half_inverse_scale) > r else 0
-
-
-@njit(cache=True)
 def wta_kernel(current, current_scale, seed, out):
     """One-hot winner per row of ``current + I0 * Gumbel noise`` (Gumbel-max sampling).
 
@@ -123,7 +96,7 @@ def _as_currents(current):
 
 
 class _StochasticNeuron:
-    """Shared plumbing: RNG, ledger, validation. Subclasses set the kernel."""
+    """Shared plumbing: RNG, ledger, validation. Subclasses decide from (current, u)."""
 
     operation = "neuron"
     _kernel = None
@@ -143,44 +116,101 @@ class _StochasticNeuron:
         x = _as_currents(current) / self.current_scale_a
         return 0.5 * (1.0 + np.tanh(0.5 * x))  # overflow-free logistic
 
-    def sample(self, current, out=None) -> np.ndarray:
-        """One binary decision per current (uint8 0/1, or into ``out``)."""
+    def _checked(self, current, out, dtype=np.uint8):
         current = np.asarray(current)
         if current.dtype not in (np.float32, np.float64):
             current = current.astype(np.float64)
-        if not np.all(np.isfinite(current)):
+        # one pass: a sum is finite only if every term is (currents are far below overflow)
+        if not np.isfinite(np.sum(current, dtype=np.float64)):
             raise ValueError("current must be finite (no NaN or inf)")
         if out is None:
-            out = np.empty(current.shape, dtype=np.uint8)
+            out = np.empty(current.shape, dtype=dtype)
         elif out.shape != current.shape:
             raise ValueError(f"out has shape {out.shape}, current has {current.shape}")
-        seed = int(self.rng.integers(0, 2**32 - 1))
-        type(self)._kernel(np.ascontiguousarray(current), self.current_scale_a, seed, out)
         self.ledger.record(self.operation, current.size, current.size * self.decision_energy_j)
+        return current, out
+
+    def sample(self, current, out=None) -> np.ndarray:
+        """One binary decision per current (uint8 0/1, or into ``out``)."""
+        current, out = self._checked(current, out)
+        u = self.rng.random(current.shape, dtype=np.float32)
+        out[...] = self._decide(current, u)
         return out
 
 
 class ComparatorNeuron(_StochasticNeuron):
     """Binary stochastic neuron: one comparator against a logistic random reference.
 
-    Fires with probability ``sigmoid(I / I0)``. ``current_scale_a`` is ``I0``
-    (Wang 2022 code: ``I0 = I_max / (W_max - W_min) = 1 µA``). ``decision_energy_j`` is
-    assumed (50 fJ, a dynamic comparator in a deep-submicron node).
+    Fires when ``I > I0 ln(u / (1 - u))``, ``u ~ U(0, 1)``, i.e. with probability
+    ``sigmoid(I / I0)``. ``current_scale_a`` is ``I0`` (Wang 2022 code:
+    ``I0 = I_max / (W_max - W_min) = 1 µA``). ``decision_energy_j`` is assumed (50 fJ,
+    a dynamic comparator in a deep-submicron node). The simulation evaluates the
+    equivalent test ``u (1 + exp(-I / I0)) < 1`` in vectorised float32.
     """
 
     operation = "comparator"
-    _kernel = staticmethod(comparator_kernel)
+
+    def _decide(self, current, u):
+        x = np.multiply(current, np.float32(-1.0 / self.current_scale_a), dtype=np.float32)
+        with np.errstate(over="ignore"):  # exp overflow -> inf -> never fires, as the limit
+            np.exp(x, out=x)
+        x += np.float32(1.0)
+        x *= u
+        return x < np.float32(1.0)
 
 
 class PBitNeuron(_StochasticNeuron):
-    """Stochastic-MTJ p-bit neuron, ``m = sgn(tanh(I / 2 I0) - r)``, r ~ U(-1, 1).
+    """Stochastic-MTJ p-bit neuron, ``m = sgn(tanh((I - I_off) / (2 g I0)) - r)``.
 
-    Same firing probability as the comparator neuron, from device noise instead of a
-    random reference. ``decision_energy_j`` is assumed (50 fJ).
+    ``r ~ U(-1, 1)`` is the thermal fluctuation of a low-barrier magnet (Camsari et
+    al., Appl. Phys. Rev. 6, 011305, 2019). An ideal p-bit fires with
+    ``sigmoid(I / I0)``, like the comparator; real ones differ from neuron to neuron,
+    so each unit draws a gain ``g ~ 1 + gain_spread_rel N(0, 1)`` and an offset
+    ``I_off ~ offset_spread_rel I0 N(0, 1)`` once (spreads assumed: 5 % each).
+    A unit is identified by its position along the last axis of the currents.
+    ``decision_energy_j`` is assumed (50 fJ).
     """
 
     operation = "mtj_sample"
-    _kernel = staticmethod(pbit_kernel)
+
+    def __init__(self, current_scale_a=1e-6, *, gain_spread_rel=0.05, offset_spread_rel=0.05,
+                 decision_energy_j=50e-15, seed=None, ledger: EnergyLedger | None = None):
+        super().__init__(current_scale_a, decision_energy_j=decision_energy_j, seed=seed,
+                         ledger=ledger)
+        for name, value in (("gain_spread_rel", gain_spread_rel),
+                            ("offset_spread_rel", offset_spread_rel)):
+            if not (isinstance(value, (int, float)) and 0 <= value < 1):
+                raise ValueError(f"{name} must lie in [0, 1), got {value!r}")
+        self.gain_spread_rel = float(gain_spread_rel)
+        self.offset_spread_rel = float(offset_spread_rel)
+        # fabrication draws depend on the seed and the layer width only, so a restored
+        # model gets the same devices whatever its call order
+        self._fabrication_seed = int(np.random.default_rng(seed).integers(2**63 - 1)) if seed is not None \
+            else int(self.rng.integers(2**63 - 1))
+        self._units: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+
+    def unit_parameters(self, n_units: int) -> tuple[np.ndarray, np.ndarray]:
+        """``(gain, offset_a)`` of the ``n_units`` p-bits of a layer that wide."""
+        if n_units not in self._units:
+            gen = np.random.default_rng([self._fabrication_seed, n_units])
+            gain = np.maximum(1.0 + self.gain_spread_rel * gen.standard_normal(n_units), 0.05)
+            offset = self.offset_spread_rel * self.current_scale_a * gen.standard_normal(n_units)
+            self._units[n_units] = (gain, offset)
+        return self._units[n_units]
+
+    def probability(self, current) -> np.ndarray:
+        current = _as_currents(current)
+        gain, offset = self.unit_parameters(current.shape[-1])
+        return 0.5 * (1.0 + np.tanh((current - offset) / (2.0 * self.current_scale_a * gain)))
+
+    def _decide(self, current, u):
+        gain, offset = self.unit_parameters(current.shape[-1])
+        x = np.subtract(current, offset.astype(np.float32), dtype=np.float32)
+        x *= (0.5 / (self.current_scale_a * gain)).astype(np.float32)
+        np.tanh(x, out=x)
+        u *= np.float32(2.0)
+        u -= np.float32(1.0)
+        return x > u
 
 
 class SoftmaxWTA(_StochasticNeuron):
@@ -205,7 +235,10 @@ class SoftmaxWTA(_StochasticNeuron):
         current = np.asarray(current)
         if current.ndim != 2:
             raise ValueError(f"current must have shape (batch, units), got {current.shape}")
-        return super().sample(current, out)
+        current, out = self._checked(current, out)
+        seed = int(self.rng.integers(0, 2**32 - 1))
+        wta_kernel(np.ascontiguousarray(current), self.current_scale_a, seed, out)
+        return out
 
 
 class DigitalCounter:
