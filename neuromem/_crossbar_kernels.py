@@ -87,3 +87,38 @@ def add_read_noise(currents, rel, absolute, seed, table):
         state ^= state >> np.uint64(27)
         z = table[(state * mult) >> shift]
         c[k] += (rel * abs(c[k]) + absolute) * z
+
+
+@njit(cache=True)
+def line_conductance_at(cells, g_plus, g_minus, sign_minus):
+    """Conductance both devices of each listed cell put on its lines (for sparse refresh)."""
+    out = np.empty(cells.size)
+    for n in range(cells.size):
+        k = cells[n]
+        out[n] = g_plus[k] + abs(sign_minus) * g_minus[k]
+    return out
+
+
+@njit(cache=True)
+def refresh_cells(cells, g_plus, g_minus, fault_plus, fault_minus, sign_minus, out32,
+                  row_sum, col_sum, old_line):
+    """Sparse version of ``override`` + ``effective_conductance`` for the listed cells.
+
+    Only pulsed cells change, so the float32 copy and the line sums are patched there
+    instead of swept over the whole array. ``fault_minus`` may be empty (no G- faults).
+    """
+    flat = out32.ravel()
+    cols = col_sum.size
+    for n in range(cells.size):
+        k = cells[n]
+        f = fault_plus[k]
+        if not np.isnan(f):
+            g_plus[k] = f
+        if fault_minus.size:
+            f = fault_minus[k]
+            if not np.isnan(f):
+                g_minus[k] = f
+        flat[k] = g_plus[k] - sign_minus * g_minus[k]
+        change = g_plus[k] + abs(sign_minus) * g_minus[k] - old_line[n]
+        row_sum[k // cols] += change
+        col_sum[k % cols] += change

@@ -318,10 +318,21 @@ class Crossbar:
         """
         flat = self._check_counts(counts)
         width = _check_nonneg("width", width)
+        cells = np.flatnonzero(flat)
+        # learning rules touch few cells per update: patch those instead of sweeping
+        sparse = 8 * cells.size < flat.size and not self.device.drifts
+        sign = _SIGN_MINUS[self.scheme]
+        if sparse:
+            old_line = kern.line_conductance_at(cells, self._g_plus, self._g_minus, sign)
         up, down = self._pulse_flat(flat, width, "plus")
         if self.scheme == "differential":
             self._pulse_flat(-flat, width, "minus")
-        self._refresh_effective()
+        if sparse:
+            fault_minus = self._fault_minus if self._fault_minus is not None else np.empty(0)
+            kern.refresh_cells(cells, self._g_plus, self._g_minus, self._fault_plus, fault_minus,
+                               sign, self._w32, self._row_sum, self._col_sum, old_line)
+        else:
+            self._refresh_effective()
         return up, down
 
     def outer_update(self, row_signs, col_pulses, *, width: float = 1.0) -> tuple[int, int]:

@@ -682,3 +682,21 @@ def test_every_device_round_trips_through_state_dict(name):
     assert np.all(g[f["stuck_low"]] == xbar.device.g_min_s)
     assert np.all(g[f["stuck_high"]] == xbar.device.g_max_s)
     assert np.all(g[f["dead"]] == 0.0)
+
+
+@pytest.mark.parametrize("scheme", ["reference", "differential", "single"])
+def test_sparse_pulse_refresh_equals_full_refresh(scheme):
+    """Few-cell updates patch the float32 copy and line sums; a full sweep must agree."""
+    xbar = Crossbar(60, 50, "yflash", scheme=scheme, stuck_low_rate=0.05, dead_rate=0.05, seed=3)
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        counts = np.zeros(xbar.shape, dtype=np.int64)
+        hit = rng.random(xbar.shape) < 0.02
+        counts[hit] = rng.integers(-2, 3, hit.sum())
+        xbar.apply_pulses(counts)
+    patched = xbar.effective_conductance, xbar._row_sum.copy(), xbar._col_sum.copy()
+    xbar._refresh_effective()
+    np.testing.assert_array_equal(patched[0], xbar.effective_conductance)
+    np.testing.assert_allclose(patched[1], xbar._row_sum, rtol=1e-9)
+    np.testing.assert_allclose(patched[2], xbar._col_sum, rtol=1e-9)
+    assert np.all(xbar.conductance[xbar.faults["dead"]] == 0.0)
