@@ -49,6 +49,15 @@ def wta_kernel(current, current_scale, seed, out):
 
 
 @njit(cache=True)
+def all_integral(values):
+    """True when every value is a finite integer (one pass, no temporaries)."""
+    for v in values.ravel():
+        if not (v == math.floor(v) and math.isfinite(v)):
+            return False
+    return True
+
+
+@njit(cache=True)
 def counter_kernel(count, delta, threshold, max_pulses, pulses):
     """Accumulate-and-threshold (DESIGN.md §2, "CDacc").
 
@@ -61,10 +70,11 @@ def counter_kernel(count, delta, threshold, max_pulses, pulses):
     p = pulses.ravel()
     n_pulsed = 0
     for k in range(c.size):
-        step = int(d[k])
-        if step != d[k]:  # NaN and fractions land here: counters are digital
-            raise ValueError("delta must hold finite integers (counters are digital)")
-        value = c[k] + step
+        value = c[k] + int(d[k])  # integral: checked by the caller
+        if -threshold < value < threshold:  # the common case: no crossing, no division
+            c[k] = value
+            p[k] = 0
+            continue
         n = int(value / threshold)  # truncation toward zero, as C's trunc
         if n != 0:
             value -= n * threshold
@@ -293,7 +303,7 @@ class DigitalCounter:
             raise TypeError(f"delta must be a numeric array, got dtype {delta.dtype}")
         if delta.dtype.kind == "u":
             delta = delta.astype(np.int64)
-        elif delta.dtype.kind == "f" and not np.all(np.isfinite(delta) & (delta == np.trunc(delta))):
+        elif delta.dtype.kind == "f" and not all_integral(delta):
             # checked before the kernel runs, so a rejected update leaves every counter as it was
             raise ValueError("delta must hold finite integers (counters are digital)")
         counter_kernel(self.count, delta, self.threshold, self.max_pulses, self._pulses)
