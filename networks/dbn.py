@@ -21,9 +21,12 @@ followed by the exact label posterior of the top RBM (free energy per label);
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
+import zipfile
+import zlib
 from numbers import Integral
 from pathlib import Path
 
@@ -90,6 +93,11 @@ class _LabelledRBM(MemristiveRBM):
         scores = np.stack([b_y[k] + _softplus(a + U[k]).sum(axis=1) for k in range(self.n_labels)], axis=1)
         scores -= scores.max(axis=1, keepdims=True)
         return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
+
+
+def _meta_digest(meta: dict) -> str:
+    body = {k: v for k, v in meta.items() if k != "metadata_sha256"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _check_int(name, value, low):
@@ -234,13 +242,15 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
 
     def _stage_input(self, name, X, y):
         """Training data of a stage (mean activities of the layers below), cached."""
-        key = (name, id(X))
+        key = (name, X.shape, hashlib.sha256(np.ascontiguousarray(X[:: max(1, len(X) // 64)])).hexdigest())
         if self._data_cache is not None and self._data_cache[0] == key:
             return self._data_cache[1]
-        if name.startswith("layer"):
-            data = self._up_mean(X, int(name[5:]))
-        else:
-            data = np.hstack([self._up_mean(X, len(self.layers_)), self._one_hot(y)])
+        # computed once per stage, outside the ledgers, so a resumed run books the same
+        with self._isolated():
+            if name.startswith("layer"):
+                data = self._up_mean(X, int(name[5:]))
+            else:
+                data = np.hstack([self._up_mean(X, len(self.layers_)), self._one_hot(y)])
         self._data_cache = (key, data)
         return data
 
@@ -357,6 +367,33 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                 self._delta_update(rbm, sleep[i], sleep[i + 1], self._up(rbm, sleep[i]), mean)
 
     # ------------------------------------------------------------------ inference
+    @contextlib.contextmanager
+    def _isolated(self):
+        """Evaluation leaves training untouched: every generator, ledger and clock of
+        every module is restored afterwards (so checkpoints resume bit for bit whatever
+        was evaluated in between; the ledgers count training only)."""
+        saved = []
+        for mod in self._modules():
+            gens = [mod._rng, mod._neuron.rng, mod.crossbar_.rng]
+            if hasattr(mod, "_wta"):
+                gens.append(mod._wta.rng)
+            saved.append((mod, [g.bit_generator.state for g in gens],
+                          mod.ledger_.as_dict(), mod.crossbar_.time_s))
+        try:
+            yield
+        finally:
+            for mod, states, ledger, time_s in saved:
+                gens = [mod._rng, mod._neuron.rng, mod.crossbar_.rng]
+                if hasattr(mod, "_wta"):
+                    gens.append(mod._wta.rng)
+                for g, state in zip(gens, states):
+                    g.bit_generator.state = state
+                mod.ledger_.reset()
+                for op, entry in ledger.items():
+                    if op != "total_j":
+                        mod.ledger_.record(op, entry["count"], entry["energy_j"])
+                mod.crossbar_.time_s = time_s
+
     def _check_X(self, X):
         check_is_fitted(self, "top_")
         if self.top_ is None:
@@ -367,18 +404,26 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         return X
 
     def predict_proba(self, X, *, inference=None, n_samples=None):
-        """Class probabilities by ``"freeze"`` (exact, deterministic) or ``"sampling"``."""
+        """Class probabilities by ``"freeze"`` (exact, deterministic) or ``"sampling"``.
+
+        Evaluation does not disturb training: random streams, ledgers and clocks are
+        restored afterwards, so the same call on the same model gives the same answer.
+        """
         X = self._check_X(X)
         mode = inference or self.inference
         if mode not in INFERENCE:
             raise ValueError(f"inference must be one of {INFERENCE}, got {mode!r}")
+        with self._isolated():
+            return self._predict_proba(X, mode, n_samples or self.n_samples)
+
+    def _predict_proba(self, X, mode, n_samples):
         if mode == "freeze":
             h = self._up_mean(X, len(self.layers_)).astype(np.float64)
             return np.exp(self.top_.label_log_posterior(h))
         top = self.top_
         n_h = top._nv - top.n_labels
         counts = np.zeros((len(X), top.n_labels))
-        for _ in range(n_samples or self.n_samples):
+        for _ in range(n_samples):
             h = self.layers_[0]._binary_input(X)
             for rbm in self.layers_:
                 h = self._up(rbm, h)
@@ -443,6 +488,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             "sha256": {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
                        for k, v in arrays.items()},
         }
+        meta["metadata_sha256"] = _meta_digest(meta)
         arrays["__metadata__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         tmp = path.with_name(path.name + ".tmp.npz")
         np.savez_compressed(tmp, **arrays)
@@ -454,20 +500,31 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         """Read a file written by :meth:`save`; a tampered or foreign file raises ValueError."""
         from .rbm import _params_from_json
         path = Path(path)
+        damaged = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
         try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {k: archive[k] for k in archive.files}
-        except (OSError, ValueError) as exc:
+            archive = np.load(path, allow_pickle=False)
+        except damaged as exc:
             raise ValueError(f"{path} is not a neuromem DBN archive: {exc}") from None
+        if not isinstance(archive, np.lib.npyio.NpzFile):
+            raise ValueError(f"{path} is not a neuromem DBN archive (not an .npz file)")
+        try:
+            with archive:
+                arrays = {k: archive[k] for k in archive.files}
+        except damaged as exc:
+            raise ValueError(f"{path} is not a neuromem DBN archive (damaged: {exc})") from None
         if "__metadata__" not in arrays:
             raise ValueError(f"{path} has no neuromem metadata")
         try:
             meta = json.loads(arrays.pop("__metadata__").tobytes().decode())
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise ValueError(f"{path}: metadata is not valid JSON ({exc})") from None
+        if not isinstance(meta, dict):
+            raise ValueError(f"{path}: metadata is not a JSON object")
         if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
             raise ValueError(f"{path}: format {meta.get('format')!r} v{meta.get('version')!r}, "
                              f"expected {FORMAT!r} v{FORMAT_VERSION}")
+        if meta.get("metadata_sha256") != _meta_digest(meta):
+            raise ValueError(f"{path}: metadata fails its checksum (file altered?)")
         hashes = meta.get("sha256", {})
         if set(hashes) != set(arrays):
             raise ValueError(f"{path}: arrays {sorted(set(arrays) ^ set(hashes))} do not match the metadata")

@@ -252,7 +252,7 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         self._counter = DigitalCounter(self.crossbar_.shape, self.counter_threshold_,
                                        max_pulses=self.max_pulses if self.update == "proportional" else 1,
                                        ledger=self.ledger_)
-        self._velocity = np.zeros(self.crossbar_.shape)
+        self._velocity = np.zeros(self.crossbar_.shape, dtype=np.float32)
         self.fantasy_ = None
         self.n_features_in_ = n_features
 
@@ -361,12 +361,14 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         """
         stats[self._nv:, self.n_components:] = 0.0  # bias row x bias column: no device
         if self.update == "ideal":
-            grad = stats.astype(np.float64) / n_samples
-            grad[: self._nv, : self.n_components] -= self.weight_decay * self._weights_full()[
-                : self._nv, : self.n_components]
-            self._velocity *= self.momentum
-            self._velocity += self.learning_rate * grad
-            self.crossbar_.add_conductance(self._velocity / self._g_to_w)
+            grad = stats
+            grad *= np.float32(1.0 / n_samples)
+            if self.weight_decay:
+                w = self.crossbar_._w32[: self._nv, : self.n_components]
+                grad[: self._nv, : self.n_components] -= np.float32(self.weight_decay * self._g_to_w) * w
+            self._velocity *= np.float32(self.momentum)
+            self._velocity += np.float32(self.learning_rate) * grad
+            self.crossbar_.add_conductance(self._velocity * np.float32(1.0 / self._g_to_w))
         else:
             pulses = self._counter.update(stats, n_increments=n_increments)
             self.crossbar_.apply_pulses(pulses)
@@ -401,7 +403,10 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
 
     def _validate_X(self, X, reset):
         X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
-        if X.size and (X.min() < 0 or X.max() > 1):
+        if X.size and X.min() < 0:
+            raise ValueError("Negative values in data passed to MemristiveRBM: X must hold "
+                             "values in [0, 1] (binary inputs or firing probabilities)")
+        if X.size and X.max() > 1:
             raise ValueError("X must hold values in [0, 1] (binary inputs or firing probabilities)")
         return X
 

@@ -333,16 +333,12 @@ EXPECTED_FAILED_CHECKS = {
         "check_methods_sample_order_invariance", "check_methods_subset_invariance",
     )
 }
-EXPECTED_FAILED_CHECKS["check_positive_only_tag_during_fit"] = (
-    "negative X is rejected with ValueError, but the message ('X must hold values in "
-    "[0, 1] ...') lacks the phrase 'Negative values in data' that the check looks for")
 
 #: with inputs squashed into [0, 1) only these remain
 _SCORE = ("score_samples flips one random bit per sample (the pseudo-likelihood of "
           "BernoulliRBM), so its value depends on row order and batch; scikit-learn marks "
           "the same checks xfail for BernoulliRBM")
 EXPECTED_FAILED_CHECKS_SQUASHED = {
-    "check_positive_only_tag_during_fit": EXPECTED_FAILED_CHECKS["check_positive_only_tag_during_fit"],
     "check_methods_sample_order_invariance": _SCORE,
     "check_methods_subset_invariance": _SCORE,
 }
@@ -355,7 +351,7 @@ class _SquashedRBM(MemristiveRBM):
     def _validate_X(self, X, reset):
         X = validate_data(self, X, reset=reset, dtype=(np.float64, np.float32))
         if X.size and X.min() < 0:
-            raise ValueError("X must hold values in [0, 1] (binary inputs or firing probabilities)")
+            raise ValueError("Negative values in data: X must hold values in [0, 1]")
         return X / (1 + X)
 
 
