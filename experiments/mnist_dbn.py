@@ -10,7 +10,7 @@ scikit-learn's 8x8 digits. Writes to ``--out``:
     from it and ends with the same result as an uninterrupted run;
 ``run.json``
     the settings the checkpoint was trained with (a resume with other settings is an
-    error), ``pulses.npz`` the training pulses fired into every ``G+`` device;
+    error);
 ``results.json``
     settings, accuracy (``freeze`` and ``sampling`` inference), per-epoch curves, pulses
     per device, energy from the ledger, wall time, versions;
@@ -118,7 +118,6 @@ SPLIT_SEED = 0
 DEFAULT_N_VALIDATION = {"mnist": 10000, "digits": 0.2}
 CHECKPOINT = "checkpoint.npz"
 RUN_FILE = "run.json"
-PULSES_FILE = "pulses.npz"
 RESULTS = "results.json"
 FIGURES = ("receptive_fields.png", "conductance_histogram.png", "accuracy.png")
 
@@ -312,35 +311,6 @@ def load_data(s: dict, data_dir=None) -> dict:
 
 # ---------------------------------------------------------------------------- per-cell pulses
 
-@contextlib.contextmanager
-def count_pulses_per_cell():
-    """Count the pulses ``Crossbar.apply_pulses`` fires into every cell.
-
-    The crossbar's ledger counts pulses per array, not per device; while this context is
-    active each crossbar also accumulates ``|counts|`` in ``_pulses_per_cell`` (an int64
-    array of its shape; a cell of the ``"differential"`` scheme gets the same number on
-    ``G-``). Initial program-and-verify does not go through ``apply_pulses`` and is not
-    counted here (the ledger has it).
-    """
-    from neuromem import Crossbar
-
-    original = Crossbar.apply_pulses
-
-    def apply_pulses(self, counts, *, width=1.0):
-        result = original(self, counts, width=width)
-        acc = self.__dict__.get("_pulses_per_cell")
-        if acc is None:
-            acc = self._pulses_per_cell = np.zeros(self.shape, dtype=np.int64)
-        acc += np.abs(np.asarray(counts, dtype=np.int64))
-        return result
-
-    Crossbar.apply_pulses = apply_pulses
-    try:
-        yield
-    finally:
-        Crossbar.apply_pulses = original
-
-
 def _named_modules(dbn) -> list[tuple[str, object]]:
     named = [(f"layer{i}", r) for i, r in enumerate(getattr(dbn, "layers_", []))]
     if getattr(dbn, "top_", None) is not None:
@@ -350,8 +320,7 @@ def _named_modules(dbn) -> list[tuple[str, object]]:
 
 
 def _cell_counts(rbm) -> np.ndarray:
-    acc = rbm.crossbar_.__dict__.get("_pulses_per_cell")
-    return acc if acc is not None else np.zeros(rbm.crossbar_.shape, dtype=np.int64)
+    return rbm.training_pulse_count_
 
 
 def _device_mask(rbm) -> np.ndarray:
@@ -361,33 +330,7 @@ def _device_mask(rbm) -> np.ndarray:
     return mask
 
 
-def save_pulses(out: Path, dbn) -> None:
-    arrays = {name: _cell_counts(rbm) for name, rbm in _named_modules(dbn)}
-    arrays["__progress__"] = np.array([dbn.progress_["stage"], dbn.progress_["epoch"]])
-    tmp = out / (PULSES_FILE + ".tmp")
-    with open(tmp, "wb") as fh:
-        np.savez(fh, **arrays)
-    os.replace(tmp, out / PULSES_FILE)
-
-
-def load_pulses(out: Path, dbn) -> bool:
-    """Attach saved per-cell counts to the crossbars; False when missing or stale."""
-    path = out / PULSES_FILE
-    if not path.exists():
-        return False
-    with np.load(path, allow_pickle=False) as f:
-        arrays = {k: f[k] for k in f.files}
-    progress = arrays.pop("__progress__", None)
-    if progress is None or list(progress) != [dbn.progress_["stage"], dbn.progress_["epoch"]]:
-        return False
-    for name, rbm in _named_modules(dbn):
-        if name not in arrays or arrays[name].shape != rbm.crossbar_.shape:
-            return False
-        rbm.crossbar_._pulses_per_cell = np.array(arrays[name], dtype=np.int64)
-    return True
-
-
-def pulse_summary(dbn, per_cell_ok: bool) -> dict:
+def pulse_summary(dbn) -> dict:
     """Pulses per device: per-cell training counts (mean, max) and the ledger's mean."""
     per_module, total, n_dev, peak = {}, 0, 0, 0
     for name, rbm in _named_modules(dbn):
@@ -409,11 +352,10 @@ def pulse_summary(dbn, per_cell_ok: bool) -> dict:
         "training": {
             "description": "counter-fired training pulses per G+ device (per-cell counts; "
                            "the differential scheme's G- devices get the same number)",
-            "available": per_cell_ok,
-            "n_devices": n_dev, "total": total if per_cell_ok else None,
-            "mean": total / n_dev if per_cell_ok and n_dev else None,
-            "max": peak if per_cell_ok else None,
-            "per_module": per_module if per_cell_ok else None,
+            "n_devices": n_dev, "total": total,
+            "mean": total / n_dev if n_dev else None,
+            "max": peak,
+            "per_module": per_module,
         },
         "ledger": {
             "description": "all potentiate + depress pulses in the ledger (training and initial "
@@ -693,12 +635,10 @@ def main(argv=None, *, on_epoch=None) -> int:
         parser.error(f"{exc}\n(give --data-dir DIR or set NEUROMEM_DATA to the folder holding "
                      "the MNIST IDX files)")
 
-    with _threads(s["threads"]), count_pulses_per_cell():
+    with _threads(s["threads"]):
         resumed = False
-        per_cell_ok = True
         if args.resume and (out / CHECKPOINT).exists():
             dbn = _resume(out, s, parser)
-            per_cell_ok = load_pulses(out, dbn)
             X, y = data["X_train"], data["y_train"]
             resumed = True
             print(f"resuming from {out / CHECKPOINT}: {sum(1 for _ in dbn.history_)} epochs done",
@@ -709,7 +649,7 @@ def main(argv=None, *, on_epoch=None) -> int:
                 X, y = dbn.begin(data["X_train"], data["y_train"])
             except (ValueError, TypeError) as exc:
                 parser.error(str(exc))
-            for stale in (CHECKPOINT, PULSES_FILE, RESULTS):
+            for stale in (CHECKPOINT, RESULTS):
                 (out / stale).unlink(missing_ok=True)
             _write_json(out / RUN_FILE, {"training_settings": _training_settings(s),
                                          "created": time.strftime("%Y-%m-%d %H:%M:%S")})
@@ -730,7 +670,7 @@ def main(argv=None, *, on_epoch=None) -> int:
         report_all = dbn.energy_report()
         final_ops = _ops_diff(report_all, report_train)
         training_ops = _ops_add(_ops(report_train), eval_ops, sign=-1)
-        pulses = pulse_summary(dbn, per_cell_ok)
+        pulses = pulse_summary(dbn)
 
     figures = [] if args.no_figures else make_figures(out, dbn, dbn.history_, data["image_shape"], s)
     epoch_wall = sum(h["wall_s"] for h in dbn.history_)
@@ -787,12 +727,6 @@ def _train(dbn, X, y, data, s, out, args, on_epoch) -> bool:
             name, epochs = dbn.stages_[stage_i]
             bar.set_description(f"{name} {dbn.progress_['epoch'] + 1}/{epochs}")
             t0 = time.perf_counter()
-            # MemristiveDBN caches a stage's input (the training set's mean activity in the
-            # layers below) across epochs, but a resumed run starts without that cache and
-            # pays its crossbar reads (ledger, device clock) again. Recomputing it every
-            # epoch keeps interrupted and uninterrupted runs identical, and counts the reads
-            # the hardware really makes: it has no memory of the activities of 60k images.
-            dbn._data_cache = None
             stage, epoch = dbn.train_epoch(X, y)
             before = dbn.energy_report()
             entry = {"index": len(dbn.history_) + 1, "stage": stage, "epoch": epoch,
@@ -806,7 +740,6 @@ def _train(dbn, X, y, data, s, out, args, on_epoch) -> bool:
             entry["wall_s"] = time.perf_counter() - t0
             dbn.history_.append(entry)
             dbn.save(out / CHECKPOINT)
-            save_pulses(out, dbn)
             bar.update(1)
             parts = [f"[{stage} {epoch + 1}/{epochs}]"]
             if "reconstruction_error" in entry:

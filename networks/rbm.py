@@ -229,7 +229,18 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         init[:n_features, : self.n_components] = self._rng.normal(
             0.0, self.init_std, (n_features, self.n_components))
         program_rbm_weights(self.crossbar_, init, self._g_to_w, self.scheme, self.reference_level)
+        self._mark_initial_state()
+
+    def _mark_initial_state(self):
+        """Remember the programmed starting point: conductances and pulses so far."""
         self.initial_conductance_ = self.crossbar_.conductance
+        self.initial_pulse_count_ = self.crossbar_.pulse_count
+
+    @property
+    def training_pulse_count_(self) -> np.ndarray:
+        """Pulses each ``G+`` device took since initial programming, ``(rows, cols)``."""
+        check_is_fitted(self, "crossbar_")
+        return self.crossbar_.pulse_count - self.initial_pulse_count_
 
     def _initialize_empty(self, n_features, device):
         """Build crossbar, neurons and counters without programming any weight."""
@@ -419,6 +430,7 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         arrays["counter"] = self._counter.count.copy()
         arrays["velocity"] = self._velocity.copy()
         arrays["initial_conductance"] = self.initial_conductance_
+        arrays["initial_pulse_count"] = self.initial_pulse_count_
         if self.fantasy_ is not None:
             arrays["fantasy"] = self.fantasy_.copy()
         meta = {
@@ -446,12 +458,13 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
                 if op != "total_j":
                     rbm.ledger_.record(op, int(entry["count"]), float(entry["energy_j"]))
             expected = rbm.crossbar_.shape
-            for key in ("counter", "velocity"):
+            for key in ("counter", "velocity", "initial_conductance", "initial_pulse_count"):
                 if arrays[key].shape != expected:
                     raise ValueError(f"array {key!r} has shape {arrays[key].shape}, expected {expected}")
             rbm._counter.count[...] = arrays["counter"]
             rbm._velocity[...] = arrays["velocity"]
             rbm.initial_conductance_ = np.array(arrays["initial_conductance"])
+            rbm.initial_pulse_count_ = np.array(arrays["initial_pulse_count"], dtype=np.int64)
             rbm.fantasy_ = np.array(arrays["fantasy"]) if "fantasy" in arrays else None
             rbm._rng.bit_generator.state = meta["rng"]
             rbm._neuron.rng.bit_generator.state = meta["neuron_rng"]

@@ -130,6 +130,8 @@ class Crossbar:
         self._fault_minus = self._draw_faults(n)[0] if scheme == "differential" else None
         self._g_plus = np.empty(n)
         self._g_minus = np.zeros(n)
+        self._pulses_plus = np.zeros(n, dtype=np.int64)
+        self._pulses_minus = np.zeros(n, dtype=np.int64)
         self._w32 = np.empty((self.rows, self.cols), dtype=np.float32)
         self._row_sum = np.empty(self.rows)
         self._col_sum = np.empty(self.cols)
@@ -207,6 +209,16 @@ class Crossbar:
         """Signed conductance ``G+ - G-`` (or ``G``) in siemens, float32 ``(rows, cols)``."""
         self._sync_drift()
         return self._w32.copy()
+
+    @property
+    def pulse_count(self) -> np.ndarray:
+        """Pulses fired into each ``G+`` device so far (programming included), ``(rows, cols)``."""
+        return self._pulses_plus.reshape(self.shape).copy()
+
+    @property
+    def reference_pulse_count(self) -> np.ndarray | None:
+        """Pulses fired into each ``G-`` device (None for the ``"single"`` scheme)."""
+        return None if self.scheme == "single" else self._pulses_minus.reshape(self.shape).copy()
 
     @property
     def weight_unit_s(self) -> float:
@@ -291,11 +303,18 @@ class Crossbar:
             raise TypeError(f"counts must be an integer array (pulses), got dtype {counts.dtype}")
         return np.ascontiguousarray(counts, dtype=np.int64).ravel()
 
-    def _pulse_flat(self, counts, width, array="plus"):
-        """Apply flat int64 ``counts`` to one array (no validation), book-keep."""
+    def _pulse_flat(self, counts, width, array="plus", cells=None):
+        """Apply flat int64 ``counts`` to one array (no validation), book-keep.
+
+        ``cells`` lists the nonzero entries when the caller already knows them.
+        """
         up, down, longest = kern.pulse_totals(counts)
         if longest == 0:
             return 0, 0
+        if cells is None:
+            cells = np.flatnonzero(counts)
+        tally = self._pulses_plus if array == "plus" else self._pulses_minus
+        tally[cells] += np.abs(counts[cells])
         seed = int(self.rng.integers(0, 2**32 - 1))
         state, g = ((self._state_plus, self._g_plus) if array == "plus"
                     else (self._state_minus, self._g_minus))
@@ -324,9 +343,9 @@ class Crossbar:
         sign = _SIGN_MINUS[self.scheme]
         if sparse:
             old_line = kern.line_conductance_at(cells, self._g_plus, self._g_minus, sign)
-        up, down = self._pulse_flat(flat, width, "plus")
+        up, down = self._pulse_flat(flat, width, "plus", cells)
         if self.scheme == "differential":
-            self._pulse_flat(-flat, width, "minus")
+            self._pulse_flat(-flat, width, "minus", cells)
         if sparse:
             fault_minus = self._fault_minus if self._fault_minus is not None else np.empty(0)
             kern.refresh_cells(cells, self._g_plus, self._g_minus, self._fault_plus, fault_minus,
@@ -477,7 +496,8 @@ class Crossbar:
         A snapshot: the arrays are copies, later pulses do not change them.
         """
         arrays = {"state_plus": self._state_plus.copy(), "fault_plus": self._fault_plus.copy(),
-                  "fault_kind_plus": self._fault_kind_plus.copy()}
+                  "fault_kind_plus": self._fault_kind_plus.copy(),
+                  "pulses_plus": self._pulses_plus.copy(), "pulses_minus": self._pulses_minus.copy()}
         if self._state_minus is not None:
             arrays["state_minus"] = self._state_minus.copy()
         if self._fault_minus is not None:
@@ -516,8 +536,9 @@ class Crossbar:
             expected["state_minus"] = xbar._state_minus.shape
         if xbar.scheme == "differential":
             expected["fault_minus"] = (n,)
-        if "fault_kind_plus" in arrays:  # optional: older state dicts lack it
-            expected["fault_kind_plus"] = (n,)
+        for optional in ("fault_kind_plus", "pulses_plus", "pulses_minus"):
+            if optional in arrays:  # older state dicts lack them
+                expected[optional] = (n,)
         for key, shape in expected.items():
             if key not in arrays:
                 raise ValueError(f"crossbar arrays lack {key!r}")
@@ -528,6 +549,9 @@ class Crossbar:
         xbar._fault_kind_plus = (np.array(arrays["fault_kind_plus"], dtype=np.int8)
                                  if "fault_kind_plus" in arrays
                                  else xbar._kinds_from_values(xbar._fault_plus))
+        for name in ("pulses_plus", "pulses_minus"):
+            if name in arrays:
+                setattr(xbar, "_" + name, np.array(arrays[name], dtype=np.int64))
         if "state_minus" in expected:
             xbar._state_minus = np.array(arrays["state_minus"], dtype=np.float64)
         if "fault_minus" in expected:

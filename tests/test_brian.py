@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -301,3 +303,70 @@ def test_two_synapses_on_one_cell_are_refused():
     net, syn = _open_loop(12, connect=False)
     with pytest.raises(ValueError, match="one synapse per"):
         syn.connect(n=2)
+
+
+# ---------------------------------------------------------------------- networks & experiments
+def test_diehl_cook_network_learns_by_pulses_and_normalises():
+    from networks.stdp import DiehlCook2015, DiehlCookParams, assign_labels, predict
+
+    params = DiehlCookParams(n_neurons=6, presentation_ms=100.0, rest_ms=50.0)
+    model = DiehlCook2015("ideal", params=params, seed=3)
+    rng = np.random.default_rng(0)
+    images = (rng.random((3, 784)) < 0.2) * 255.0
+    w0 = model.weights().copy()
+    counts = model.present(images, learn=True)
+    assert counts.shape == (3, 6) and counts.sum() > 0
+    w1 = model.weights()
+    assert not np.allclose(w0, w1)
+    # normalisation by pulses before each image: column sums near 78
+    assert np.allclose(w1.sum(axis=0), 78.0, rtol=0.05)
+    assert np.allclose(model.xe.w[:], model.xe.crossbar_weights(), atol=1e-6)
+    theta = model.exc.theta_[:].copy()
+    before = model.crossbar.ledger.count("potentiate") + model.crossbar.ledger.count("depress")
+    model.present(images[:1], learn=False)  # frozen: no pulses, thresholds fixed
+    after = model.crossbar.ledger.count("potentiate") + model.crossbar.ledger.count("depress")
+    assert after == before
+    assert np.allclose(model.exc.theta_[:], theta, rtol=1e-4)
+    labels = assign_labels(np.array([[3, 0], [0, 2]]), np.array([4, 7]))
+    assert labels.tolist() == [4, 7]
+    assert predict(np.array([[0, 5], [1, 0]]), labels).tolist() == [7, 4]
+    with pytest.raises(ValueError, match="multiple of 50 ms"):
+        DiehlCook2015("ideal", params=DiehlCookParams(n_neurons=4, rest_ms=120.0))
+
+
+@pytest.mark.slow  # ~6 Brian2 runs of the full 784 x n network: ~1 min
+def test_mnist_experiment_checkpoints_and_resumes(tmp_path):
+    from neuromem.data import load_mnist
+
+    try:
+        load_mnist(kind="test")
+    except (FileNotFoundError, OSError, ValueError):
+        pytest.skip("MNIST not available (set NEUROMEM_DATA)")
+    from experiments import mnist_stdp
+
+    argv = ["--device", "ideal", "--n-neurons", "4", "--n-train", "4", "--n-label", "2",
+            "--n-test", "2", "--checkpoint-every", "2", "--out", str(tmp_path), "--no-progress"]
+    res = mnist_stdp.main(argv)
+    assert 0.0 <= res["accuracy"] <= 1.0 and res["n_train"] == 4
+    for name in ("results.json", "checkpoint.npz", "checkpoint.json", "receptive_fields.png",
+                 "confusion.png"):
+        assert (tmp_path / name).exists()
+    info = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert info["n_done"] == 4
+    res2 = mnist_stdp.main(argv[:5] + ["6"] + argv[6:] + ["--resume"])  # 2 more images
+    assert res2["resumed"] and json.loads((tmp_path / "checkpoint.json").read_text())["n_done"] == 6
+    with pytest.raises(SystemExit):
+        mnist_stdp.main(["--n-train", "0"])
+
+
+def test_song_experiment_writes_results(tmp_path):
+    from experiments import stdp_song2000
+
+    res = stdp_song2000.main(["--duration", "0.3", "--devices", "ideal", "--out", str(tmp_path)])
+    assert set(res["runs"]) == {"ideal", "plain_brian2"}
+    ideal = res["runs"]["ideal"]
+    assert ideal["stdp_pulses"]["potentiate"] > 0
+    assert ideal["ledger"]["potentiate"]["count"] >= ideal["stdp_pulses"]["potentiate"]
+    assert (tmp_path / "song2000.png").exists() and (tmp_path / "results.json").exists()
+    with pytest.raises(SystemExit):
+        stdp_song2000.main(["--devices", "no-such-device"])

@@ -496,7 +496,7 @@ def test_from_state_dict_rejects_bad_input():
     for key in arrays:
         bad = dict(arrays)
         del bad[key]
-        if key == "fault_kind_plus":  # optional (derived from the fault values)
+        if key in ("fault_kind_plus", "pulses_plus", "pulses_minus"):  # optional: older dicts
             Crossbar.from_state_dict(bad, meta)
         else:
             with pytest.raises(ValueError, match=key):
@@ -700,3 +700,18 @@ def test_sparse_pulse_refresh_equals_full_refresh(scheme):
     np.testing.assert_allclose(patched[1], xbar._row_sum, rtol=1e-9)
     np.testing.assert_allclose(patched[2], xbar._col_sum, rtol=1e-9)
     assert np.all(xbar.conductance[xbar.faults["dead"]] == 0.0)
+
+
+def test_pulse_count_tallies_every_pulse_per_device():
+    xbar = Crossbar(4, 3, "ideal", scheme="differential", seed=0)
+    counts = np.array([[1, -2, 0], [0, 0, 3], [-1, 0, 0], [0, 5, 0]])
+    xbar.apply_pulses(counts)
+    xbar.apply_pulses(-counts)
+    np.testing.assert_array_equal(xbar.pulse_count, 2 * np.abs(counts))
+    np.testing.assert_array_equal(xbar.reference_pulse_count, 2 * np.abs(counts))
+    up, down = xbar.ledger.count("potentiate"), xbar.ledger.count("depress")
+    assert xbar.pulse_count.sum() + xbar.reference_pulse_count.sum() == up + down
+    result = xbar.program(np.full(xbar.shape, 6e-7), tolerance=0.01, max_pulses=500)
+    np.testing.assert_array_equal(xbar.pulse_count - 2 * np.abs(counts), result.pulses)
+    restored = Crossbar.from_state_dict(*xbar.state_dict())
+    np.testing.assert_array_equal(restored.pulse_count, xbar.pulse_count)
