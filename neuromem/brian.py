@@ -185,11 +185,14 @@ class CrossbarSync(NetworkOperation):
         self._cells = None          # flat cell index per synapse
         self._w_written = None      # w as last written (detects writes from outside)
         self._counts = None         # reusable (rows*cols,) pulse buffer
+        self._views = None          # live variable arrays, cached during a run only
         self._t_last_s = 0.0
 
     # -------------------------------------------------------------- mapping
     def cells(self) -> np.ndarray:
         """Flat crossbar cell index of every synapse (validates the connectivity)."""
+        if self._views is not None and self._cells is not None:
+            return self._cells  # during a run the connectivity cannot change
         S = self.synapses
         n = len(S)
         if self._cells is not None and self._cells.size == n:
@@ -205,6 +208,12 @@ class CrossbarSync(NetworkOperation):
         return cells
 
     # -------------------------------------------------------------- transfers
+    def _fetch_views(self):
+        """(w, xbar_events, xbar_pending) as live arrays of the Brian2 variables."""
+        v = self.synapses.variables
+        return (v["w"].get_value(), v["xbar_events"].get_value(),
+                v["xbar_pending"].get_value())
+
     def write_weights(self, synapses: np.ndarray | None = None) -> None:
         """Copy the crossbar weights into ``w`` (``w = w_max * weights[i, j]``).
 
@@ -229,21 +238,22 @@ class CrossbarSync(NetworkOperation):
         if t_s is not None and t_s > self._t_last_s:
             xbar.wait(t_s - self._t_last_s)  # device clock follows biological time (drift)
             self._t_last_s = t_s
-        events = S.variables["xbar_events"].get_value()
+        w, events, pending = self._views or self._fetch_views()
         n_events = int(events.sum())
         if n_events:
             # each presynaptic spike reads its cells at the conductance they had since
             # the last flush: V_read^2 * G * t_read per cell
             dev = xbar.device
-            g = xbar.conductance.ravel()
-            if xbar.scheme != "single":
-                g += xbar.reference_conductance.ravel()
+            if xbar.scheme == "single":
+                g, scale = w, 1.0 / S._w_per_siemens  # w = G * w_per_siemens, current
+            else:
+                g = (xbar.conductance + xbar.reference_conductance).ravel()[cells]
+                scale = 1.0
             # (multiply-sum, not @: BLAS threads stall on a busy machine, int @ float is slow)
-            energy = dev.read_voltage_v ** 2 * dev.read_time_s * float(np.multiply(g[cells], events).sum())
+            energy = dev.read_voltage_v ** 2 * dev.read_time_s * scale * float(np.multiply(g, events).sum())
             xbar.ledger.record("synaptic_read", n_events, energy)
             self.synaptic_events += n_events
             events[:] = 0
-        pending = S.variables["xbar_pending"].get_value()
         pulsed = np.flatnonzero(pending)
         up = down = 0
         if pulsed.size:
@@ -282,6 +292,7 @@ class CrossbarSync(NetworkOperation):
                              f"multiple of the synapses' dt ({self.clock.dt})")
         self._every = int(round(every))
         self._countdown = min(self._countdown, self._every)
+        self._views = None
         self._cells = None
         self.cells()
         w = S.variables["w"].get_value()
@@ -292,9 +303,11 @@ class CrossbarSync(NetworkOperation):
                 f"{S.name}.w was changed outside the crossbar; weights live on the devices: "
                 "set them with program_weights(...) instead of assigning w")
         NetworkOperation.before_run(self, run_namespace)
+        self._views = self._fetch_views()  # no resizing while running
 
     def after_run(self):
         self.flush(self.clock.variables["t"].get_value().item())
+        self._views = None
         NetworkOperation.after_run(self)
 
     def _full_state(self):
