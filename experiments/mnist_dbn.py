@@ -78,6 +78,7 @@ PRESETS: dict[str, dict] = {
         "update": "counter",
         "rbm_params": {},
         "n_samples": 10,
+        "label_lines": 1,
         # one BLAS thread: 784x500 CD-1 on this 2-core box ran 8x faster than with 2
         # threads (0.7 s vs 6 s per 5000 images); --threads N to change
         "threads": 1,
@@ -99,6 +100,7 @@ PRESETS: dict[str, dict] = {
         "update": "counter",
         "rbm_params": {"weight_range": 5.0},
         "n_samples": 10,
+        "label_lines": 1,
         # tiny matrices: threaded BLAS only adds overhead (4x slower on a loaded machine)
         "threads": 1,
     },
@@ -106,7 +108,8 @@ PRESETS: dict[str, dict] = {
 
 #: Settings a checkpoint must agree on to be resumed (everything that changes training).
 TRAINING_KEYS = ("dataset", "n_validation", "final", "layers", "top", "batch_size", "epochs",
-                 "finetune_epochs", "cd_k", "device", "neuron", "update", "rbm_params", "seed")
+                 "finetune_epochs", "cd_k", "device", "neuron", "update", "label_lines",
+                 "rbm_params", "seed")
 #: Options of MemristiveRBM that the DBN or this script sets itself.
 _RESERVED_RBM_PARAMS = {"n_components": "--layers/--top", "device": "--device",
                         "neuron": "--neuron", "update": "--update", "cd_k": "--cd-k",
@@ -195,6 +198,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--batch-size", type=int)
     g.add_argument("--seed", type=int, help="seed of the network (default 0)")
     g.add_argument("--n-samples", type=int, help="stochastic passes of 'sampling' inference")
+    g.add_argument("--label-lines", type=int,
+                   help="rows driven by each label unit of the top RBM (default: the preset's)")
     g.add_argument("--threads", type=int, help="BLAS threads (default: the preset's)")
     g = p.add_argument_group("output")
     g.add_argument("--out", help="output directory (default results/<run-name>)")
@@ -225,7 +230,7 @@ def resolve_settings(args, parser) -> dict:
     given = {k: v for k, v in vars(args).items() if v is not None}
     s = {}
     for key in ("dataset", "layers", "top", "batch_size", "epochs", "finetune_epochs", "cd_k",
-                "device", "neuron", "update", "n_samples", "threads"):
+                "device", "neuron", "update", "n_samples", "label_lines", "threads"):
         s[key] = given.get(key, preset[key])
     s["layers"] = [int(n) for n in s["layers"]]
     s["rbm_params"] = dict(preset["rbm_params"])
@@ -242,7 +247,7 @@ def resolve_settings(args, parser) -> dict:
     if s["device"] not in devices:
         parser.error(f"unknown device {s['device']!r}; registered devices: {', '.join(devices)}")
     for key, low in (("epochs", 1), ("finetune_epochs", 0), ("top", 1), ("batch_size", 1),
-                     ("cd_k", 1), ("n_samples", 1)):
+                     ("cd_k", 1), ("n_samples", 1), ("label_lines", 1)):
         if s[key] < low:
             parser.error(f"--{key.replace('_', '-')} must be >= {low}, got {s[key]}")
     if any(n < 1 for n in s["layers"]):
@@ -457,7 +462,7 @@ def _build_dbn(s: dict):
     return MemristiveDBN(
         tuple(s["layers"]), s["top"], device=s["device"], neuron=s["neuron"], update=s["update"],
         cd_k=s["cd_k"], top_cd_k=s["cd_k"], batch_size=s["batch_size"], n_iter=s["epochs"],
-        n_finetune=s["finetune_epochs"], n_samples=s["n_samples"],
+        n_finetune=s["finetune_epochs"], n_samples=s["n_samples"], label_lines=s["label_lines"],
         rbm_params=dict(s["rbm_params"]), random_state=s["seed"])
 
 

@@ -46,51 +46,73 @@ INFERENCE = ("freeze", "sampling")
 
 
 class _LabelledRBM(MemristiveRBM):
-    """Top RBM: the last ``n_labels`` visible units form one softmax group."""
+    """Top RBM: the last visible rows carry one softmax group of ``n_labels`` labels.
+
+    Each label drives ``label_lines`` rows together (and senses their summed current on
+    the way down), like the bias lines: the label's weight to a hidden unit is the sum
+    over its rows, so labels learn ``label_lines`` times faster and span a wider range.
+    """
 
     n_labels = 10  # set per instance by the DBN before use
+    label_lines = 1
 
     def _initialize_empty(self, n_features, device):
         super()._initialize_empty(n_features, device)
         self._wta = SoftmaxWTA(self.current_scale_a_, seed=int(self._rng.integers(2**31)),
                                ledger=self.ledger_)
 
+    @property
+    def n_data_(self) -> int:
+        """Visible units that are not label rows."""
+        return self._nv - self.n_labels * self.label_lines
+
+    def _label_currents(self, currents):
+        block = currents[:, self.n_data_:]
+        return block.reshape(len(block), self.n_labels, self.label_lines).sum(axis=2)
+
+    def expand_labels(self, labels):
+        """One value per label -> one per label row."""
+        return np.repeat(labels, self.label_lines, axis=1)
+
     def _sample_visible(self, currents):
-        n = self._nv - self.n_labels
+        n = self.n_data_
         out = np.empty(currents.shape, dtype=np.float32)
         out[:, :n] = self._sample(currents[:, :n])
-        out[:, n:] = self._wta.sample(np.ascontiguousarray(currents[:, n:]))
+        out[:, n:] = self.expand_labels(self._wta.sample(self._label_currents(currents)))
         return out
 
     def _mean_visible(self, currents):
-        n = self._nv - self.n_labels
+        n = self.n_data_
         out = np.empty(currents.shape)
         out[:, :n] = super()._mean_visible(currents[:, :n])
-        out[:, n:] = self._wta.probability(currents[:, n:])
+        out[:, n:] = self.expand_labels(self._wta.probability(self._label_currents(currents)))
         return out
 
     def get_state(self):
         arrays, meta = super().get_state()
         meta["wta_rng"] = self._wta.rng.bit_generator.state
         meta["n_labels"] = self.n_labels
+        meta["label_lines"] = self.label_lines
         return arrays, meta
 
     @classmethod
     def from_state(cls, arrays, meta):
         rbm = super().from_state(arrays, meta)
         rbm.n_labels = int(meta["n_labels"])
+        rbm.label_lines = int(meta["label_lines"])
         rbm._wta.rng.bit_generator.state = meta["wta_rng"]
         return rbm
 
     def label_log_posterior(self, h):
         """Exact ``log p(y | h)`` of the joint top RBM, by the free energy of each label."""
         w = self._weights_full()
-        n = self._nv - self.n_labels
-        W, U = w[:n, : self.n_components], w[n: self._nv, : self.n_components]
-        c = w[self._nv:, : self.n_components].sum(axis=0)
-        b_y = w[n: self._nv, self.n_components:].sum(axis=1)
+        n, nh, L = self.n_data_, self.n_components, self.n_labels
+        W = w[:n, :nh]
+        U = w[n: self._nv, :nh].reshape(L, self.label_lines, nh).sum(axis=1)
+        c = w[self._nv:, :nh].sum(axis=0)
+        b_y = w[n: self._nv, nh:].sum(axis=1).reshape(L, self.label_lines).sum(axis=1)
         a = h @ W + c
-        scores = np.stack([b_y[k] + _softplus(a + U[k]).sum(axis=1) for k in range(self.n_labels)], axis=1)
+        scores = np.stack([b_y[k] + _softplus(a + U[k]).sum(axis=1) for k in range(L)], axis=1)
         scores -= scores.max(axis=1, keepdims=True)
         return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
 
@@ -130,6 +152,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         Classification mode of :meth:`predict` / :meth:`predict_proba`.
     n_samples : int
         Stochastic passes averaged in ``"sampling"`` mode.
+    label_lines : int
+        Rows driven by each label unit of the top RBM (1 = one row per label).
     rbm_params : dict or None
         Extra :class:`MemristiveRBM` parameters for every layer (``weight_range``,
         ``learning_rate``, ``scheme``, ``reference_level``, ``bias_lines``,
@@ -141,8 +165,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     def __init__(self, hidden_layer_sizes=(500, 500), n_top=2000, *, device="yflash",
                  neuron="comparator", update="counter", cd_k=1, top_cd_k=1, batch_size=100,
                  n_iter=10, n_finetune=0, finetune_cd_k=3, finetune_learning_rate=0.01,
-                 inference="freeze", n_samples=10, rbm_params=None, verbose=False,
-                 random_state=None):
+                 inference="freeze", n_samples=10, label_lines=1, rbm_params=None,
+                 verbose=False, random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_top = n_top
         self.device = device
@@ -157,6 +181,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self.finetune_learning_rate = finetune_learning_rate
         self.inference = inference
         self.n_samples = n_samples
+        self.label_lines = label_lines
         self.rbm_params = rbm_params
         self.verbose = verbose
         self.random_state = random_state
@@ -174,6 +199,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         _check_int("top_cd_k", self.top_cd_k, 1)
         _check_int("finetune_cd_k", self.finetune_cd_k, 1)
         _check_int("n_samples", self.n_samples, 1)
+        _check_int("label_lines", self.label_lines, 1)
         if self.inference not in INFERENCE:
             raise ValueError(f"inference must be one of {INFERENCE}, got {self.inference!r}")
         if not (self.finetune_learning_rate > 0 and math.isfinite(self.finetune_learning_rate)):
@@ -255,7 +281,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                 if name.startswith("layer"):
                     data = self._up_mean(X, int(name[5:]))
                 else:
-                    data = np.hstack([self._up_mean(X, len(self.layers_)), self._one_hot(y)])
+                    data = np.hstack([self._up_mean(X, len(self.layers_)),
+                                      np.repeat(self._one_hot(y), self.label_lines, axis=1)])
                 cost = [{op: (e["count"], e["energy_j"]) for op, e in m.ledger_.as_dict().items()
                          if op != "total_j"} for m in self.layers_]
             self._data_cache = (key, data, cost)
@@ -287,6 +314,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                 top = self._rbm(self.n_top, len(sizes), self._seeds[10], cls=_LabelledRBM,
                                 cd_k=self.top_cd_k)
                 top.n_labels = len(self.classes_)
+                top.label_lines = self.label_lines
                 top.partial_fit(data)
                 self.top_ = top
             else:
@@ -294,7 +322,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         else:
             if not self.generative_:
                 self._untie()
-            self._finetune_epoch(np.asarray(X, dtype=np.float32), self._one_hot(y))
+            self._finetune_epoch(np.asarray(X, dtype=np.float32),
+                                 self.top_.expand_labels(self._one_hot(y)))
         done = (name, self.progress_["epoch"])
         self.progress_["epoch"] += 1
         if self.progress_["epoch"] >= epochs:
@@ -350,7 +379,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         n = len(X)
         order = self._rng.permutation(n)
         top = self.top_
-        n_h = top._nv - top.n_labels
+        n_h = top.n_data_
         for start in range(0, n, self.batch_size):
             idx = order[start: start + self.batch_size]
             v = self.layers_[0]._binary_input(X[idx])
@@ -432,19 +461,18 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             h = self._up_mean(X, len(self.layers_)).astype(np.float64)
             return np.exp(self.top_.label_log_posterior(h))
         top = self.top_
-        n_h = top._nv - top.n_labels
+        n_h = top.n_data_
         counts = np.zeros((len(X), top.n_labels))
         for _ in range(n_samples):
             h = self.layers_[0]._binary_input(X)
             for rbm in self.layers_:
                 h = self._up(rbm, h)
             # clamp the top layer's input, start with no label, let the labels settle
-            vis = np.hstack([h, np.zeros((len(X), top.n_labels), np.float32)])
+            vis = np.hstack([h, np.zeros((len(X), top._nv - n_h), np.float32)])
             for _ in range(2):
                 h3 = self._up(top, vis)
-                label = top._wta.sample(np.ascontiguousarray(
-                    top._visible_currents(top._with_bias(h3))[:, n_h:]))
-                vis[:, n_h:] = label
+                label = top._wta.sample(top._label_currents(top._visible_currents(top._with_bias(h3))))
+                vis[:, n_h:] = top.expand_labels(label)
             counts += label
         return counts / counts.sum(axis=1, keepdims=True)
 
