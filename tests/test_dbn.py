@@ -360,3 +360,32 @@ def test_freeze_inference_between_epochs_leaves_training_unchanged(small):
     plain, evaluated = train(False), train(True)
     for key in plain:
         np.testing.assert_array_equal(plain[key], evaluated[key], err_msg=key)
+
+
+def test_label_lines_drive_several_rows_per_label(small, tmp_path):
+    X, y = small
+    dbn = _small_dbn(label_lines=3, n_finetune=1).fit(X, y)
+    top = dbn.top_
+    assert top.crossbar_.rows == 16 + 10 * 3 + top.bias_lines
+    # the posterior sums each label's rows: recompute it from the raw weights
+    w = top._weights_full()
+    U = w[16:46, :32].reshape(10, 3, 32).sum(axis=1)
+    b = w[16:46, 32:].sum(axis=1).reshape(10, 3).sum(axis=1)
+    c = w[46:, :32].sum(axis=0)
+    h = dbn._up_mean(X[:20], 1).astype(np.float64)
+    scores = np.stack([b[k] + np.logaddexp(0, h @ w[:16, :32] + c + U[k]).sum(1) for k in range(10)], 1)
+    expected = np.exp(scores - scores.max(1, keepdims=True))
+    expected /= expected.sum(1, keepdims=True)
+    np.testing.assert_allclose(dbn.predict_proba(X[:20]), expected, rtol=1e-6, atol=1e-12)
+    # negative-phase labels are one-hot per label, copied onto all its rows
+    sampled = top._sample_visible(np.random.default_rng(0).normal(0, 1e-6, (5, top._nv)).astype(np.float32))
+    labels = sampled[:, 16:].reshape(5, 10, 3)
+    assert np.all(labels.sum(axis=(1, 2)) == 3) and np.all(labels.min(2) == labels.max(2))
+    loaded = MemristiveDBN.load(dbn.save(tmp_path / "ll.npz"))
+    assert loaded.top_.label_lines == 3
+    np.testing.assert_array_equal(loaded.predict_proba(X), dbn.predict_proba(X))
+    soft = _small_dbn(label_lines=3, n_iter=5, n_finetune=0, device="ideal", update="ideal",
+                      rbm_params={"weight_range": 20, "learning_rate": 0.1}).fit(X, y)
+    assert soft.score(X, y) > 0.25  # learns its labels (chance: 0.1)
+    with pytest.raises(ValueError, match="label_lines"):
+        _small_dbn(label_lines=0).fit(X, y)
