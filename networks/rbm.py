@@ -446,7 +446,6 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
     @classmethod
     def from_state(cls, arrays: dict, meta: dict) -> "MemristiveRBM":
         """Rebuild a model saved by :meth:`get_state` (validates shapes)."""
-        from neuromem import Crossbar as _Crossbar  # noqa: F401  (documented dependency)
         try:
             rbm = cls(**_params_from_json(meta["params"]))
             device = rbm._check_params()
