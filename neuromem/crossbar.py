@@ -275,12 +275,10 @@ class Crossbar:
             if not np.all(np.isfinite(x)):
                 raise ValueError("v must be finite (no NaN or inf)")
             scale = 1.0
-        # every driven line dissipates V^2 times the total conductance on it
-        drive = x.sum(axis=0) if (binary and x.ndim == 2) else np.square(x, dtype=np.float64)
-        if not binary and x.ndim == 2:
-            drive = drive.sum(axis=0)
-        line_sum = self._col_sum if backward else self._row_sum
-        energy = self.device.read_time_s * scale**2 * float(drive @ line_sum)
+        # energy: every driven line dissipates V^2 times its total conductance (a matvec)
+        drive = x if binary else np.square(x)
+        line_sum = (self._col_sum if backward else self._row_sum).astype(np.float32)
+        energy = self.device.read_time_s * scale**2 * float(np.sum(drive @ line_sum, dtype=np.float64))
         currents = x @ (self._w32.T if backward else self._w32)
         if scale != 1.0:
             currents *= np.float32(scale)
