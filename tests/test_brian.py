@@ -335,9 +335,15 @@ def test_diehl_cook_network_learns_by_pulses_and_normalises():
 
 
 @pytest.mark.slow  # ~6 Brian2 runs of the full 784 x n network: ~1 min
-def test_mnist_experiment_checkpoints_and_resumes(tmp_path):
+def test_mnist_experiment_checkpoints_and_resumes(tmp_path, monkeypatch):
+    import os
+    from pathlib import Path
+
     from neuromem.data import load_mnist
 
+    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+    if "NEUROMEM_DATA" not in os.environ and shared.is_dir():
+        monkeypatch.setenv("NEUROMEM_DATA", str(shared))
     try:
         load_mnist(kind="test")
     except (FileNotFoundError, OSError, ValueError):
