@@ -134,6 +134,10 @@ def test_experiments_package_found_from_repo_root_when_not_on_path(monkeypatch):
     root = str(ROOT)
     monkeypatch.setattr(sys, "path", [p for p in sys.path
                                       if p not in ("", ".", root) and Path(p or ".").resolve() != ROOT])
+    # an editable install maps the package through a meta-path finder: hide it too
+    monkeypatch.setattr(sys, "meta_path", [
+        f for f in sys.meta_path
+        if "editable" not in (getattr(f, "__module__", "") + getattr(f, "__name__", type(f).__name__)).lower()])
     for name in list(sys.modules):
         if name == "experiments" or name.startswith("experiments."):
             monkeypatch.delitem(sys.modules, name)
