@@ -479,10 +479,6 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     def predict(self, X, **kwargs):
         return self.classes_[np.argmax(self.predict_proba(X, **kwargs), axis=1)]
 
-    @property
-    def ledger_total_j(self) -> float:
-        return sum(r.ledger_.total_j for r in self._modules())
-
     def _modules(self):
         mods = list(self.layers_)
         if self.top_ is not None:

@@ -109,7 +109,6 @@ class _StochasticNeuron:
     """Shared plumbing: RNG, ledger, validation. Subclasses decide from (current, u)."""
 
     operation = "neuron"
-    _kernel = None
 
     def __init__(self, current_scale_a=1e-6, *, decision_energy_j=50e-15, seed=None,
                  ledger: EnergyLedger | None = None):
@@ -233,7 +232,6 @@ class SoftmaxWTA(_StochasticNeuron):
     """
 
     operation = "wta"
-    _kernel = staticmethod(wta_kernel)
 
     def probability(self, current) -> np.ndarray:
         x = _as_currents(current) / self.current_scale_a
