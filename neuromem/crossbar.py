@@ -306,13 +306,14 @@ class Crossbar:
 
         ``cells`` lists the nonzero entries when the caller already knows them.
         """
-        up, down, longest = kern.pulse_totals(counts)
-        if longest == 0:
-            return 0, 0
         if cells is None:
             cells = np.flatnonzero(counts)
+        if cells.size == 0:
+            return 0, 0
+        moved = counts[cells]
+        up, down, longest = kern.pulse_totals(moved)
         tally = self._pulses_plus if array == "plus" else self._pulses_minus
-        tally[cells] += np.abs(counts[cells])
+        tally[cells] += np.abs(moved)
         seed = int(self.rng.integers(0, 2**32 - 1))
         state, g = ((self._state_plus, self._g_plus) if array == "plus"
                     else (self._state_minus, self._g_minus))
