@@ -428,10 +428,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                     gens.append(mod._wta.rng)
                 for g, state in zip(gens, states):
                     g.bit_generator.state = state
-                mod.ledger_.reset()
-                for op, entry in ledger.items():
-                    if op != "total_j":
-                        mod.ledger_.record(op, entry["count"], entry["energy_j"])
+                mod.ledger_.load_dict(ledger)
                 mod.crossbar_.time_s = time_s
 
     def _check_X(self, X):

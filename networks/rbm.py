@@ -452,10 +452,7 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
             rbm._initialize_empty(int(meta["n_features_in"]), device)
             xbar_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("crossbar/")}
             rbm.crossbar_ = Crossbar.from_state_dict(xbar_arrays, meta["crossbar"], ledger=rbm.ledger_)
-            rbm.ledger_.reset()
-            for op, entry in meta["ledger"].items():
-                if op != "total_j":
-                    rbm.ledger_.record(op, int(entry["count"]), float(entry["energy_j"]))
+            rbm.ledger_.load_dict(meta["ledger"])
             expected = rbm.crossbar_.shape
             for key in ("counter", "velocity", "initial_conductance", "initial_pulse_count"):
                 if arrays[key].shape != expected:

@@ -55,7 +55,6 @@ from brian2.units.fundamentalunits import DimensionMismatchError, get_dimensions
 from .crossbar import Crossbar
 from .devices import Device, get_device
 from .devices.ideal import Ideal
-from .energy import EnergyLedger
 
 __all__ = ["CrossbarSynapses", "CrossbarSync", "pair_stdp", "nominal_pulse_step",
            "use_cython"]
@@ -319,15 +318,8 @@ class CrossbarSync(NetworkOperation):
                 "w_written": None if self._w_written is None else self._w_written.copy()}
 
     def _restore_from_full_state(self, state):
-        xbar = self.synapses.crossbar
-        ledger = xbar.ledger
-        fresh = Crossbar.from_state_dict(state["arrays"], state["meta"])
-        # restore in place: users and other arrays keep their references to both objects
-        xbar.__dict__.update({k: v for k, v in fresh.__dict__.items() if k != "ledger"})
-        restored = EnergyLedger.from_dict(state["meta"]["ledger"])
-        ledger.reset()
-        for op in restored.operations:
-            ledger.record(op, restored.count(op), restored.energy_j(op))
+        # in place: users and other arrays keep their references to crossbar and ledger
+        self.synapses.crossbar.load_state_dict(state["arrays"], state["meta"])
         self.requested = dict(state["requested"])
         self.n_flushes = state["n_flushes"]
         self.synaptic_events = state["synaptic_events"]

@@ -563,6 +563,18 @@ class Crossbar:
         xbar._refresh_all()
         return xbar
 
+    def load_state_dict(self, arrays: dict, meta: dict) -> None:
+        """Restore a :meth:`state_dict` snapshot into this object, in place.
+
+        Everything that holds a reference to this crossbar or to its ledger keeps it
+        (Brian2 hooks, networks sharing one ledger); the ledger takes the saved counts.
+        """
+        fresh = type(self).from_state_dict(arrays, meta)
+        ledger = self.ledger
+        self.__dict__.update(fresh.__dict__)
+        self.ledger = ledger
+        ledger.load_dict(meta["ledger"])
+
     def __repr__(self) -> str:
         return (f"Crossbar({self.rows}x{self.cols}, {type(self.device).__name__}, "
                 f"scheme={self.scheme!r})")

@@ -68,14 +68,18 @@ class EnergyLedger:
     @classmethod
     def from_dict(cls, data: dict) -> "EnergyLedger":
         ledger = cls()
-        for key, value in data.items():
-            if key == "total_j":
-                continue
-            ledger.record(key, int(value["count"]), float(value["energy_j"]))
+        ledger.load_dict(data)
         return ledger
 
     def reset(self) -> None:
         self._entries.clear()
+
+    def load_dict(self, data: dict) -> None:
+        """Replace the contents with an :meth:`as_dict` snapshot (in place)."""
+        self.reset()
+        for key, value in data.items():
+            if key != "total_j":
+                self.record(key, int(value["count"]), float(value["energy_j"]))
 
     def __repr__(self) -> str:
         parts = ", ".join(f"{k}: {e.count} ops {e.energy_j:.3g} J" for k, e in sorted(self._entries.items()))

@@ -715,3 +715,16 @@ def test_pulse_count_tallies_every_pulse_per_device():
     np.testing.assert_array_equal(xbar.pulse_count - 2 * np.abs(counts), result.pulses)
     restored = Crossbar.from_state_dict(*xbar.state_dict())
     np.testing.assert_array_equal(restored.pulse_count, xbar.pulse_count)
+
+
+def test_load_state_dict_restores_in_place_keeping_the_ledger_object():
+    xbar = Crossbar(5, 4, "yflash", seed=2)
+    ledger = xbar.ledger
+    arrays, meta = xbar.state_dict()
+    before = xbar.conductance
+    xbar.apply_pulses(np.full(xbar.shape, -3))
+    xbar.read(np.ones(5, dtype=bool))
+    assert not np.array_equal(xbar.conductance, before)
+    xbar.load_state_dict(arrays, meta)
+    assert xbar.ledger is ledger and ledger.as_dict() == meta["ledger"]
+    np.testing.assert_array_equal(xbar.conductance, before)
