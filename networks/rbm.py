@@ -335,13 +335,20 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
     # ------------------------------------------------------------------ learning
     def _fit_batch(self, v0):
         v0b = self._with_bias(v0)
-        h0 = self._sample(self._hidden_currents(v0b))
+        ideal = self.update == "ideal"
+        if ideal:
+            # software reference (Hinton 2010): analogue drive by the data probabilities,
+            # positive statistics from P(h | v0), binary h0 only to drive the reconstruction
+            currents = self._analog_hidden_currents(v0)
+            h0 = self._sample(currents)
+            p0b = self._with_bias(_sigmoid(currents / self.current_scale_a_).astype(np.float32))
+        else:
+            h0 = self._sample(self._hidden_currents(v0b))
         h0b = self._with_bias(h0)
         if self.persistent and self.fantasy_ is not None and len(self.fantasy_) == len(v0):
             hkb = self._with_bias(self.fantasy_)
         else:
             hkb = h0b
-        ideal = self.update == "ideal"
         for step in range(self.cd_k):
             iv = self._visible_currents(hkb)
             last = step == self.cd_k - 1
@@ -358,7 +365,7 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         if self.persistent:
             self.fantasy_ = hk if not ideal else self._sample(self._hidden_currents(vkb))
         # both CD statistics in one product: [v0; vk]^T [h0; -hk]
-        stats = np.concatenate([v0b, vkb]).T @ np.concatenate([h0b, -hkb])
+        stats = np.concatenate([v0b, vkb]).T @ np.concatenate([p0b if ideal else h0b, -hkb])
         # every v*h product of the batch is one counter increment
         n_incr = int(v0b.sum(axis=1) @ h0b.sum(axis=1) + vkb.sum(axis=1) @ np.abs(hkb).sum(axis=1))
         self._apply_statistics(stats, len(v0), n_incr)
@@ -388,7 +395,10 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         n = X.shape[0]
         order = rng.permutation(n)
         for start in range(0, n, self.batch_size):
-            self._fit_batch(self._binary_input(X[order[start: start + self.batch_size]]))
+            batch = X[order[start: start + self.batch_size]]
+            # hardware rows are driven 0/1; the software reference takes probabilities
+            self._fit_batch(batch.astype(np.float32) if self.update == "ideal"
+                            else self._binary_input(batch))
 
     def fit(self, X, y=None):
         """Train on ``X`` (values in [0, 1]; non-binary values are sampled to 0/1)."""
@@ -469,12 +479,16 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         return rbm
 
     # ------------------------------------------------------------------ inference
-    def _mean_hiddens(self, X):
-        """``P(h = 1 | v)`` from a noise-free analogue read (rows driven at X * V_read)."""
+    def _analog_hidden_currents(self, X):
+        """Noise-free column currents with rows driven at ``X * V_read`` (analogue drive)."""
         v_read = self.crossbar_.device.read_voltage_v
         xb = self._with_bias(np.asarray(X, dtype=np.float32) * np.float32(v_read))
         xb[:, self._nv:] = v_read
-        currents = self._hidden_currents(xb, binary=False, noise=False)
+        return self._hidden_currents(xb, binary=False, noise=False)
+
+    def _mean_hiddens(self, X):
+        """``P(h = 1 | v)`` from a noise-free analogue read (rows driven at X * V_read)."""
+        currents = self._analog_hidden_currents(X)
         return _sigmoid(currents.astype(np.float64) / self.current_scale_a_)
 
     def transform(self, X):

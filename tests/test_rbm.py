@@ -185,7 +185,8 @@ def _capture_statistics(rbm):
 
 def test_ideal_cd1_matches_numpy_reference():
     """One ideal-rule batch: statistics and weight change equal a plain numpy CD-1
-    (h0 sampled, then mean-field v1 and h1, Hinton 2010) on the same uniforms."""
+    (positive statistics from P(h | v0), h0 sampled to drive mean-field v1 and h1,
+    Hinton 2010) on the same uniforms."""
     n, nv, nh, lr = 24, 7, 5, 0.1
     rbm = _prepared_rbm("ideal", nv, nh, learning_rate=lr, momentum=0.0, weight_decay=0.0,
                         batch_size=n)
@@ -200,7 +201,8 @@ def test_ideal_cd1_matches_numpy_reference():
     # numpy reference on the same uniforms
     u = np.random.default_rng(11).random((n, nh))
     v = v0.astype(np.float64)
-    h0 = (u < expit(v @ W + c)).astype(np.float64)
+    p0 = expit(v @ W + c)
+    h0 = (u < p0).astype(np.float64)
     v1 = expit(h0 @ W.T + b)
     h1 = expit(v1 @ W + c)
     assert rbm._neuron.shapes == [(n, nh)]  # ideal CD-1 samples only h0
@@ -208,14 +210,14 @@ def test_ideal_cd1_matches_numpy_reference():
 
     (stats, n_seen, _), = seen
     assert n_seen == n
-    np.testing.assert_allclose(stats[:nv, :nh], v.T @ h0 - v1.T @ h1, rtol=1e-5, atol=1e-5)
-    np.testing.assert_allclose(stats[nv:, :nh].ravel(), (h0 - h1).sum(axis=0), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(stats[:nv, :nh], v.T @ p0 - v1.T @ h1, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(stats[nv:, :nh].ravel(), (p0 - h1).sum(axis=0), rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(stats[:nv, nh:].ravel(), (v - v1).sum(axis=0), rtol=1e-5, atol=1e-5)
     assert stats[nv, nh] == 0
 
     W1, c1, b1, full1 = _params(rbm)
-    np.testing.assert_allclose(W1 - W, lr * (v.T @ h0 - v1.T @ h1) / n, atol=2e-6)
-    np.testing.assert_allclose(c1 - c, lr * (h0 - h1).mean(axis=0), atol=2e-6)
+    np.testing.assert_allclose(W1 - W, lr * (v.T @ p0 - v1.T @ h1) / n, atol=2e-6)
+    np.testing.assert_allclose(c1 - c, lr * (p0 - h1).mean(axis=0), atol=2e-6)
     np.testing.assert_allclose(b1 - b, lr * (v - v1).mean(axis=0), atol=2e-6)
     assert full1[nv, nh] == full0[nv, nh]  # no device at bias x bias
 
@@ -232,10 +234,11 @@ def test_ideal_rule_momentum_and_weight_decay_over_two_batches():
     for v0 in data:
         rbm._fit_batch(v0.astype(np.float32))
         v = v0.astype(np.float64)
-        h0 = (ref_rng.random((n, nh)) < expit(v @ W + c)).astype(np.float64)
+        p0 = expit(v @ W + c)
+        h0 = (ref_rng.random((n, nh)) < p0).astype(np.float64)
         v1 = expit(h0 @ W.T + b)
         h1 = expit(v1 @ W + c)
-        grads = [(v.T @ h0 - v1.T @ h1) / n - wd * W, (h0 - h1).mean(0), (v - v1).mean(0)]
+        grads = [(v.T @ p0 - v1.T @ h1) / n - wd * W, (p0 - h1).mean(0), (v - v1).mean(0)]
         velocity = [mom * vel + lr * g for vel, g in zip(velocity, grads)]
         W, c, b = W + velocity[0], c + velocity[1], b + velocity[2]
         W1, c1, b1, _ = _params(rbm)
@@ -486,3 +489,24 @@ def test_probabilities_are_sampled_to_binary_drive():
     assert v.dtype == bool and v.shape == X.shape
     t = rbm.transform(X.astype(np.float32))
     assert t.dtype == np.float32 and np.all((t > 0) & (t < 1))
+
+
+def test_ideal_rule_takes_probabilities_as_analogue_drive():
+    """The software reference trains on data probabilities as given (no 0/1 sampling of
+    the rows): one epoch equals numpy CD-1 on the fractional data."""
+    n, nv, nh = 10, 6, 4
+    rbm = _prepared_rbm("ideal", nv, nh, batch_size=n, momentum=0.0, weight_decay=0.0)
+    rbm._neuron = _NumpyComparator(rbm.current_scale_a_, seed=7)
+    seen = _capture_statistics(rbm)
+    X = np.random.default_rng(4).uniform(0.2, 0.8, (n, nv)).astype(np.float32)
+    W, c, b, _ = _params(rbm)
+    rbm._epoch(X, np.random.default_rng(0))
+
+    v = X[np.random.default_rng(0).permutation(n)].astype(np.float64)
+    p0 = expit(v @ W + c)
+    h0 = (np.random.default_rng(7).random((n, nh)) < p0).astype(np.float64)
+    v1 = expit(h0 @ W.T + b)
+    h1 = expit(v1 @ W + c)
+    (stats, _, _), = seen
+    np.testing.assert_allclose(stats[:nv, :nh], v.T @ p0 - v1.T @ h1, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(stats[:nv, nh:].ravel(), (v - v1).sum(axis=0), rtol=1e-5, atol=1e-5)
