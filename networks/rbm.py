@@ -364,6 +364,13 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
             hkb = self._with_bias(hk)
         if self.persistent:
             self.fantasy_ = hk if not ideal else self._sample(self._hidden_currents(vkb))
+        if not ideal:
+            # counters take v0^T h0 - vk^T hk row by row (binary states: sums of selected
+            # rows, no dense statistics); bias row x bias column has no device
+            cells, pulses = self._counter.update_outer(
+                v0b, h0b, vkb, hkb, skip_from=(self._nv, self.n_components))
+            self.crossbar_.apply_pulses_at(cells, pulses)
+            return vk
         # both CD statistics in one product: [v0; vk]^T [h0; -hk]
         stats = np.concatenate([v0b, vkb]).T @ np.concatenate([p0b if ideal else h0b, -hkb])
         # every v*h product of the batch is one counter increment
@@ -388,8 +395,8 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
             self._velocity += np.float32(self.learning_rate) * grad
             self.crossbar_.add_conductance(self._velocity * np.float32(1.0 / self._g_to_w))
         else:
-            pulses = self._counter.update(stats, n_increments=n_increments)
-            self.crossbar_.apply_pulses(pulses)
+            cells, pulses = self._counter.update_sparse(stats, n_increments=n_increments)
+            self.crossbar_.apply_pulses_at(cells, pulses)
 
     def _epoch(self, X, rng):
         n = X.shape[0]

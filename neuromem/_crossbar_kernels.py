@@ -66,6 +66,37 @@ def pulse_totals(counts):
     return up, down, longest
 
 
+@njit(cache=True)
+def tally_pulses(cells, counts, tally):
+    """``tally[cells] += |counts|``; returns ``pulse_totals(counts)`` (one pass)."""
+    up = 0
+    down = 0
+    longest = 0
+    for m in range(cells.size):
+        n = counts[m]
+        a = abs(n)
+        if n > 0:
+            up += n
+        else:
+            down += a
+        if a > longest:
+            longest = a
+        tally[cells[m]] += a
+    return up, down, longest
+
+
+@njit(cache=True)
+def strictly_increasing_within(cells, size):
+    """True when ``0 <= cells[0] < cells[1] < ... < size`` (distinct, sorted, in range)."""
+    last = -1
+    for m in range(cells.size):
+        k = cells[m]
+        if k <= last:
+            return False
+        last = k
+    return last < size
+
+
 # A fixed table of standard-normal samples that read noise indexes at random: drawing
 # an index costs a few integer operations, far less than a Gaussian variate, and a
 # 2**16-entry table reproduces the normal law to well within any read-noise model's

@@ -308,17 +308,20 @@ class Crossbar:
         """
         if cells is None:
             cells = np.flatnonzero(counts)
+        return self._pulse_cells(cells, counts[cells], width, array)
+
+    def _pulse_cells(self, cells, moved, width, array="plus"):
+        """Apply ``moved[m]`` pulses to flat cell ``cells[m]`` of one array (no
+        validation), book-keep: pulse tallies, energy, time. Cost ~ ``cells.size``."""
         if cells.size == 0:
             return 0, 0
-        moved = counts[cells]
-        up, down, longest = kern.pulse_totals(moved)
         tally = self._pulses_plus if array == "plus" else self._pulses_minus
-        tally[cells] += np.abs(moved)
+        up, down, longest = kern.tally_pulses(cells, moved, tally)
         seed = int(self.rng.integers(0, 2**32 - 1))
         state, g = ((self._state_plus, self._g_plus) if array == "plus"
                     else (self._state_minus, self._g_minus))
         self._sync_drift()
-        self.device.apply_pulses(state, counts, float(width), seed, g, self.time_s)
+        self.device.apply_pulses_at(state, cells, moved, float(width), seed, g, self.time_s)
         dev = self.device
         self.ledger.record("potentiate", up, up * dev.pulse_energy_j(+1) * width)
         self.ledger.record("depress", down, down * dev.pulse_energy_j(-1) * width)
@@ -332,19 +335,48 @@ class Crossbar:
         ``counts`` has shape ``(rows, cols)``. In the ``"differential"`` scheme the
         ``G-`` device of each cell gets the opposite pulses. ``width`` scales the
         nominal pulse duration. Returns the numbers of potentiating and depressing
-        pulses applied to ``G+``.
+        pulses applied to ``G+``. :meth:`apply_pulses_at` takes the same update as a
+        list of cells (cheaper when few cells move).
         """
         flat = self._check_counts(counts)
         width = _check_nonneg("width", width)
         cells = np.flatnonzero(flat)
+        return self._apply_cells(cells, flat[cells], width)
+
+    def apply_pulses_at(self, cells, counts, *, width: float = 1.0) -> tuple[int, int]:
+        """Sparse :meth:`apply_pulses`: ``counts[m]`` pulses into flat cell ``cells[m]``.
+
+        ``cells`` are distinct flat indices ``row * cols + col`` in increasing order
+        (as :meth:`DigitalCounter.update_sparse` emits them); ``counts`` are signed
+        integers of the same length. The work is proportional to ``len(cells)``; the
+        result equals :meth:`apply_pulses` of the matching dense array.
+        """
+        cells = np.asarray(cells)
+        counts = np.asarray(counts)
+        if cells.ndim != 1 or counts.shape != cells.shape:
+            raise ValueError(f"cells and counts must be 1-D of one length, got shapes "
+                             f"{cells.shape} and {counts.shape}")
+        if cells.dtype.kind not in "iu" or counts.dtype.kind not in "iu":
+            raise TypeError(f"cells and counts must be integer arrays, got dtypes "
+                            f"{cells.dtype} and {counts.dtype}")
+        width = _check_nonneg("width", width)
+        cells = np.ascontiguousarray(cells, dtype=np.int64)
+        counts = np.ascontiguousarray(counts, dtype=np.int64)
+        if cells.size and not kern.strictly_increasing_within(cells, self.rows * self.cols):
+            raise ValueError(f"cells must be strictly increasing flat indices in "
+                             f"[0, {self.rows * self.cols})")
+        return self._apply_cells(cells, counts, width)
+
+    def _apply_cells(self, cells, moved, width):
+        """Both arrays of the scheme pulsed at ``cells``, then the read caches patched."""
         # learning rules touch few cells per update: patch those instead of sweeping
-        sparse = 8 * cells.size < flat.size and not self.device.drifts
+        sparse = 8 * cells.size < self.rows * self.cols and not self.device.drifts
         sign = _SIGN_MINUS[self.scheme]
         if sparse:
             old_line = kern.line_conductance_at(cells, self._g_plus, self._g_minus, sign)
-        up, down = self._pulse_flat(flat, width, "plus", cells)
+        up, down = self._pulse_cells(cells, moved, width, "plus")
         if self.scheme == "differential":
-            self._pulse_flat(-flat, width, "minus", cells)
+            self._pulse_cells(cells, -moved, width, "minus")
         if sparse:
             fault_minus = self._fault_minus if self._fault_minus is not None else np.empty(0)
             kern.refresh_cells(cells, self._g_plus, self._g_minus, self._fault_plus, fault_minus,

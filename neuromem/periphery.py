@@ -59,7 +59,7 @@ def all_integral(values):
 
 @njit(cache=True)
 def counter_kernel(count, delta, threshold, max_pulses, pulses):
-    """Accumulate-and-threshold (DESIGN.md §2, "CDacc").
+    """Accumulate-and-threshold (DESIGN.md §2, "CDacc"), dense pulses.
 
     ``C += delta``; ``n = trunc(C / threshold)``; ``C -= n * threshold``; the cell gets
     ``sign(n) * min(|n|, max_pulses)`` pulses. ``max_pulses = 1`` is the published rule
@@ -86,6 +86,144 @@ def counter_kernel(count, delta, threshold, max_pulses, pulses):
         c[k] = value
         p[k] = n
     return n_pulsed
+
+
+@njit(cache=True)
+def counter_sparse_kernel(count, delta, threshold, max_pulses, cells, pulses):
+    """:func:`counter_kernel` emitting only the cells that fire, in one pass.
+
+    Writes the flat index of each firing cell to ``cells[m]`` and its signed pulse
+    count to ``pulses[m]`` (increasing index order); returns ``(m_total, sum |delta|)``.
+    ``count`` and ``delta`` are C-contiguous; ``delta`` holds integers (the caller
+    checks float input).
+    """
+    c = count.ravel()
+    d = delta.ravel()
+    m = 0
+    total = 0
+    for k in range(c.size):
+        step = int(d[k])
+        total += abs(step)
+        value = c[k] + step
+        if -threshold < value < threshold:  # the common case: no crossing
+            c[k] = value
+            continue
+        n = int(value / threshold)  # |value| >= threshold, so n != 0; trunc toward zero
+        value -= n * threshold
+        if n > max_pulses:
+            n = max_pulses
+        elif n < -max_pulses:
+            n = -max_pulses
+        c[k] = value
+        cells[m] = k
+        pulses[m] = n
+        m += 1
+    return m, total
+
+
+@njit(cache=True)
+def binary_transpose(x, starts, index):
+    """Index lists of the ones of each column of a 0/1 matrix ``x`` (batch, n).
+
+    Column ``i``'s rows ``s`` with ``x[s, i] == 1`` go to
+    ``index[starts[i]:starts[i + 1]]`` in increasing order (``starts`` has ``n + 1``
+    entries, ``index`` room for every one). Returns False, leaving the lists
+    unspecified, when ``x`` holds anything but 0 and 1.
+    """
+    batch, n = x.shape
+    for i in range(n + 1):
+        starts[i] = 0
+    for s in range(batch):
+        for i in range(n):
+            v = x[s, i]
+            if v == 1:
+                starts[i + 1] += 1
+            elif v != 0:
+                return False
+    for i in range(n):
+        starts[i + 1] += starts[i]
+    fill = starts[:n].copy()
+    for s in range(batch):
+        for i in range(n):
+            if x[s, i] == 1:
+                index[fill[i]] = s
+                fill[i] += 1
+    return True
+
+
+@njit(cache=True)
+def binary_row_sums(x, sums):
+    """``sums[s]`` = ones in row ``s`` of ``x``; False when ``x`` is not all 0/1."""
+    batch, n = x.shape
+    for s in range(batch):
+        total = 0
+        for j in range(n):
+            v = x[s, j]
+            if v == 1:
+                total += 1
+            elif v != 0:
+                return False
+        sums[s] = total
+    return True
+
+
+@njit(cache=True)
+def counter_outer_kernel(count, pos_starts, pos_index, h_pos, neg_starts, neg_index, h_neg,
+                         h_pos_sums, h_neg_sums, row0, col0, threshold, max_pulses,
+                         acc, cells, pulses):
+    """Contrastive statistics and counters fused, row by row, with sparse output.
+
+    For each counter row ``i`` the batch statistic
+    ``delta[i, :] = sum_{s: v+[s,i]=1} h+[s, :] - sum_{s: v-[s,i]=1} h-[s, :]``
+    (``= (v+^T h+ - v-^T h-)[i, :]``, the rows ``s`` listed by :func:`binary_transpose`)
+    is built in ``acc`` (float32, exact for integers below 2**24); cells with
+    ``i >= row0`` and ``j >= col0`` get ``delta = 0``. Each counter then takes its
+    ``delta`` by the accumulate-and-threshold rule of :func:`counter_kernel`, and the
+    firing cells go to ``cells`` / ``pulses`` as in :func:`counter_sparse_kernel`.
+    Returns ``(m_total, n_increments)``, the latter ``sum_s |v+_s| |h+_s| + |v-_s| |h-_s|``
+    (every product a unit increment, the masked corner included).
+    """
+    rows = pos_starts.size - 1
+    cols = acc.size
+    c = count.ravel()
+    m = 0
+    n_incr = 0
+    for i in range(rows):
+        for j in range(cols):
+            acc[j] = 0.0
+        for t in range(pos_starts[i], pos_starts[i + 1]):
+            s = pos_index[t]
+            n_incr += h_pos_sums[s]
+            h = h_pos[s]
+            for j in range(cols):
+                acc[j] += h[j]
+        for t in range(neg_starts[i], neg_starts[i + 1]):
+            s = neg_index[t]
+            n_incr += h_neg_sums[s]
+            h = h_neg[s]
+            for j in range(cols):
+                acc[j] -= h[j]
+        if i >= row0:
+            for j in range(col0, cols):
+                acc[j] = 0.0
+        base = i * cols
+        for j in range(cols):
+            k = base + j
+            value = c[k] + int(acc[j])
+            if -threshold < value < threshold:
+                c[k] = value
+                continue
+            n = int(value / threshold)
+            value -= n * threshold
+            if n > max_pulses:
+                n = max_pulses
+            elif n < -max_pulses:
+                n = -max_pulses
+            c[k] = value
+            cells[m] = k
+            pulses[m] = n
+            m += 1
+    return m, n_incr
 
 
 # ---------------------------------------------------------------------------- classes
@@ -285,15 +423,10 @@ class DigitalCounter:
         self.increment_energy_j = float(increment_energy_j)
         self.count = np.zeros(shape, dtype=np.int64)
         self._pulses = np.zeros(shape, dtype=np.int64)
+        self._cells_buf = self._pulses_buf = None  # sparse output, allocated on first use
         self.ledger = ledger if ledger is not None else EnergyLedger()
 
-    def update(self, delta, n_increments: int | None = None) -> np.ndarray:
-        """Add integer ``delta`` to the counters; return the signed pulses to apply.
-
-        ``n_increments`` is how many unit increments the hardware performed to build
-        ``delta`` (each ``v h`` product of the batch is one); it defaults to
-        ``sum(|delta|)``, a lower bound. The returned array is reused by the next call.
-        """
+    def _checked_delta(self, delta):
         delta = np.asarray(delta)
         if delta.shape != self.shape:
             raise ValueError(f"delta has shape {delta.shape}, counter has {self.shape}")
@@ -304,11 +437,91 @@ class DigitalCounter:
         elif delta.dtype.kind == "f" and not all_integral(delta):
             # checked before the kernel runs, so a rejected update leaves every counter as it was
             raise ValueError("delta must hold finite integers (counters are digital)")
-        counter_kernel(self.count, delta, self.threshold, self.max_pulses, self._pulses)
-        if n_increments is None:
-            n_increments = int(np.abs(delta).sum())
+        return np.ascontiguousarray(delta)
+
+    def _buffers(self):
+        if self._cells_buf is None:
+            self._cells_buf = np.empty(self.count.size, dtype=np.int64)
+            self._pulses_buf = np.empty(self.count.size, dtype=np.int64)
+        return self._cells_buf, self._pulses_buf
+
+    def _record(self, n_increments):
         self.ledger.record(self.operation, n_increments, n_increments * self.increment_energy_j)
+
+    def update(self, delta, n_increments: int | None = None) -> np.ndarray:
+        """Add integer ``delta`` to the counters; return the signed pulses to apply.
+
+        ``n_increments`` is how many unit increments the hardware performed to build
+        ``delta`` (each ``v h`` product of the batch is one); it defaults to
+        ``sum(|delta|)``, a lower bound. The returned array is reused by the next call.
+        :meth:`update_sparse` returns only the firing cells.
+        """
+        cells, pulses = self.update_sparse(delta, n_increments)
+        flat = self._pulses.reshape(-1)
+        flat[:] = 0
+        flat[cells] = pulses
         return self._pulses
+
+    def update_sparse(self, delta, n_increments: int | None = None
+                      ) -> tuple[np.ndarray, np.ndarray]:
+        """:meth:`update` returning ``(cells, pulses)``: the flat indices (increasing)
+        of the counters that fire and their signed pulse counts, as
+        :meth:`neuromem.Crossbar.apply_pulses_at` takes them. One pass, no dense output."""
+        delta = self._checked_delta(delta)
+        cells, pulses = self._buffers()
+        m, total = counter_sparse_kernel(self.count, delta, self.threshold, self.max_pulses,
+                                         cells, pulses)
+        self._record(total if n_increments is None else n_increments)
+        return cells[:m].copy(), pulses[:m].copy()
+
+    def update_outer(self, v_pos, h_pos, v_neg, h_neg, *, skip_from=None
+                     ) -> tuple[np.ndarray, np.ndarray]:
+        """Counters of a 2-D array take ``v_pos^T h_pos - v_neg^T h_neg``; sparse pulses.
+
+        ``v_*`` are ``(batch, rows)`` and ``h_*`` ``(batch_*, cols)`` arrays of 0/1 (the
+        binary states of a contrastive-divergence batch: data and reconstruction). The
+        statistics are accumulated row by row straight into the counters, never
+        stored whole, and the firing cells come back as in :meth:`update_sparse`.
+        ``skip_from=(r0, c0)``: counters with row >= r0 and column >= c0 take nothing
+        (cells without a device, such as bias row x bias column). Every ``v h``
+        product is one counter increment on the ledger. Raises ValueError, changing
+        nothing, unless every state is 0 or 1.
+        """
+        if len(self.shape) != 2:
+            raise ValueError(f"update_outer needs a 2-D counter array, this one is {self.shape}")
+        rows, cols = self.shape
+        arrays = []
+        for name, x, width in (("v_pos", v_pos, rows), ("h_pos", h_pos, cols),
+                               ("v_neg", v_neg, rows), ("h_neg", h_neg, cols)):
+            x = np.asarray(x)
+            if x.ndim != 2 or x.shape[1] != width:
+                raise ValueError(f"{name} must have shape (batch, {width}), got {x.shape}")
+            if x.dtype.kind not in "biuf":
+                raise TypeError(f"{name} must be a numeric array, got dtype {x.dtype}")
+            if x.dtype.kind != "f":
+                x = x.astype(np.float32)
+            arrays.append(np.ascontiguousarray(x))
+        vp, hp, vn, hn = arrays
+        if vp.shape[0] != hp.shape[0] or vn.shape[0] != hn.shape[0]:
+            raise ValueError("v_pos/h_pos and v_neg/h_neg must have matching batch sizes")
+        r0, c0 = (rows, cols) if skip_from is None else (int(skip_from[0]), int(skip_from[1]))
+        pos_starts = np.empty(rows + 1, dtype=np.int64)
+        neg_starts = np.empty(rows + 1, dtype=np.int64)
+        pos_index = np.empty(vp.size, dtype=np.int64)
+        neg_index = np.empty(vn.size, dtype=np.int64)
+        hp_sums = np.empty(hp.shape[0], dtype=np.int64)
+        hn_sums = np.empty(hn.shape[0], dtype=np.int64)
+        if not (binary_transpose(vp, pos_starts, pos_index)
+                and binary_transpose(vn, neg_starts, neg_index)
+                and binary_row_sums(hp, hp_sums) and binary_row_sums(hn, hn_sums)):
+            raise ValueError("update_outer needs binary states (only 0 and 1)")
+        cells, pulses = self._buffers()
+        acc = np.empty(cols, dtype=np.float32)
+        m, n_incr = counter_outer_kernel(self.count, pos_starts, pos_index, hp, neg_starts,
+                                         neg_index, hn, hp_sums, hn_sums, r0, c0,
+                                         self.threshold, self.max_pulses, acc, cells, pulses)
+        self._record(n_incr)
+        return cells[:m].copy(), pulses[:m].copy()
 
     def reset(self) -> None:
         self.count[...] = 0

@@ -114,13 +114,36 @@ class Device:
         g_out: np.ndarray,
         time_s: float = 0.0,
     ) -> None:
-        """Apply ``counts[k]`` pulses to cell ``k`` in place.
+        """Apply ``counts[k]`` pulses to cell ``k`` in place (dense form).
 
         ``counts`` is int64 of shape ``(n,)``: positive raises the conductance
         (potentiation), negative lowers it (depression), zero leaves the cell alone.
         ``width`` scales the nominal pulse duration (1.0 = nominal). ``seed`` seeds the
         kernel's cycle-to-cycle noise so runs are reproducible. The new conductance of
-        every pulsed cell is written to ``g_out[k]`` (at time ``time_s``).
+        every pulsed cell is written to ``g_out[k]`` (at time ``time_s``). Same as
+        :meth:`apply_pulses_at` on the nonzero entries (same random stream).
+        """
+        counts = np.ascontiguousarray(counts, dtype=np.int64).ravel()
+        cells = np.flatnonzero(counts)
+        self.apply_pulses_at(state, cells, counts[cells], width, seed, g_out, time_s)
+
+    def apply_pulses_at(
+        self,
+        state: np.ndarray,
+        cells: np.ndarray,
+        counts: np.ndarray,
+        width: float,
+        seed: int,
+        g_out: np.ndarray,
+        time_s: float = 0.0,
+    ) -> None:
+        """Apply ``counts[m]`` pulses to cell ``cells[m]`` in place (index form).
+
+        ``cells`` (int64, distinct flat indices) lists the cells to pulse and
+        ``counts`` (int64, same length) their signed pulse counts, so the cost is
+        proportional to the pulsed cells, not to the population. Cells are pulsed in
+        the order listed; ascending order draws the same random numbers as the dense
+        :meth:`apply_pulses`. Only ``g_out`` of the listed cells is written.
         """
         raise NotImplementedError
 

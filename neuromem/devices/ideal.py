@@ -21,12 +21,14 @@ G, STEP = 0, 1
 
 
 @njit(cache=True)
-def _pulse(state, counts, width, seed, g_out, g_min, g_max, c2c):
+def _pulse(state, cells, counts, width, seed, g_out, g_min, g_max, c2c):
+    """``counts[m]`` pulses into cell ``cells[m]`` (the listed cells only)."""
     np.random.seed(seed)
     g = state[G]
     step = state[STEP]
-    for k in range(counts.size):
-        n = counts[k]
+    for m in range(cells.size):
+        k = cells[m]
+        n = counts[m]
         if n == 0:
             continue
         sign = 1.0 if n > 0 else -1.0
@@ -89,8 +91,8 @@ class Ideal(Device):
         state[STEP] = np.maximum(step, 0.0)
         return state
 
-    def apply_pulses(self, state, counts, width, seed, g_out, time_s=0.0):
-        _pulse(state, counts, float(width), seed, g_out, self.g_min_s, self.g_max_s,
+    def apply_pulses_at(self, state, cells, counts, width, seed, g_out, time_s=0.0):
+        _pulse(state, cells, counts, float(width), seed, g_out, self.g_min_s, self.g_max_s,
                self.c2c_step_rel)
 
     def add_conductance(self, state, delta, g_out):

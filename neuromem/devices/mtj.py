@@ -46,10 +46,12 @@ def _p_switch(width_s, voltage_v, r_ohm, charge_c, a):
 
 
 @njit(cache=True)
-def _pulse(state, counts, width_s, seed, g_out, v_pot, v_dep, charge_c, a):
+def _pulse(state, cells, counts, width_s, seed, g_out, v_pot, v_dep, charge_c, a):
+    """``counts[m]`` pulses into cell ``cells[m]`` (the listed cells only)."""
     np.random.seed(seed)
-    for k in range(counts.size):
-        n = counts[k]
+    for m in range(cells.size):
+        k = cells[m]
+        n = counts[m]
         if n == 0:
             continue
         parallel = state[PARALLEL, k] > 0.5
@@ -158,9 +160,9 @@ class MTJ(Device):
         state[R_AP] = self.r_ap_ohm * factor
         return state
 
-    def apply_pulses(self, state, counts, width, seed, g_out, time_s=0.0):
+    def apply_pulses_at(self, state, cells, counts, width, seed, g_out, time_s=0.0):
         a = math.pi / (2.0 * math.sqrt(2.0) * self.theta0)
-        _pulse(state, counts, float(width) * self.pulse_width_s, seed, g_out,
+        _pulse(state, cells, counts, float(width) * self.pulse_width_s, seed, g_out,
                float(self.pulse_voltage_v), float(self.depress_voltage_v),
                float(self.switch_charge_c), a)
 

@@ -52,10 +52,12 @@ def _conductance(state, time_s, t0, g_out):
 
 
 @njit(cache=True)
-def _pulse(state, counts, width, seed, g_out, time_s, t0, c2c_set, c2c_reset):
+def _pulse(state, cells, counts, width, seed, g_out, time_s, t0, c2c_set, c2c_reset):
+    """``counts[m]`` pulses into cell ``cells[m]`` (the listed cells only)."""
     np.random.seed(seed)
-    for k in range(counts.size):
-        n = counts[k]
+    for m in range(cells.size):
+        k = cells[m]
+        n = counts[m]
         if n == 0:
             continue
         lo = state[G_LO, k]
@@ -157,8 +159,8 @@ class PCM(Device):
         state[G] = self.g_min_s + self.g_init_frac * (state[G_HI] - self.g_min_s)
         return state
 
-    def apply_pulses(self, state, counts, width, seed, g_out, time_s=0.0):
-        _pulse(state, counts, float(width), seed, g_out, float(time_s),
+    def apply_pulses_at(self, state, cells, counts, width, seed, g_out, time_s=0.0):
+        _pulse(state, cells, counts, float(width), seed, g_out, float(time_s),
                float(self.drift_t0_s), float(self.c2c_set_rel), float(self.c2c_reset_rel))
 
     def conductance(self, state, time_s=0.0):

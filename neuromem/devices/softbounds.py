@@ -33,15 +33,17 @@ G, ALPHA_UP, ALPHA_DOWN, G_LO, G_HI = 0, 1, 2, 3, 4
 
 
 @njit(cache=True)
-def _pulse(state, counts, width, seed, g_out, c2c):
+def _pulse(state, cells, counts, width, seed, g_out, c2c):
+    """``counts[m]`` pulses into cell ``cells[m]`` (the listed cells only)."""
     np.random.seed(seed)
     g = state[G]
     a_up = state[ALPHA_UP]
     a_down = state[ALPHA_DOWN]
     lo = state[G_LO]
     hi = state[G_HI]
-    for k in range(counts.size):
-        n = counts[k]
+    for m in range(cells.size):
+        k = cells[m]
+        n = counts[m]
         if n == 0:
             continue
         value = g[k]
@@ -135,8 +137,8 @@ class SoftBounds(Device):
         state[G] = lo + self.g_init_frac * (state[G_HI] - lo)
         return state
 
-    def apply_pulses(self, state, counts, width, seed, g_out, time_s=0.0):
-        _pulse(state, counts, float(width), seed, g_out, self.c2c_step_rel)
+    def apply_pulses_at(self, state, cells, counts, width, seed, g_out, time_s=0.0):
+        _pulse(state, cells, counts, float(width), seed, g_out, self.c2c_step_rel)
 
     def conductance(self, state, time_s=0.0):
         return state[G].copy()

@@ -65,14 +65,16 @@ def _conductance(state, w_on, w_off, r_on, r_off, exponential, g_out):
 
 
 @njit(cache=True)
-def _pulse(state, counts, width, seed, g_out, v_pot, v_dep, t_pulse, n_sub,
+def _pulse(state, cells, counts, width, seed, g_out, v_pot, v_dep, t_pulse, n_sub,
            alpha_on, alpha_off, w_on, w_off, a_on, a_off, w_c,
            r_on, r_off, exponential, c2c):
+    """``counts[m]`` pulses into cell ``cells[m]`` (the listed cells only)."""
     np.random.seed(seed)
     w = state[W]
     dt = t_pulse * width / n_sub
-    for k in range(counts.size):
-        n = counts[k]
+    for m in range(cells.size):
+        k = cells[m]
+        n = counts[m]
         if n == 0:
             continue
         value = w[k]
@@ -212,8 +214,8 @@ class VTEAM(Device):
         state[V_OFF] = self.v_off_v * np.exp(self.d2d_v_rel * rng.standard_normal(n_cells))
         return state
 
-    def apply_pulses(self, state, counts, width, seed, g_out, time_s=0.0):
-        _pulse(state, counts, float(width), seed, g_out,
+    def apply_pulses_at(self, state, cells, counts, width, seed, g_out, time_s=0.0):
+        _pulse(state, cells, counts, float(width), seed, g_out,
                float(self.potentiate_voltage_v), float(self.depress_voltage_v),
                float(self.pulse_width_s), int(self.euler_substeps),
                float(self.alpha_on), float(self.alpha_off),

@@ -260,11 +260,13 @@ def _conductance(state, p, out):
 
 
 @njit(cache=True)
-def _pulse(state, counts, width, seed, g_out, p):
+def _pulse(state, cells, counts, width, seed, g_out, p):
+    """``counts[m]`` pulses into cell ``cells[m]`` (the listed cells only)."""
     np.random.seed(seed)
     n_sub = _substeps(width)
-    for k in range(counts.size):
-        n = counts[k]
+    for m in range(cells.size):
+        k = cells[m]
+        n = counts[m]
         if n == 0:
             continue
         sign = 1 if n > 0 else -1
@@ -461,11 +463,11 @@ class YFlash(Device):
         state[BETA] = self.beta_nominal_v
         return state
 
-    def apply_pulses(self, state, counts, width, seed, g_out, time_s=0.0):
+    def apply_pulses_at(self, state, cells, counts, width, seed, g_out, time_s=0.0):
         width = float(width)
         if not width > 0 or not math.isfinite(width):
             raise ValueError(f"width must be finite and > 0, got {width!r}")
-        _pulse(state, counts, width, seed, g_out, self._params)
+        _pulse(state, cells, counts, width, seed, g_out, self._params)
 
     def conductance(self, state, time_s=0.0):
         out = np.empty(state.shape[1])
