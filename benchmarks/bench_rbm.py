@@ -202,25 +202,12 @@ def _timed_fit_batch(rbm, v0, acc):
     h1b = rbm._with_bias(h1)
     acc["neuron sampling"] += clock() - t
     t = clock()
-    stats = np.concatenate([v0b, v1b]).T @ np.concatenate([h0b, -h1b])
-    acc["statistics product [v0;v1]^T [h0;-h1]"] += clock() - t
+    cells, pulses = rbm._counter.update_outer(v0b, h0b, v1b, h1b,
+                                              skip_from=(rbm._nv, rbm.n_components))
+    acc["counters: fused statistics + threshold"] += clock() - t
     t = clock()
-    n_incr = int(v0b.sum(axis=1) @ h0b.sum(axis=1) + v1b.sum(axis=1) @ np.abs(h1b).sum(axis=1))
-    stats[rbm._nv:, rbm.n_components:] = 0.0
-    acc["increment count + bias mask"] += clock() - t
-    t = clock()
-    pulses = rbm._counter.update(stats, n_increments=n_incr)
-    acc["counter update (validation + kernel)"] += clock() - t
-    # Crossbar.apply_pulses, split (reference scheme: G+ only)
-    t = clock()
-    flat = xbar._check_counts(pulses)
-    acc["apply_pulses: check counts"] += clock() - t
-    t = clock()
-    xbar._pulse_flat(flat, 1.0, "plus")
-    acc["apply_pulses: device pulse kernel + ledger"] += clock() - t
-    t = clock()
-    xbar._refresh_effective()
-    acc["apply_pulses: refresh effective conductance"] += clock() - t
+    xbar.apply_pulses_at(cells, pulses)
+    acc["apply_pulses_at: device kernel, ledger, refresh"] += clock() - t
     return v1
 
 

@@ -153,3 +153,68 @@ def refresh_cells(cells, g_plus, g_minus, fault_plus, fault_minus, sign_minus, o
         change = g_plus[k] + abs(sign_minus) * g_minus[k] - old_line[n]
         row_sum[k // cols] += change
         col_sum[k % cols] += change
+
+
+@njit(cache=True)
+def _add_rows(w, idx, start, stop, o):
+    """``o += sum_t w[idx[t]]`` for ``t`` in ``[start, stop)``, eight rows per sweep of ``o``."""
+    cols = o.size
+    t = start
+    while t + 8 <= stop:
+        w0, w1, w2, w3 = w[idx[t]], w[idx[t + 1]], w[idx[t + 2]], w[idx[t + 3]]
+        w4, w5, w6, w7 = w[idx[t + 4]], w[idx[t + 5]], w[idx[t + 6]], w[idx[t + 7]]
+        for j in range(cols):
+            o[j] += ((w0[j] + w1[j]) + (w2[j] + w3[j])) + ((w4[j] + w5[j]) + (w6[j] + w7[j]))
+        t += 8
+    while t < stop:
+        wt = w[idx[t]]
+        for j in range(cols):
+            o[j] += wt[j]
+        t += 1
+
+
+@njit(cache=True)
+def binary_read(x, w, line_sum, out):
+    """Read with binary drive: ``out[s] = sum of the rows w[i] with x[s, i] == 1``.
+
+    ``x`` (batch, n) holds 0/1 (a driven line or a grounded one), ``w`` is (n, m)
+    float32, ``out`` (batch, m) float32. A driven row adds its conductances to every
+    column, so the product ``x @ w`` is a sum of selected rows: work proportional to
+    the ones, not to ``x.size``. Returns ``(ok, drive)`` with ``drive`` the summed
+    ``line_sum`` of every driven line (the read energy per volt squared and second);
+    ``ok`` is False, ``out`` unspecified, when ``x`` holds anything but 0 and 1.
+    """
+    batch, n = x.shape
+    idx = np.empty(n, dtype=np.int64)
+    bad = 0
+    for s in range(batch):
+        xs = x[s]
+        count = 0
+        for i in range(n):  # branch-free: a zero is overwritten by the next one
+            v = xs[i]
+            idx[count] = i
+            count += np.int64(v == 1)
+            bad += np.int64((v != 0) & (v != 1))
+        o = out[s]
+        for j in range(o.size):
+            o[j] = 0.0
+        _add_rows(w, idx, 0, count, o)
+    if bad:
+        return False, 0.0
+    drive = 0.0
+    for s in range(batch):
+        for i in range(n):
+            if x[s, i] == 1:
+                drive += line_sum[i]
+    return True, drive
+
+
+@njit(cache=True)
+def patch_transposed(cells, w32, w32t):
+    """``w32t[j, i] = w32[i, j]`` for the listed flat cells ``i * cols + j``."""
+    cols = w32.shape[1]
+    for n in range(cells.size):
+        k = cells[n]
+        i = k // cols
+        j = k - i * cols
+        w32t[j, i] = w32[i, j]

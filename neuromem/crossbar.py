@@ -133,6 +133,9 @@ class Crossbar:
         self._pulses_plus = np.zeros(n, dtype=np.int64)
         self._pulses_minus = np.zeros(n, dtype=np.int64)
         self._w32 = np.empty((self.rows, self.cols), dtype=np.float32)
+        # the transpose, for binary backward reads; rebuilt on demand after a full refresh
+        self._w32t = None
+        self._w32t_valid = False
         self._row_sum = np.empty(self.rows)
         self._col_sum = np.empty(self.cols)
         self._refresh_all()
@@ -180,6 +183,16 @@ class Crossbar:
             kern.override(self._g_minus, self._fault_minus)
         kern.effective_conductance(self._g_plus, self._g_minus, _SIGN_MINUS[self.scheme],
                                    self._w32, self._row_sum, self._col_sum)
+        self._w32t_valid = False
+
+    def _transposed(self):
+        """``_w32.T`` as a C-contiguous float32 array (kept in step by sparse updates)."""
+        if not self._w32t_valid:
+            if self._w32t is None:
+                self._w32t = np.empty((self.cols, self.rows), dtype=np.float32)
+            np.copyto(self._w32t, self._w32.T)
+            self._w32t_valid = True
+        return self._w32t
 
     def _sync_drift(self):
         if self.device.drifts and self.time_s != self._g_time_s:
@@ -267,19 +280,26 @@ class Crossbar:
             binary = v.dtype == np.bool_
         self._sync_drift()
         x = v.astype(np.float32, copy=False)
+        line_sum = self._col_sum if backward else self._row_sum
         if binary:
-            if v.dtype != np.bool_ and np.any((x != 0) & (x != 1)):
-                raise ValueError("binary=True needs v to hold only 0 and 1")
+            # a 0/1 drive sums the driven lines' conductances: no multiply-accumulate
             scale = self.device.read_voltage_v
+            x2 = np.ascontiguousarray(x.reshape(-1, n_in))
+            w = self._transposed() if backward else self._w32
+            currents = np.empty((x2.shape[0], w.shape[1]), dtype=np.float32)
+            ok, drive = kern.binary_read(x2, w, line_sum, currents)
+            if not ok:
+                raise ValueError("binary=True needs v to hold only 0 and 1")
+            energy = self.device.read_time_s * scale**2 * drive
+            currents = currents.reshape(x.shape[:-1] + (w.shape[1],))
         else:
             if not np.all(np.isfinite(x)):
                 raise ValueError("v must be finite (no NaN or inf)")
             scale = 1.0
-        # energy: every driven line dissipates V^2 times its total conductance (a matvec)
-        drive = x if binary else np.square(x)
-        line_sum = (self._col_sum if backward else self._row_sum).astype(np.float32)
-        energy = self.device.read_time_s * scale**2 * float(np.sum(drive @ line_sum, dtype=np.float64))
-        currents = x @ (self._w32.T if backward else self._w32)
+            # energy: every driven line dissipates V^2 times its total conductance (a matvec)
+            energy = self.device.read_time_s * float(
+                np.sum(np.square(x) @ line_sum.astype(np.float32), dtype=np.float64))
+            currents = x @ (self._w32.T if backward else self._w32)
         if scale != 1.0:
             currents *= np.float32(scale)
         if noise and (self.read_noise_rel > 0 or self.read_noise_a > 0):
@@ -381,6 +401,8 @@ class Crossbar:
             fault_minus = self._fault_minus if self._fault_minus is not None else np.empty(0)
             kern.refresh_cells(cells, self._g_plus, self._g_minus, self._fault_plus, fault_minus,
                                sign, self._w32, self._row_sum, self._col_sum, old_line)
+            if self._w32t_valid:
+                kern.patch_transposed(cells, self._w32, self._w32t)
         else:
             self._refresh_effective()
         return up, down

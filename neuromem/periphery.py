@@ -122,105 +122,106 @@ def counter_sparse_kernel(count, delta, threshold, max_pulses, cells, pulses):
 
 
 @njit(cache=True)
-def binary_transpose(x, starts, index):
+def binary_transpose(x, counts, index):
     """Index lists of the ones of each column of a 0/1 matrix ``x`` (batch, n).
 
-    Column ``i``'s rows ``s`` with ``x[s, i] == 1`` go to
-    ``index[starts[i]:starts[i + 1]]`` in increasing order (``starts`` has ``n + 1``
-    entries, ``index`` room for every one). Returns False, leaving the lists
+    Column ``i``'s rows ``s`` with ``x[s, i] == 1`` go to ``index[i, :counts[i]]`` in
+    increasing order (``index`` is (n, batch)). Returns False, leaving the lists
     unspecified, when ``x`` holds anything but 0 and 1.
     """
     batch, n = x.shape
-    for i in range(n + 1):
-        starts[i] = 0
-    for s in range(batch):
+    for i in range(n):
+        counts[i] = 0
+    bad = 0
+    for s in range(batch):  # branch-free: a zero is overwritten by the column's next one
         for i in range(n):
             v = x[s, i]
-            if v == 1:
-                starts[i + 1] += 1
-            elif v != 0:
-                return False
-    for i in range(n):
-        starts[i + 1] += starts[i]
-    fill = starts[:n].copy()
-    for s in range(batch):
-        for i in range(n):
-            if x[s, i] == 1:
-                index[fill[i]] = s
-                fill[i] += 1
-    return True
+            index[i, counts[i]] = s
+            counts[i] += np.int64(v == 1)
+            bad += np.int64((v != 0) & (v != 1))
+    return bad == 0
 
 
 @njit(cache=True)
-def binary_row_sums(x, sums):
-    """``sums[s]`` = ones in row ``s`` of ``x``; False when ``x`` is not all 0/1."""
+def binary_to_int8(x, out, sums):
+    """``out = x`` as int8 and ``sums[s]`` = ones in row ``s``; False (``out`` and
+    ``sums`` unspecified) when ``x`` holds anything but 0 and 1."""
     batch, n = x.shape
+    bad = 0
     for s in range(batch):
         total = 0
         for j in range(n):
             v = x[s, j]
-            if v == 1:
-                total += 1
-            elif v != 0:
-                return False
+            one = np.int8(v == 1)
+            out[s, j] = one
+            total += np.int64(one)
+            bad += np.int64((v != 0) & (v != 1))
         sums[s] = total
-    return True
+    return bad == 0
 
 
 @njit(cache=True)
-def counter_outer_kernel(count, pos_starts, pos_index, h_pos, neg_starts, neg_index, h_neg,
+def counter_outer_kernel(count, pos_counts, pos_index, h_pos, neg_counts, neg_index, h_neg,
                          h_pos_sums, h_neg_sums, row0, col0, threshold, max_pulses,
                          acc, cells, pulses):
     """Contrastive statistics and counters fused, row by row, with sparse output.
 
     For each counter row ``i`` the batch statistic
     ``delta[i, :] = sum_{s: v+[s,i]=1} h+[s, :] - sum_{s: v-[s,i]=1} h-[s, :]``
-    (``= (v+^T h+ - v-^T h-)[i, :]``, the rows ``s`` listed by :func:`binary_transpose`)
-    is built in ``acc`` (float32, exact for integers below 2**24); cells with
-    ``i >= row0`` and ``j >= col0`` get ``delta = 0``. Each counter then takes its
-    ``delta`` by the accumulate-and-threshold rule of :func:`counter_kernel`, and the
-    firing cells go to ``cells`` / ``pulses`` as in :func:`counter_sparse_kernel`.
-    Returns ``(m_total, n_increments)``, the latter ``sum_s |v+_s| |h+_s| + |v-_s| |h-_s|``
-    (every product a unit increment, the masked corner included).
+    (``= (v+^T h+ - v-^T h-)[i, :]``, the rows ``s`` listed by :func:`binary_transpose`,
+    ``h`` as int8 from :func:`binary_to_int8`) is built in the integer row ``acc``
+    (wide enough for the batch); cells with ``i >= row0`` and ``j >= col0`` get
+    ``delta = 0``. Each counter then takes its ``delta`` by the accumulate-and-threshold
+    rule of :func:`counter_kernel`, and the firing cells go to ``cells`` / ``pulses`` as
+    in :func:`counter_sparse_kernel`. Returns ``(m_total, n_increments)``, the latter
+    ``sum_s |v+_s| |h+_s| + |v-_s| |h-_s|`` (every product a unit increment, the masked
+    corner included).
     """
-    rows = pos_starts.size - 1
+    rows = pos_counts.size
     cols = acc.size
-    c = count.ravel()
     m = 0
     n_incr = 0
+    # |value| >= threshold  <=>  (value + threshold - 1) as unsigned >= 2 threshold - 1
+    offset = np.int64(threshold - 1)
+    limit = np.uint64(2 * threshold - 1)
     for i in range(rows):
         for j in range(cols):
-            acc[j] = 0.0
-        for t in range(pos_starts[i], pos_starts[i + 1]):
-            s = pos_index[t]
+            acc[j] = 0
+        for t in range(pos_counts[i]):
+            s = pos_index[i, t]
             n_incr += h_pos_sums[s]
             h = h_pos[s]
             for j in range(cols):
                 acc[j] += h[j]
-        for t in range(neg_starts[i], neg_starts[i + 1]):
-            s = neg_index[t]
+        for t in range(neg_counts[i]):
+            s = neg_index[i, t]
             n_incr += h_neg_sums[s]
             h = h_neg[s]
             for j in range(cols):
                 acc[j] -= h[j]
         if i >= row0:
             for j in range(col0, cols):
-                acc[j] = 0.0
-        base = i * cols
+                acc[j] = 0
+        row = count[i]
+        hits = 0
+        for j in range(cols):  # vectorised: add, and count the cells that cross
+            value = row[j] + np.int64(acc[j])
+            row[j] = value
+            hits += np.uint64(value + offset) >= limit
+        if hits == 0:
+            continue
         for j in range(cols):
-            k = base + j
-            value = c[k] + int(acc[j])
+            value = row[j]
             if -threshold < value < threshold:
-                c[k] = value
                 continue
-            n = int(value / threshold)
+            n = int(value / threshold)  # trunc toward zero, n != 0
             value -= n * threshold
             if n > max_pulses:
                 n = max_pulses
             elif n < -max_pulses:
                 n = -max_pulses
-            c[k] = value
-            cells[m] = k
+            row[j] = value
+            cells[m] = i * cols + j
             pulses[m] = n
             m += 1
     return m, n_incr
@@ -505,20 +506,23 @@ class DigitalCounter:
         if vp.shape[0] != hp.shape[0] or vn.shape[0] != hn.shape[0]:
             raise ValueError("v_pos/h_pos and v_neg/h_neg must have matching batch sizes")
         r0, c0 = (rows, cols) if skip_from is None else (int(skip_from[0]), int(skip_from[1]))
-        pos_starts = np.empty(rows + 1, dtype=np.int64)
-        neg_starts = np.empty(rows + 1, dtype=np.int64)
-        pos_index = np.empty(vp.size, dtype=np.int64)
-        neg_index = np.empty(vn.size, dtype=np.int64)
+        pos_counts = np.empty(rows, dtype=np.int64)
+        neg_counts = np.empty(rows, dtype=np.int64)
+        pos_index = np.empty((rows, vp.shape[0]), dtype=np.int32)
+        neg_index = np.empty((rows, vn.shape[0]), dtype=np.int32)
+        hp8 = np.empty(hp.shape, dtype=np.int8)
+        hn8 = np.empty(hn.shape, dtype=np.int8)
         hp_sums = np.empty(hp.shape[0], dtype=np.int64)
         hn_sums = np.empty(hn.shape[0], dtype=np.int64)
-        if not (binary_transpose(vp, pos_starts, pos_index)
-                and binary_transpose(vn, neg_starts, neg_index)
-                and binary_row_sums(hp, hp_sums) and binary_row_sums(hn, hn_sums)):
+        if not (binary_transpose(vp, pos_counts, pos_index)
+                and binary_transpose(vn, neg_counts, neg_index)
+                and binary_to_int8(hp, hp8, hp_sums) and binary_to_int8(hn, hn8, hn_sums)):
             raise ValueError("update_outer needs binary states (only 0 and 1)")
         cells, pulses = self._buffers()
-        acc = np.empty(cols, dtype=np.float32)
-        m, n_incr = counter_outer_kernel(self.count, pos_starts, pos_index, hp, neg_starts,
-                                         neg_index, hn, hp_sums, hn_sums, r0, c0,
+        # |statistic| <= batch size: 16-bit rows (twice the SIMD width of 32-bit ones)
+        acc = np.empty(cols, dtype=np.int16 if max(len(vp), len(vn)) < 2**15 else np.int64)
+        m, n_incr = counter_outer_kernel(self.count, pos_counts, pos_index, hp8, neg_counts,
+                                         neg_index, hn8, hp_sums, hn_sums, r0, c0,
                                          self.threshold, self.max_pulses, acc, cells, pulses)
         self._record(n_incr)
         return cells[:m].copy(), pulses[:m].copy()

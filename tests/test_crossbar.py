@@ -728,3 +728,63 @@ def test_load_state_dict_restores_in_place_keeping_the_ledger_object():
     xbar.load_state_dict(arrays, meta)
     assert xbar.ledger is ledger and ledger.as_dict() == meta["ledger"]
     np.testing.assert_array_equal(xbar.conductance, before)
+
+
+# ---------------------------------------------------------------------------- sparse paths
+
+@pytest.mark.parametrize("scheme", ["reference", "differential", "single"])
+def test_apply_pulses_at_equals_dense_apply_pulses(scheme):
+    """The cell-list update equals the dense one: conductances, tallies, ledger, clock."""
+    kw = dict(scheme=scheme, stuck_low_rate=0.05, dead_rate=0.05, seed=3)
+    dense, sparse = Crossbar(40, 30, "yflash", **kw), Crossbar(40, 30, "yflash", **kw)
+    rng = np.random.default_rng(0)
+    for step in range(15):
+        counts = np.zeros(dense.shape, dtype=np.int64)
+        hit = rng.random(dense.shape) < (0.02 if step % 5 else 0.5)  # sparse and dense refresh
+        counts[hit] = rng.integers(-2, 3, hit.sum())
+        cells = np.flatnonzero(counts)
+        assert dense.apply_pulses(counts) == sparse.apply_pulses_at(cells, counts.ravel()[cells])
+    np.testing.assert_array_equal(sparse.conductance, dense.conductance)
+    np.testing.assert_array_equal(sparse.effective_conductance, dense.effective_conductance)
+    np.testing.assert_array_equal(sparse.pulse_count, dense.pulse_count)
+    assert sparse.ledger.as_dict() == dense.ledger.as_dict()
+    assert sparse.time_s == dense.time_s
+
+
+def test_apply_pulses_at_validation():
+    xbar = Crossbar(3, 4, "ideal", seed=0)
+    before = xbar.conductance
+    for cells in ([3, 1], [2, 2], [0, 12], [-1, 3]):
+        with pytest.raises(ValueError, match="cells"):
+            xbar.apply_pulses_at(np.array(cells), np.array([1, 1]))
+    with pytest.raises(ValueError, match="length"):
+        xbar.apply_pulses_at(np.array([1, 2]), np.array([1]))
+    with pytest.raises(TypeError, match="integer"):
+        xbar.apply_pulses_at(np.array([1, 2]), np.array([1.0, 1.0]))
+    np.testing.assert_array_equal(xbar.conductance, before)
+    assert xbar.apply_pulses_at(np.array([], dtype=np.int64), np.array([], dtype=np.int64)) == (0, 0)
+    assert xbar.apply_pulses_at(np.array([1, 11]), np.array([2, -1])) == (2, 1)
+    np.testing.assert_allclose(xbar.conductance.ravel()[[1, 11]], before.ravel()[[1, 11]] + [2e-9, -1e-9])
+
+
+@pytest.mark.parametrize("scheme", ["reference", "differential"])
+def test_binary_reads_sum_driven_lines_and_follow_sparse_updates(scheme):
+    """Binary drive sums the driven rows (columns for read_back) of G+ - G-; the
+    transposed copy behind read_back stays in step with sparse pulse updates."""
+    xbar = Crossbar(70, 40, "yflash", scheme=scheme, seed=5)
+    rng = np.random.default_rng(1)
+    vr = xbar.device.read_voltage_v
+    for step in range(4):
+        v = rng.random((9, 70)) < 0.3
+        h = rng.random((9, 40)) < 0.5
+        g = _signed_g(xbar)
+        np.testing.assert_allclose(xbar.read(v), vr * (v @ g), rtol=1e-5, atol=1e-12)
+        np.testing.assert_allclose(xbar.read_back(h), vr * (h @ g.T), rtol=1e-5, atol=1e-12)
+        np.testing.assert_allclose(xbar.read_back(h[0]), vr * (h[0] @ g.T), rtol=1e-5, atol=1e-12)
+        cells = np.flatnonzero(rng.random(xbar.shape).ravel() < 0.05)
+        xbar.apply_pulses_at(cells, rng.choice([-3, 3], cells.size))
+    e0 = xbar.ledger.energy_j("read")
+    v = (rng.random((5, 70)) < 0.3).astype(np.float32)
+    xbar.read(v, binary=True)
+    e = xbar.device.read_time_s * vr**2 * float((v @ _total_g(xbar)).sum())
+    assert xbar.ledger.energy_j("read") - e0 == pytest.approx(e, rel=1e-6)

@@ -378,3 +378,32 @@ def test_mtj_multiple_pulses_compound():
     p = float(dev.switching_probability(dev.pulse_width_s, dev.pulse_voltage_v))
     p3 = 1 - (1 - p) ** 3
     assert abs(state[0].mean() - p3) < 4 * math.sqrt(p3 * (1 - p3) / n)
+
+
+# ---------------------------------------------------------------------- index form
+@pytest.mark.parametrize("name", ["ideal", "softbounds", "vteam", "pcm", "mtj", "yflash"])
+def test_index_pulses_equal_dense_pulses(name):
+    """``apply_pulses_at`` on the listed cells is the dense ``apply_pulses`` (same
+    physics, same random stream in ascending order); unlisted cells stay untouched."""
+    from neuromem.devices import get_device
+
+    dev = get_device(name, **({"c2c_step_rel": 0.1, "d2d_step_rel": 0.1} if name == "ideal" else {}))
+    n = 400
+    state_dense = dev.init_state(n, np.random.default_rng(1))
+    state_index = state_dense.copy()
+    g_dense = np.full(n, np.nan)
+    g_index = np.full(n, np.nan)
+    rng = np.random.default_rng(2)
+    for step in range(30):
+        counts = np.zeros(n, dtype=np.int64)
+        hit = rng.random(n) < 0.05
+        counts[hit] = rng.integers(-3, 4, hit.sum())
+        cells = np.flatnonzero(counts)
+        dev.apply_pulses(state_dense, counts, 1.0, 10 + step, g_dense, time_s=step * 1e-3)
+        dev.apply_pulses_at(state_index, cells, counts[cells], 1.0, 10 + step, g_index,
+                            time_s=step * 1e-3)
+    np.testing.assert_array_equal(state_index, state_dense)
+    np.testing.assert_array_equal(g_index, g_dense)  # NaN where never pulsed, in both
+    assert np.isnan(g_index).any() and not np.isnan(g_index).all()
+    moved = ~np.isnan(g_index)
+    assert not np.array_equal(state_index[:, moved], dev.init_state(n, np.random.default_rng(1))[:, moved])

@@ -323,3 +323,72 @@ def test_shared_ledger_collects_every_part():
     assert ledger.count("potentiate") == 12
     assert ledger.count("comparator") == 6
     assert ledger.total_j == pytest.approx(sum(ledger.energy_j(op) for op in ledger.operations))
+
+
+# ---------------------------------------------------------------------------- fused counters
+
+def test_counter_sparse_output_matches_hand_worked_example():
+    """The hand-worked example again, through update_sparse and through update_outer
+    (a 1x1 array: delta = matching ones in the positive minus the negative batch)."""
+    steps = [(+150, +1, 50), (-250, -1, 0), (-250, -1, -50), (+30, 0, -20), (-79, 0, -99),
+             (-1, -1, 0), (+99, 0, 99), (+1, +1, 0), (+350, +1, 50), (-149, 0, -99),
+             (0, 0, -99), (+298, +1, 99)]
+    sparse = DigitalCounter((1,), threshold=100)
+    outer = DigitalCounter((1, 1), threshold=100)
+    for delta, pulse, count in steps:
+        cells, pulses = sparse.update_sparse(np.array([delta]))
+        assert (cells.tolist(), pulses.tolist()) == (([0], [pulse]) if pulse else ([], []))
+        assert sparse.count.tolist() == [count]
+        pos = np.ones((max(delta, 0) + 3, 1))
+        pos[:3] = 0  # samples with v = 0 add nothing (their h is 1)
+        neg = np.ones((max(-delta, 0), 1))
+        cells, pulses = outer.update_outer(pos, np.ones_like(pos), neg, neg)
+        assert (cells.tolist(), pulses.tolist()) == (([0], [pulse]) if pulse else ([], []))
+        assert outer.count.tolist() == [[count]]
+    assert outer.ledger.count("counter_increment") == sum(abs(d) for d, _, _ in steps)
+
+
+@pytest.mark.parametrize("max_pulses", [1, 3])
+def test_counter_update_outer_equals_dense_statistics(max_pulses):
+    """Fused statistics + counters == v+^T h+ - v-^T h- through the dense update."""
+    rows, cols = 23, 17
+    threshold = 4 if max_pulses == 1 else 2
+    fused = DigitalCounter((rows, cols), threshold=threshold, max_pulses=max_pulses)
+    dense = DigitalCounter((rows, cols), threshold=threshold, max_pulses=max_pulses)
+    rng = np.random.default_rng(0)
+    fired = 0
+    largest = 0
+    for step in range(12):
+        b_pos, b_neg = 9, 9 + step % 3  # the two batches may differ in size
+        vp = (rng.random((b_pos, rows)) < 0.3).astype(np.float32)
+        hp = (rng.random((b_pos, cols)) < 0.5).astype(np.float32)
+        vn = rng.random((b_neg, rows)) < 0.3  # booleans are 0/1 as well
+        hn = (rng.random((b_neg, cols)) < 0.5).astype(np.uint8)
+        stats = vp.T @ hp - vn.astype(np.float32).T @ hn.astype(np.float32)
+        stats[20:, 15:] = 0  # the skipped corner
+        n_incr = int(vp.sum(1) @ hp.sum(1) + vn.sum(1) @ hn.sum(1))
+        expected = dense.update(stats, n_increments=n_incr)
+        cells, pulses = fused.update_outer(vp, hp, vn, hn, skip_from=(20, 15))
+        np.testing.assert_array_equal(fused.count, dense.count)
+        np.testing.assert_array_equal(cells, np.flatnonzero(expected))
+        np.testing.assert_array_equal(pulses, expected.ravel()[cells])
+        fired += cells.size
+        largest = max(largest, int(np.abs(pulses).max(initial=0)))
+        assert fused.ledger.count("counter_increment") == dense.ledger.count("counter_increment")
+    assert fired > 20 and np.abs(dense.count).max() > 0
+    assert largest == max_pulses  # the cap is reached (and respected)
+
+
+def test_counter_update_outer_rejects_non_binary_states_unchanged():
+    counter = DigitalCounter((3, 2), threshold=2)
+    counter.update(np.array([[1, -1], [0, 1], [1, 0]]))
+    before = counter.count.copy()
+    ok = np.ones((4, 3)), np.ones((4, 2))
+    with pytest.raises(ValueError, match="binary"):
+        counter.update_outer(np.full((4, 3), 0.5), ok[1], *ok)
+    with pytest.raises(ValueError, match="binary"):
+        counter.update_outer(*ok, ok[0], np.full((4, 2), 2.0))
+    with pytest.raises(ValueError, match="shape"):
+        counter.update_outer(np.ones((4, 2)), ok[1], *ok)
+    np.testing.assert_array_equal(counter.count, before)
+    assert counter.ledger.count("counter_increment") == 4
