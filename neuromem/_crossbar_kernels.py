@@ -174,39 +174,48 @@ def _add_rows(w, idx, start, stop, o):
 
 
 @njit(cache=True)
-def binary_read(x, w, line_sum, out):
-    """Read with binary drive: ``out[s] = sum of the rows w[i] with x[s, i] == 1``.
+def binary_drive(x, line_sum):
+    """Checks a 0/1 drive ``x`` (batch, n) and sums what it drives, in one pass.
 
-    ``x`` (batch, n) holds 0/1 (a driven line or a grounded one), ``w`` is (n, m)
+    Returns ``(ok, ones, drive)``: ``ok`` is False when ``x`` holds anything but 0
+    and 1; ``ones`` counts the driven lines; ``drive`` sums ``line_sum`` over every
+    driven line (the read energy per volt squared and second).
+    """
+    batch, n = x.shape
+    bad = 0
+    ones = 0
+    drive = 0.0
+    for s in range(batch):
+        for i in range(n):
+            v = x[s, i]
+            one = v == 1
+            ones += np.int64(one)
+            drive += line_sum[i] if one else 0.0
+            bad += np.int64((v != 0) & (v != 1))
+    return bad == 0, ones, drive
+
+
+@njit(cache=True)
+def binary_read(x, w, out):
+    """Read with a 0/1 drive: ``out[s] = sum of the rows w[i] with x[s, i] == 1``.
+
+    ``x`` (batch, n) holds 0/1 (checked by :func:`binary_drive`), ``w`` is (n, m)
     float32, ``out`` (batch, m) float32. A driven row adds its conductances to every
-    column, so the product ``x @ w`` is a sum of selected rows: work proportional to
-    the ones, not to ``x.size``. Returns ``(ok, drive)`` with ``drive`` the summed
-    ``line_sum`` of every driven line (the read energy per volt squared and second);
-    ``ok`` is False, ``out`` unspecified, when ``x`` holds anything but 0 and 1.
+    column, so ``x @ w`` is a sum of selected rows: work proportional to the ones,
+    not to ``x.size``.
     """
     batch, n = x.shape
     idx = np.empty(n, dtype=np.int64)
-    bad = 0
     for s in range(batch):
         xs = x[s]
         count = 0
         for i in range(n):  # branch-free: a zero is overwritten by the next one
-            v = xs[i]
             idx[count] = i
-            count += np.int64(v == 1)
-            bad += np.int64((v != 0) & (v != 1))
+            count += np.int64(xs[i] == 1)
         o = out[s]
         for j in range(o.size):
             o[j] = 0.0
         _add_rows(w, idx, 0, count, o)
-    if bad:
-        return False, 0.0
-    drive = 0.0
-    for s in range(batch):
-        for i in range(n):
-            if x[s, i] == 1:
-                drive += line_sum[i]
-    return True, drive
 
 
 @njit(cache=True)

@@ -122,23 +122,13 @@ def counter_sparse_kernel(count, delta, threshold, max_pulses, cells, pulses):
 
 
 @njit(cache=True)
-def binary_transpose(x, counts, index):
-    """Index lists of the ones of each column of a 0/1 matrix ``x`` (batch, n).
-
-    Column ``i``'s rows ``s`` with ``x[s, i] == 1`` go to ``index[i, :counts[i]]`` in
-    increasing order (``index`` is (n, batch)). Returns False, leaving the lists
-    unspecified, when ``x`` holds anything but 0 and 1.
-    """
-    batch, n = x.shape
-    for i in range(n):
-        counts[i] = 0
+def is_binary(x):
+    """True when every entry of ``x`` is 0 or 1 (one branch-free pass)."""
+    flat = x.ravel()
     bad = 0
-    for s in range(batch):  # branch-free: a zero is overwritten by the column's next one
-        for i in range(n):
-            v = x[s, i]
-            index[i, counts[i]] = s
-            counts[i] += np.int64(v == 1)
-            bad += np.int64((v != 0) & (v != 1))
+    for k in range(flat.size):
+        v = flat[k]
+        bad += np.int64((v != 0) & (v != 1))
     return bad == 0
 
 
@@ -161,24 +151,60 @@ def binary_to_int8(x, out, sums):
 
 
 @njit(cache=True)
-def counter_outer_kernel(count, pos_counts, pos_index, h_pos, neg_counts, neg_index, h_neg,
-                         h_pos_sums, h_neg_sums, row0, col0, threshold, max_pulses,
-                         acc, cells, pulses):
+def _ones(x, idx):
+    """Indices of the ones of the 0/1 vector ``x`` into ``idx``; returns how many."""
+    n = 0
+    for s in range(x.size):  # branch-free: a zero is overwritten by the next one
+        idx[n] = s
+        n += np.int64(x[s] == 1)
+    return n
+
+
+@njit(cache=True)
+def _add_rows_int8(h, idx, n, acc, sign):
+    """``acc += sign * sum_t h[idx[t]]`` (int8 0/1 rows), four rows per sweep."""
+    cols = acc.size
+    t = 0
+    while t + 4 <= n:
+        h0, h1, h2, h3 = h[idx[t]], h[idx[t + 1]], h[idx[t + 2]], h[idx[t + 3]]
+        if sign > 0:
+            for j in range(cols):
+                acc[j] += (h0[j] + h1[j]) + (h2[j] + h3[j])
+        else:
+            for j in range(cols):
+                acc[j] -= (h0[j] + h1[j]) + (h2[j] + h3[j])
+        t += 4
+    while t < n:
+        hr = h[idx[t]]
+        if sign > 0:
+            for j in range(cols):
+                acc[j] += hr[j]
+        else:
+            for j in range(cols):
+                acc[j] -= hr[j]
+        t += 1
+
+
+@njit(cache=True)
+def counter_outer_kernel(count, v_pos_t, h_pos, v_neg_t, h_neg, h_pos_sums, h_neg_sums,
+                         row0, col0, threshold, max_pulses, acc, cells, pulses):
     """Contrastive statistics and counters fused, row by row, with sparse output.
 
+    ``v_*_t`` are the transposed visible states (rows, batch), ``h_*`` the hidden
+    states as int8 (batch, cols) with their row sums (:func:`binary_to_int8`); all 0/1.
     For each counter row ``i`` the batch statistic
     ``delta[i, :] = sum_{s: v+[s,i]=1} h+[s, :] - sum_{s: v-[s,i]=1} h-[s, :]``
-    (``= (v+^T h+ - v-^T h-)[i, :]``, the rows ``s`` listed by :func:`binary_transpose`,
-    ``h`` as int8 from :func:`binary_to_int8`) is built in the integer row ``acc``
-    (wide enough for the batch); cells with ``i >= row0`` and ``j >= col0`` get
-    ``delta = 0``. Each counter then takes its ``delta`` by the accumulate-and-threshold
-    rule of :func:`counter_kernel`, and the firing cells go to ``cells`` / ``pulses`` as
-    in :func:`counter_sparse_kernel`. Returns ``(m_total, n_increments)``, the latter
+    (``= (v+^T h+ - v-^T h-)[i, :]``) is built in the integer row ``acc`` (wide enough
+    for the batch); cells with ``i >= row0`` and ``j >= col0`` get ``delta = 0``. Each
+    counter then takes its ``delta`` by the accumulate-and-threshold rule of
+    :func:`counter_kernel`, and the firing cells go to ``cells`` / ``pulses`` as in
+    :func:`counter_sparse_kernel`. Returns ``(m_total, n_increments)``, the latter
     ``sum_s |v+_s| |h+_s| + |v-_s| |h-_s|`` (every product a unit increment, the masked
     corner included).
     """
-    rows = pos_counts.size
+    rows = v_pos_t.shape[0]
     cols = acc.size
+    idx = np.empty(max(v_pos_t.shape[1], v_neg_t.shape[1]), dtype=np.int64)
     m = 0
     n_incr = 0
     # |value| >= threshold  <=>  (value + threshold - 1) as unsigned >= 2 threshold - 1
@@ -187,18 +213,14 @@ def counter_outer_kernel(count, pos_counts, pos_index, h_pos, neg_counts, neg_in
     for i in range(rows):
         for j in range(cols):
             acc[j] = 0
-        for t in range(pos_counts[i]):
-            s = pos_index[i, t]
-            n_incr += h_pos_sums[s]
-            h = h_pos[s]
-            for j in range(cols):
-                acc[j] += h[j]
-        for t in range(neg_counts[i]):
-            s = neg_index[i, t]
-            n_incr += h_neg_sums[s]
-            h = h_neg[s]
-            for j in range(cols):
-                acc[j] -= h[j]
+        n = _ones(v_pos_t[i], idx)
+        for t in range(n):
+            n_incr += h_pos_sums[idx[t]]
+        _add_rows_int8(h_pos, idx, n, acc, 1)
+        n = _ones(v_neg_t[i], idx)
+        for t in range(n):
+            n_incr += h_neg_sums[idx[t]]
+        _add_rows_int8(h_neg, idx, n, acc, -1)
         if i >= row0:
             for j in range(col0, cols):
                 acc[j] = 0
@@ -214,15 +236,15 @@ def counter_outer_kernel(count, pos_counts, pos_index, h_pos, neg_counts, neg_in
             value = row[j]
             if -threshold < value < threshold:
                 continue
-            n = int(value / threshold)  # trunc toward zero, n != 0
-            value -= n * threshold
-            if n > max_pulses:
-                n = max_pulses
-            elif n < -max_pulses:
-                n = -max_pulses
+            q = int(value / threshold)  # trunc toward zero, q != 0
+            value -= q * threshold
+            if q > max_pulses:
+                q = max_pulses
+            elif q < -max_pulses:
+                q = -max_pulses
             row[j] = value
             cells[m] = i * cols + j
-            pulses[m] = n
+            pulses[m] = q
             m += 1
     return m, n_incr
 
@@ -506,24 +528,20 @@ class DigitalCounter:
         if vp.shape[0] != hp.shape[0] or vn.shape[0] != hn.shape[0]:
             raise ValueError("v_pos/h_pos and v_neg/h_neg must have matching batch sizes")
         r0, c0 = (rows, cols) if skip_from is None else (int(skip_from[0]), int(skip_from[1]))
-        pos_counts = np.empty(rows, dtype=np.int64)
-        neg_counts = np.empty(rows, dtype=np.int64)
-        pos_index = np.empty((rows, vp.shape[0]), dtype=np.int32)
-        neg_index = np.empty((rows, vn.shape[0]), dtype=np.int32)
         hp8 = np.empty(hp.shape, dtype=np.int8)
         hn8 = np.empty(hn.shape, dtype=np.int8)
         hp_sums = np.empty(hp.shape[0], dtype=np.int64)
         hn_sums = np.empty(hn.shape[0], dtype=np.int64)
-        if not (binary_transpose(vp, pos_counts, pos_index)
-                and binary_transpose(vn, neg_counts, neg_index)
+        if not (is_binary(vp) and is_binary(vn)
                 and binary_to_int8(hp, hp8, hp_sums) and binary_to_int8(hn, hn8, hn_sums)):
             raise ValueError("update_outer needs binary states (only 0 and 1)")
         cells, pulses = self._buffers()
         # |statistic| <= batch size: 16-bit rows (twice the SIMD width of 32-bit ones)
         acc = np.empty(cols, dtype=np.int16 if max(len(vp), len(vn)) < 2**15 else np.int64)
-        m, n_incr = counter_outer_kernel(self.count, pos_counts, pos_index, hp8, neg_counts,
-                                         neg_index, hn8, hp_sums, hn_sums, r0, c0,
-                                         self.threshold, self.max_pulses, acc, cells, pulses)
+        m, n_incr = counter_outer_kernel(self.count, np.ascontiguousarray(vp.T), hp8,
+                                         np.ascontiguousarray(vn.T), hn8, hp_sums, hn_sums,
+                                         r0, c0, self.threshold, self.max_pulses, acc,
+                                         cells, pulses)
         self._record(n_incr)
         return cells[:m].copy(), pulses[:m].copy()
 
