@@ -183,15 +183,17 @@ def binary_drive(x, line_sum):
     """
     batch, n = x.shape
     bad = 0
-    ones = 0
-    drive = 0.0
-    for s in range(batch):
+    per_line = np.zeros(n, dtype=np.int64)
+    for s in range(batch):  # branch-free integer counts: vectorises over the lines
         for i in range(n):
             v = x[s, i]
-            one = v == 1
-            ones += np.int64(one)
-            drive += line_sum[i] if one else 0.0
+            per_line[i] += np.int64(v == 1)
             bad += np.int64((v != 0) & (v != 1))
+    ones = 0
+    drive = 0.0
+    for i in range(n):
+        ones += per_line[i]
+        drive += per_line[i] * line_sum[i]
     return bad == 0, ones, drive
 
 
