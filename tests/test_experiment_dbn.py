@@ -205,3 +205,15 @@ def test_console_script_runs(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "validation accuracy: freeze" in proc.stdout
     assert _results(tmp_path / "cli")["settings"]["preset"] == "quick"
+
+
+def test_quick_preset_reaches_90_percent_on_held_out_digits(tmp_path):
+    """The issue's acceptance run, in full: ``--preset quick --final`` (Y-Flash, counters,
+    comparators; trained on 80 % of the digits, scored once on the held-out 20 %)."""
+    argv = ["--dataset", "digits", "--preset", "quick", "--final", "--no-progress",
+            "--no-figures", "--out", str(tmp_path / "q")]
+    assert mnist_dbn.main(argv) == 0
+    res = _results(tmp_path / "q")
+    assert res["settings"]["device"] == "yflash" and res["settings"]["update"] == "counter"
+    assert res["dataset"]["n_test"] == 360
+    assert res["accuracy"]["test"]["freeze"] >= 0.90
