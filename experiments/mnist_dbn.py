@@ -71,6 +71,7 @@ PRESETS: dict[str, dict] = {
         "top": 2000,
         "batch_size": 100,
         "epochs": 20,
+        "top_epochs": None,  # None: as --epochs
         "finetune_epochs": 0,
         "cd_k": 1,
         "device": "yflash",
@@ -93,6 +94,7 @@ PRESETS: dict[str, dict] = {
         "top": 200,
         "batch_size": 20,
         "epochs": 300,
+        "top_epochs": None,
         "finetune_epochs": 0,
         "cd_k": 1,
         "device": "yflash",
@@ -108,7 +110,7 @@ PRESETS: dict[str, dict] = {
 
 #: Settings a checkpoint must agree on to be resumed (everything that changes training).
 TRAINING_KEYS = ("dataset", "n_validation", "final", "layers", "top", "batch_size", "epochs",
-                 "finetune_epochs", "cd_k", "device", "neuron", "update", "label_lines",
+                 "top_epochs", "finetune_epochs", "cd_k", "device", "neuron", "update", "label_lines",
                  "rbm_params", "seed")
 #: Options of MemristiveRBM that the DBN or this script sets itself.
 _RESERVED_RBM_PARAMS = {"n_components": "--layers/--top", "device": "--device",
@@ -193,6 +195,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--layers", type=int, nargs="+", metavar="N", help="hidden layer sizes")
     g.add_argument("--top", type=int, help="hidden units of the top (associative) RBM")
     g.add_argument("--epochs", type=int, help="pre-training epochs per layer (and the top RBM)")
+    g.add_argument("--top-epochs", type=int, help="epochs of the top RBM (default: --epochs)")
     g.add_argument("--finetune-epochs", type=int, help="up-down fine-tuning epochs")
     g.add_argument("--cd-k", type=int, help="Gibbs steps of contrastive divergence")
     g.add_argument("--batch-size", type=int)
@@ -229,7 +232,7 @@ def resolve_settings(args, parser) -> dict:
     preset = PRESETS[preset_name]
     given = {k: v for k, v in vars(args).items() if v is not None}
     s = {}
-    for key in ("dataset", "layers", "top", "batch_size", "epochs", "finetune_epochs", "cd_k",
+    for key in ("dataset", "layers", "top", "batch_size", "epochs", "top_epochs", "finetune_epochs", "cd_k",
                 "device", "neuron", "update", "n_samples", "label_lines", "threads"):
         s[key] = given.get(key, preset[key])
     s["layers"] = [int(n) for n in s["layers"]]
@@ -246,8 +249,10 @@ def resolve_settings(args, parser) -> dict:
     devices = sorted(n for n in device_classes() if not n.startswith("_"))
     if s["device"] not in devices:
         parser.error(f"unknown device {s['device']!r}; registered devices: {', '.join(devices)}")
-    for key, low in (("epochs", 1), ("finetune_epochs", 0), ("top", 1), ("batch_size", 1),
-                     ("cd_k", 1), ("n_samples", 1), ("label_lines", 1)):
+    if s["top_epochs"] is None:
+        s["top_epochs"] = s["epochs"]
+    for key, low in (("epochs", 1), ("top_epochs", 1), ("finetune_epochs", 0), ("top", 1),
+                     ("batch_size", 1), ("cd_k", 1), ("n_samples", 1), ("label_lines", 1)):
         if s[key] < low:
             parser.error(f"--{key.replace('_', '-')} must be >= {low}, got {s[key]}")
     if any(n < 1 for n in s["layers"]):
@@ -462,7 +467,7 @@ def _build_dbn(s: dict):
     return MemristiveDBN(
         tuple(s["layers"]), s["top"], device=s["device"], neuron=s["neuron"], update=s["update"],
         cd_k=s["cd_k"], top_cd_k=s["cd_k"], batch_size=s["batch_size"], n_iter=s["epochs"],
-        n_finetune=s["finetune_epochs"], n_samples=s["n_samples"], label_lines=s["label_lines"],
+        n_top_iter=s["top_epochs"], n_finetune=s["finetune_epochs"], n_samples=s["n_samples"], label_lines=s["label_lines"],
         rbm_params=dict(s["rbm_params"]), random_state=s["seed"])
 
 

@@ -139,7 +139,9 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     device, neuron, update, cd_k, batch_size :
         As in :class:`MemristiveRBM`, shared by all layers.
     n_iter : int
-        Pre-training epochs per layer (also for the top RBM).
+        Pre-training epochs per layer (also for the top RBM unless ``n_top_iter``).
+    n_top_iter : int or None
+        Epochs of the top RBM (``None``: ``n_iter``).
     top_cd_k : int
         CD steps of the top RBM.
     n_finetune : int
@@ -164,7 +166,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
 
     def __init__(self, hidden_layer_sizes=(500, 500), n_top=2000, *, device="yflash",
                  neuron="comparator", update="counter", cd_k=1, top_cd_k=1, batch_size=100,
-                 n_iter=10, n_finetune=0, finetune_cd_k=3, finetune_learning_rate=0.01,
+                 n_iter=10, n_top_iter=None, n_finetune=0, finetune_cd_k=3, finetune_learning_rate=0.01,
                  inference="freeze", n_samples=10, label_lines=1, rbm_params=None,
                  verbose=False, random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -176,6 +178,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self.top_cd_k = top_cd_k
         self.batch_size = batch_size
         self.n_iter = n_iter
+        self.n_top_iter = n_top_iter
         self.n_finetune = n_finetune
         self.finetune_cd_k = finetune_cd_k
         self.finetune_learning_rate = finetune_learning_rate
@@ -195,6 +198,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             _check_int("hidden_layer_sizes", s, 1)
         _check_int("n_top", self.n_top, 1)
         _check_int("n_iter", self.n_iter, 0)
+        if self.n_top_iter is not None:
+            _check_int("n_top_iter", self.n_top_iter, 1)
         _check_int("n_finetune", self.n_finetune, 0)
         _check_int("top_cd_k", self.top_cd_k, 1)
         _check_int("finetune_cd_k", self.finetune_cd_k, 1)
@@ -221,7 +226,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         """Training plan: ``(name, epochs)`` per stage."""
         sizes = tuple(self.hidden_layer_sizes)
         plan = [(f"layer{i}", self.n_iter) for i in range(len(sizes))]
-        plan.append(("top", self.n_iter))
+        plan.append(("top", self.n_iter if self.n_top_iter is None else self.n_top_iter))
         if self.n_finetune:
             plan.append(("finetune", self.n_finetune))
         return plan

@@ -75,6 +75,7 @@ def test_dbn_labels_can_be_any_classes(small):
     (dict(hidden_layer_sizes=(16, 0)), "hidden_layer_sizes"),
     (dict(n_top=0), "n_top"),
     (dict(n_iter=-1), "n_iter"),
+    (dict(n_top_iter=0), "n_top_iter"),
     (dict(inference="vote"), "inference"),
     (dict(n_samples=0), "n_samples"),
     (dict(finetune_learning_rate=0.0), "finetune_learning_rate"),
@@ -85,6 +86,18 @@ def test_dbn_bad_params_raise(small, kw, match):
     X, y = small
     with pytest.raises(ValueError, match=match):
         _small_dbn(**kw).fit(X, y)
+
+
+def test_top_rbm_trains_its_own_number_of_epochs(small):
+    X, y = small
+    dbn = _small_dbn(n_iter=1, n_top_iter=3, n_finetune=0)
+    X, y = dbn.begin(X, y)
+    assert dbn.stages_ == [("layer0", 1), ("top", 3)]
+    done = []
+    while not dbn.done_:
+        done.append(dbn.train_epoch(X, y))
+    assert done == [("layer0", 0), ("top", 0), ("top", 1), ("top", 2)]
+    assert _small_dbn(n_iter=2, n_finetune=0).stages_[-1] == ("top", 2)
 
 
 def test_dbn_rejects_bad_data(small):

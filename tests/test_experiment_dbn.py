@@ -136,6 +136,7 @@ def test_resume_with_other_settings_is_an_error(tiny_run, tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--device", "nosuchdevice"], "unknown device 'nosuchdevice'"),
     (["--epochs", "-1"], "--epochs must be >= 1"),
+    (["--top-epochs", "0"], "--top-epochs must be >= 1"),
     (["--layers", "0"], "--layers sizes must be >= 1"),
     (["--rbm-param", "weight_range"], "expected KEY=VALUE"),
     (["--rbm-param", "bogus=1"], "not a MemristiveRBM parameter"),
