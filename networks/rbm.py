@@ -363,7 +363,8 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
                 hk = self._sample(self._hidden_currents(vkb))
             hkb = self._with_bias(hk)
         if self.persistent:
-            self.fantasy_ = hk if not ideal else self._sample(self._hidden_currents(vkb))
+            # the chain continues from binary hidden states (the ideal rule's hk is a mean)
+            self.fantasy_ = self._sample(self._analog_hidden_currents(vk)) if ideal else hk
         if not ideal:
             # counters take v0^T h0 - vk^T hk row by row (binary states: sums of selected
             # rows, no dense statistics); bias row x bias column has no device
@@ -371,11 +372,9 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
                 v0b, h0b, vkb, hkb, skip_from=(self._nv, self.n_components))
             self.crossbar_.apply_pulses_at(cells, pulses)
             return vk
-        # both CD statistics in one product: [v0; vk]^T [h0; -hk]
-        stats = np.concatenate([v0b, vkb]).T @ np.concatenate([p0b if ideal else h0b, -hkb])
-        # every v*h product of the batch is one counter increment
-        n_incr = int(v0b.sum(axis=1) @ h0b.sum(axis=1) + vkb.sum(axis=1) @ np.abs(hkb).sum(axis=1))
-        self._apply_statistics(stats, len(v0), n_incr)
+        # software reference: both statistics in one float product [v0; vk]^T [p0; -hk]
+        stats = np.concatenate([v0b, vkb]).T @ np.concatenate([p0b, -hkb])
+        self._apply_statistics(stats, len(v0), 0)
         return vk
 
     def _apply_statistics(self, stats, n_samples, n_increments):

@@ -517,3 +517,20 @@ def test_ideal_rule_takes_probabilities_as_analogue_drive():
     (stats, _, _), = seen
     np.testing.assert_allclose(stats[:nv, :nh], v.T @ p0 - v1.T @ h1, rtol=1e-5, atol=1e-5)
     np.testing.assert_allclose(stats[:nv, nh:].ravel(), (v - v1).sum(axis=0), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("update, device", [("ideal", "ideal"), ("counter", "yflash")])
+def test_persistent_chains_carry_binary_hidden_states(update, device):
+    """PCD: the negative chain restarts from the last batch's binary hidden states (for
+    the ideal rule too, whose last-step hidden statistics are means)."""
+    X = (np.random.default_rng(1).random((40, 12)) < 0.3).astype(np.float32)
+    rbm = MemristiveRBM(6, device=device, update=update, persistent=True, batch_size=10,
+                        n_iter=2, random_state=0).fit(X)
+    assert rbm.fantasy_.shape == (10, 6)
+    assert set(np.unique(rbm.fantasy_)) <= {0.0, 1.0}
+    chains = []
+    original = rbm._visible_currents
+    rbm._visible_currents = lambda hb, **kw: (chains.append(hb[:, :6].copy()), original(hb, **kw))[1]
+    start = rbm.fantasy_.copy()
+    rbm.partial_fit(X[:10])
+    np.testing.assert_array_equal(chains[0], start)  # the first down-pass starts from the chain
