@@ -110,8 +110,8 @@ PRESETS: dict[str, dict] = {
 
 #: Settings a checkpoint must agree on to be resumed (everything that changes training).
 TRAINING_KEYS = ("dataset", "n_validation", "final", "layers", "top", "batch_size", "epochs",
-                 "top_epochs", "finetune_epochs", "cd_k", "device", "neuron", "update", "label_lines",
-                 "rbm_params", "seed")
+                 "top_epochs", "finetune_epochs", "cd_k", "device", "neuron", "update",
+                 "label_lines", "rbm_params", "seed")
 #: Options of MemristiveRBM that the DBN or this script sets itself.
 _RESERVED_RBM_PARAMS = {"n_components": "--layers/--top", "device": "--device",
                         "neuron": "--neuron", "update": "--update", "cd_k": "--cd-k",
@@ -232,8 +232,9 @@ def resolve_settings(args, parser) -> dict:
     preset = PRESETS[preset_name]
     given = {k: v for k, v in vars(args).items() if v is not None}
     s = {}
-    for key in ("dataset", "layers", "top", "batch_size", "epochs", "top_epochs", "finetune_epochs", "cd_k",
-                "device", "neuron", "update", "n_samples", "label_lines", "threads"):
+    for key in ("dataset", "layers", "top", "batch_size", "epochs", "top_epochs",
+                "finetune_epochs", "cd_k", "device", "neuron", "update", "n_samples",
+                "label_lines", "threads"):
         s[key] = given.get(key, preset[key])
     s["layers"] = [int(n) for n in s["layers"]]
     s["rbm_params"] = dict(preset["rbm_params"])
@@ -467,7 +468,8 @@ def _build_dbn(s: dict):
     return MemristiveDBN(
         tuple(s["layers"]), s["top"], device=s["device"], neuron=s["neuron"], update=s["update"],
         cd_k=s["cd_k"], top_cd_k=s["cd_k"], batch_size=s["batch_size"], n_iter=s["epochs"],
-        n_top_iter=s["top_epochs"], n_finetune=s["finetune_epochs"], n_samples=s["n_samples"], label_lines=s["label_lines"],
+        n_top_iter=s["top_epochs"], n_finetune=s["finetune_epochs"], n_samples=s["n_samples"],
+        label_lines=s["label_lines"],
         rbm_params=dict(s["rbm_params"]), random_state=s["seed"])
 
 

@@ -166,7 +166,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
 
     def __init__(self, hidden_layer_sizes=(500, 500), n_top=2000, *, device="yflash",
                  neuron="comparator", update="counter", cd_k=1, top_cd_k=1, batch_size=100,
-                 n_iter=10, n_top_iter=None, n_finetune=0, finetune_cd_k=3, finetune_learning_rate=0.01,
+                 n_iter=10, n_top_iter=None, n_finetune=0, finetune_cd_k=3,
+                 finetune_learning_rate=0.01,
                  inference="freeze", n_samples=10, label_lines=1, rbm_params=None,
                  verbose=False, random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
