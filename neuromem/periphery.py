@@ -58,39 +58,26 @@ def all_integral(values):
 
 
 @njit(cache=True)
-def counter_kernel(count, delta, threshold, max_pulses, pulses):
-    """Accumulate-and-threshold (DESIGN.md §2, "CDacc"), dense pulses.
+def _fire(value, threshold, max_pulses):
+    """Accumulate-and-threshold (DESIGN.md §2, "CDacc") on one counter value ``C``.
 
-    ``C += delta``; ``n = trunc(C / threshold)``; ``C -= n * threshold``; the cell gets
-    ``sign(n) * min(|n|, max_pulses)`` pulses. ``max_pulses = 1`` is the published rule
-    (one pulse even when ``|n| >= 2``). Returns the number of cells that got pulses.
+    ``n = trunc(C / threshold)``; returns ``(C - n * threshold, sign(n) *
+    min(|n|, max_pulses))``. ``max_pulses = 1`` is the published rule (one pulse even
+    when ``|n| >= 2``). Call only when ``|C| >= threshold`` (so ``n != 0``).
     """
-    c = count.ravel()
-    d = delta.ravel()
-    p = pulses.ravel()
-    n_pulsed = 0
-    for k in range(c.size):
-        value = c[k] + int(d[k])  # integral: checked by the caller
-        if -threshold < value < threshold:  # the common case: no crossing, no division
-            c[k] = value
-            p[k] = 0
-            continue
-        n = int(value / threshold)  # truncation toward zero, as C's trunc
-        if n != 0:
-            value -= n * threshold
-            if n > max_pulses:
-                n = max_pulses
-            elif n < -max_pulses:
-                n = -max_pulses
-            n_pulsed += 1
-        c[k] = value
-        p[k] = n
-    return n_pulsed
+    n = int(value / threshold)  # truncation toward zero, as C's trunc
+    value -= n * threshold
+    if n > max_pulses:
+        n = max_pulses
+    elif n < -max_pulses:
+        n = -max_pulses
+    return value, n
 
 
 @njit(cache=True)
 def counter_sparse_kernel(count, delta, threshold, max_pulses, cells, pulses):
-    """:func:`counter_kernel` emitting only the cells that fire, in one pass.
+    """``C += delta`` and :func:`_fire` on every counter, emitting only the cells that
+    fire, in one pass.
 
     Writes the flat index of each firing cell to ``cells[m]`` and its signed pulse
     count to ``pulses[m]`` (increasing index order); returns ``(m_total, sum |delta|)``.
@@ -108,13 +95,7 @@ def counter_sparse_kernel(count, delta, threshold, max_pulses, cells, pulses):
         if -threshold < value < threshold:  # the common case: no crossing
             c[k] = value
             continue
-        n = int(value / threshold)  # |value| >= threshold, so n != 0; trunc toward zero
-        value -= n * threshold
-        if n > max_pulses:
-            n = max_pulses
-        elif n < -max_pulses:
-            n = -max_pulses
-        c[k] = value
+        c[k], n = _fire(value, threshold, max_pulses)
         cells[m] = k
         pulses[m] = n
         m += 1
@@ -197,7 +178,7 @@ def counter_outer_kernel(count, v_pos_t, h_pos, v_neg_t, h_neg, h_pos_sums, h_ne
     (``= (v+^T h+ - v-^T h-)[i, :]``) is built in the integer row ``acc`` (wide enough
     for the batch); cells with ``i >= row0`` and ``j >= col0`` get ``delta = 0``. Each
     counter then takes its ``delta`` by the accumulate-and-threshold rule of
-    :func:`counter_kernel`, and the firing cells go to ``cells`` / ``pulses`` as in
+    :func:`_fire`, and the firing cells go to ``cells`` / ``pulses`` as in
     :func:`counter_sparse_kernel`. Returns ``(m_total, n_increments)``, the latter
     ``sum_s |v+_s| |h+_s| + |v-_s| |h-_s|`` (every product a unit increment, the masked
     corner included).
@@ -236,13 +217,7 @@ def counter_outer_kernel(count, v_pos_t, h_pos, v_neg_t, h_neg, h_pos_sums, h_ne
             value = row[j]
             if -threshold < value < threshold:
                 continue
-            q = int(value / threshold)  # trunc toward zero, q != 0
-            value -= q * threshold
-            if q > max_pulses:
-                q = max_pulses
-            elif q < -max_pulses:
-                q = -max_pulses
-            row[j] = value
+            row[j], q = _fire(value, threshold, max_pulses)
             cells[m] = i * cols + j
             pulses[m] = q
             m += 1
