@@ -356,7 +356,8 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
                 # software reference: mean-field reconstruction and statistics (Hinton 2010)
                 vk = self._mean_visible(iv).astype(np.float32)
                 vkb = self._with_bias(vk)
-                hk = self._mean_hiddens(vk).astype(np.float32)
+                ik = self._analog_hidden_currents(vk)
+                hk = _sigmoid(ik.astype(np.float64) / self.current_scale_a_).astype(np.float32)
             else:
                 vk = self._sample_visible(iv)
                 vkb = self._with_bias(vk)
@@ -364,7 +365,7 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
             hkb = self._with_bias(hk)
         if self.persistent:
             # the chain continues from binary hidden states (the ideal rule's hk is a mean)
-            self.fantasy_ = self._sample(self._analog_hidden_currents(vk)) if ideal else hk
+            self.fantasy_ = self._sample(ik) if ideal else hk
         if not ideal:
             # counters take v0^T h0 - vk^T hk row by row (binary states: sums of selected
             # rows, no dense statistics); bias row x bias column has no device
