@@ -80,6 +80,7 @@ PRESETS: dict[str, dict] = {
         "rbm_params": {},
         "n_samples": 10,
         "label_lines": 1,
+        "discriminative_weight": 0.0,
         # one BLAS thread: 784x500 CD-1 on this 2-core box ran 8x faster than with 2
         # threads (0.7 s vs 6 s per 5000 images); --threads N to change
         "threads": 1,
@@ -103,6 +104,7 @@ PRESETS: dict[str, dict] = {
         "rbm_params": {"weight_range": 5.0},
         "n_samples": 10,
         "label_lines": 1,
+        "discriminative_weight": 0.0,
         # tiny matrices: threaded BLAS only adds overhead (4x slower on a loaded machine)
         "threads": 1,
     },
@@ -111,7 +113,9 @@ PRESETS: dict[str, dict] = {
 #: Settings a checkpoint must agree on to be resumed (everything that changes training).
 TRAINING_KEYS = ("dataset", "n_validation", "final", "layers", "top", "batch_size", "epochs",
                  "top_epochs", "finetune_epochs", "cd_k", "device", "neuron", "update",
-                 "label_lines", "rbm_params", "seed")
+                 "label_lines", "discriminative_weight", "rbm_params", "seed")
+#: Values of training settings added after some checkpoints were written (absent = this).
+_SETTING_DEFAULTS = {"discriminative_weight": 0.0}
 #: Options of MemristiveRBM that the DBN or this script sets itself.
 _RESERVED_RBM_PARAMS = {"n_components": "--layers/--top", "device": "--device",
                         "neuron": "--neuron", "update": "--update", "cd_k": "--cd-k",
@@ -203,6 +207,10 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--n-samples", type=int, help="stochastic passes of 'sampling' inference")
     g.add_argument("--label-lines", type=int,
                    help="rows driven by each label unit of the top RBM (default: the preset's)")
+    g.add_argument("--discriminative-weight", type=float, metavar="W",
+                   help="hybrid top RBM: weight of the discriminative step that contrasts "
+                        "the true label with the network's guess (0 = generative CD only; "
+                        "a whole number with counter updates)")
     g.add_argument("--threads", type=int, help="BLAS threads (default: the preset's)")
     g = p.add_argument_group("output")
     g.add_argument("--out", help="output directory (default results/<run-name>)")
@@ -234,7 +242,7 @@ def resolve_settings(args, parser) -> dict:
     s = {}
     for key in ("dataset", "layers", "top", "batch_size", "epochs", "top_epochs",
                 "finetune_epochs", "cd_k", "device", "neuron", "update", "n_samples",
-                "label_lines", "threads"):
+                "label_lines", "discriminative_weight", "threads"):
         s[key] = given.get(key, preset[key])
     s["layers"] = [int(n) for n in s["layers"]]
     s["rbm_params"] = dict(preset["rbm_params"])
@@ -260,6 +268,12 @@ def resolve_settings(args, parser) -> dict:
         parser.error(f"--layers sizes must be >= 1, got {s['layers']}")
     if s["threads"] is not None and s["threads"] < 1:
         parser.error(f"--threads must be >= 1, got {s['threads']}")
+    dw = s["discriminative_weight"]
+    if not (math.isfinite(dw) and dw >= 0):
+        parser.error(f"--discriminative-weight must be a finite number >= 0, got {dw}")
+    if s["update"] != "ideal" and dw != int(dw):
+        parser.error(f"--discriminative-weight must be a whole number with --update "
+                     f"{s['update']} (counters count whole steps), got {dw}")
     if args.stop_after is not None and args.stop_after < 1:
         parser.error(f"--stop-after must be >= 1, got {args.stop_after}")
     nv = s["n_validation"]
@@ -469,7 +483,7 @@ def _build_dbn(s: dict):
         tuple(s["layers"]), s["top"], device=s["device"], neuron=s["neuron"], update=s["update"],
         cd_k=s["cd_k"], top_cd_k=s["cd_k"], batch_size=s["batch_size"], n_iter=s["epochs"],
         n_top_iter=s["top_epochs"], n_finetune=s["finetune_epochs"], n_samples=s["n_samples"],
-        label_lines=s["label_lines"],
+        label_lines=s["label_lines"], discriminative_weight=s["discriminative_weight"],
         rbm_params=dict(s["rbm_params"]), random_state=s["seed"])
 
 
@@ -483,6 +497,7 @@ def _resume(out: Path, s: dict, parser):
                      "unknown; use --no-resume to start over or choose another --out")
     saved = json.loads(run_file.read_text()).get("training_settings", {})
     now = _training_settings(s)
+    saved = {**_SETTING_DEFAULTS, **saved}
     diff = [f"{k}: checkpoint {saved.get(k)!r}, now {now[k]!r}" for k in now if saved.get(k) != now[k]]
     if diff:
         parser.error(f"the checkpoint in {out} was trained with other settings ("

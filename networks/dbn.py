@@ -8,6 +8,9 @@ hidden layer has 2000 units. Training:
    hidden activities of the one below (sampled to binary by the neurons);
 2. the top RBM on ``[h_last, one-hot label]``; label units are sampled by a
    winner-take-all with random offsets (a softmax without an exponential circuit);
+   optionally hybrid: each batch also takes a discriminative step that contrasts the
+   true label with the network's own guess while the data rows stay clamped
+   (``discriminative_weight``);
 3. optional up-down fine-tuning (contrastive wake-sleep): the lower layers get
    separate generative crossbars (initialised as copies of the recognition weights),
    trained by the wake phase, while the recognition crossbars are trained by the
@@ -27,7 +30,7 @@ import json
 import math
 import zipfile
 import zlib
-from numbers import Integral
+from numbers import Integral, Real
 from pathlib import Path
 
 import numpy as np
@@ -38,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neuromem import SoftmaxWTA
 
-from .rbm import MemristiveRBM, _jsonable_params, _softplus, program_rbm_weights
+from .rbm import MemristiveRBM, _jsonable_params, _sigmoid, _softplus, program_rbm_weights
 
 FORMAT = "neuromem-dbn"
 FORMAT_VERSION = 1
@@ -55,6 +58,7 @@ class _LabelledRBM(MemristiveRBM):
 
     n_labels = 10  # set per instance by the DBN before use
     label_lines = 1
+    discriminative_weight = 0.0
 
     def _initialize_empty(self, n_features, device):
         super()._initialize_empty(n_features, device)
@@ -93,6 +97,7 @@ class _LabelledRBM(MemristiveRBM):
         meta["wta_rng"] = self._wta.rng.bit_generator.state
         meta["n_labels"] = self.n_labels
         meta["label_lines"] = self.label_lines
+        meta["discriminative_weight"] = self.discriminative_weight
         return arrays, meta
 
     @classmethod
@@ -100,8 +105,85 @@ class _LabelledRBM(MemristiveRBM):
         rbm = super().from_state(arrays, meta)
         rbm.n_labels = int(meta["n_labels"])
         rbm.label_lines = int(meta["label_lines"])
+        rbm.discriminative_weight = float(meta.get("discriminative_weight", 0.0))
         rbm._wta.rng.bit_generator.state = meta["wta_rng"]
         return rbm
+
+    # ------------------------------------------------------------------ discriminative
+    def _label_index(self, v):
+        """Label of each row of a visible batch (argmax over the label groups)."""
+        n = self.n_data_
+        block = v[:, n: self._nv].reshape(len(v), self.n_labels, self.label_lines).sum(axis=2)
+        return np.argmax(block, axis=1)
+
+    def _extra_statistics(self, v0):
+        if not self.discriminative_weight:
+            return None
+        if self.update == "ideal":
+            return self._discriminative_gradient(v0) * np.float32(self.discriminative_weight)
+        self._discriminative_pulses(v0)
+        return None
+
+    def _discriminative_pulses(self, v0):
+        """Conditional contrast on hardware: the data rows stay clamped and only the label
+        is free. The network guesses a label (label rows off, one up-down sweep through
+        the winner-take-all); where the guess is wrong, the counters take
+        ``[x, y] h - [x, guess] h'``, which lowers the free energy of the true label
+        against the guess. Needs only comparators, the WTA and a digital label compare.
+        """
+        n, nv = self.n_data_, self._nv
+        v0b = self._with_bias(v0)
+        free = v0b.copy()
+        free[:, n:nv] = 0.0
+        hf = self._with_bias(self._sample(self._hidden_currents(free)))
+        guess = self._wta.sample(self._label_currents(self._visible_currents(hf)))
+        wrong = np.argmax(guess, axis=1) != self._label_index(v0)
+        if not wrong.any():
+            return
+        # an integer weight: each wrong guess counts that many times (a counter that
+        # steps by the weight instead of 1)
+        times = int(self.discriminative_weight)
+        pos = np.repeat(v0b[wrong], times, axis=0)
+        neg = pos.copy()
+        neg[:, n:nv] = self.expand_labels(np.repeat(guess[wrong], times, axis=0))
+        h_pos = self._with_bias(self._sample(self._hidden_currents(pos)))
+        h_neg = self._with_bias(self._sample(self._hidden_currents(neg)))
+        cells, pulses = self._counter.update_outer(pos, h_pos, neg, h_neg,
+                                                   skip_from=(nv, self.n_components))
+        self.crossbar_.apply_pulses_at(cells, pulses)
+
+    def _discriminative_gradient(self, v0):
+        """Exact ``d log p(y | x)`` statistics of the joint RBM (Larochelle & Bengio 2008),
+        laid out like CD statistics (rows: data, label rows, bias; columns: hidden, bias).
+
+        With ``s_k = sigmoid(x W + c + U_k)`` and ``p_k = p(y = k | x)``, the hidden drive
+        difference is ``s_y - sum_k p_k s_k``; label ``k`` takes ``(1[y=k] - p_k) s_k``.
+        """
+        w = self._weights_full().astype(np.float32)
+        n, nv, nh, L, r = self.n_data_, self._nv, self.n_components, self.n_labels, self.label_lines
+        x = np.asarray(v0[:, :n], dtype=np.float32)
+        U = w[n:nv, :nh].reshape(L, r, nh).sum(axis=1)
+        b_y = w[n:nv, nh:].sum(axis=1).reshape(L, r).sum(axis=1)
+        act = (x @ w[:n, :nh] + w[nv:, :nh].sum(axis=0))[:, None, :] + U[None, :, :]
+        softplus = np.logaddexp(np.float32(0), act)             # (batch, label, hidden)
+        scores = b_y + softplus.sum(axis=2, dtype=np.float64)
+        scores -= scores.max(axis=1, keepdims=True)
+        p_y = np.exp(scores)
+        p_y /= p_y.sum(axis=1, keepdims=True)
+        coef = -p_y.astype(np.float32)
+        coef[np.arange(len(x)), self._label_index(v0)] += 1      # 1[y = k] - p_k
+        # sigmoid(a) = 1 - exp(-softplus(a)): no second transcendental pass
+        np.negative(softplus, out=softplus)
+        np.exp(softplus, out=softplus)
+        p_h = np.subtract(np.float32(1), softplus, out=softplus)
+        weighted = p_h * coef[:, :, None]
+        dh = weighted.sum(axis=1)
+        stats = np.zeros((nv + self.bias_lines, nh + self.bias_lines), dtype=np.float32)
+        stats[:n, :nh] = x.T @ dh
+        stats[n:nv, :nh] = np.repeat(weighted.sum(axis=0), r, axis=0)
+        stats[nv:, :nh] = dh.sum(axis=0)
+        stats[n:nv, nh:] = np.repeat(coef.sum(axis=0), r)[:, None]
+        return stats
 
     def label_log_posterior(self, h):
         """Exact ``log p(y | h)`` of the joint top RBM, by the free energy of each label."""
@@ -156,6 +238,13 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         Stochastic passes averaged in ``"sampling"`` mode.
     label_lines : int
         Rows driven by each label unit of the top RBM (1 = one row per label).
+    discriminative_weight : float
+        Weight of the discriminative (conditional) term in training the top RBM, on top
+        of its CD step (hybrid training, Larochelle & Bengio 2008); 0 = generative only.
+        With ``update="ideal"`` it scales the exact gradient of ``log p(y | x)``. With
+        counters it must be an integer: on every batch the network guesses each label
+        with the data rows clamped, and where it is wrong the counters take
+        ``[x, y] h - [x, guess] h'``, each increment counted that many times.
     rbm_params : dict or None
         Extra :class:`MemristiveRBM` parameters for every layer (``weight_range``,
         ``learning_rate``, ``scheme``, ``reference_level``, ``bias_lines``,
@@ -168,7 +257,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                  neuron="comparator", update="counter", cd_k=1, top_cd_k=1, batch_size=100,
                  n_iter=10, n_top_iter=None, n_finetune=0, finetune_cd_k=3,
                  finetune_learning_rate=0.01,
-                 inference="freeze", n_samples=10, label_lines=1, rbm_params=None,
+                 inference="freeze", n_samples=10, label_lines=1, discriminative_weight=0.0,
+                 rbm_params=None,
                  verbose=False, random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_top = n_top
@@ -186,6 +276,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self.inference = inference
         self.n_samples = n_samples
         self.label_lines = label_lines
+        self.discriminative_weight = discriminative_weight
         self.rbm_params = rbm_params
         self.verbose = verbose
         self.random_state = random_state
@@ -206,6 +297,13 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         _check_int("finetune_cd_k", self.finetune_cd_k, 1)
         _check_int("n_samples", self.n_samples, 1)
         _check_int("label_lines", self.label_lines, 1)
+        dw = self.discriminative_weight
+        if (isinstance(dw, bool) or not isinstance(dw, Real) or not math.isfinite(dw)
+                or dw < 0):
+            raise ValueError(f"discriminative_weight must be a finite number >= 0, got {dw!r}")
+        if self.update != "ideal" and dw != int(dw):
+            raise ValueError("discriminative_weight must be a whole number with counter "
+                             f"updates (update={self.update!r}), got {dw!r}")
         if self.inference not in INFERENCE:
             raise ValueError(f"inference must be one of {INFERENCE}, got {self.inference!r}")
         if not (self.finetune_learning_rate > 0 and math.isfinite(self.finetune_learning_rate)):
@@ -321,6 +419,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                                 cd_k=self.top_cd_k)
                 top.n_labels = len(self.classes_)
                 top.label_lines = self.label_lines
+                top.discriminative_weight = float(self.discriminative_weight)
                 top.partial_fit(data)
                 self.top_ = top
             else:

@@ -372,11 +372,23 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
             cells, pulses = self._counter.update_outer(
                 v0b, h0b, vkb, hkb, skip_from=(self._nv, self.n_components))
             self.crossbar_.apply_pulses_at(cells, pulses)
+            self._extra_statistics(v0)
             return vk
         # software reference: both statistics in one float product [v0; vk]^T [p0; -hk]
         stats = np.concatenate([v0b, vkb]).T @ np.concatenate([p0b, -hkb])
+        extra = self._extra_statistics(v0)
+        if extra is not None:
+            stats += extra
         self._apply_statistics(stats, len(v0), 0)
         return vk
+
+    def _extra_statistics(self, v0):
+        """Hook for subclasses: more learning from the same batch after the CD step.
+
+        Counter rules apply their own pulses here; the ideal rule returns float
+        statistics to add to the CD statistics (``None``: nothing to add).
+        """
+        return None
 
     def _apply_statistics(self, stats, n_samples, n_increments):
         """Move the array by batch statistics ``stats`` (rows x cols, summed over the batch).

@@ -81,6 +81,10 @@ def test_dbn_labels_can_be_any_classes(small):
     (dict(finetune_learning_rate=0.0), "finetune_learning_rate"),
     (dict(neuron="relu"), "neuron"),
     (dict(device="yflash", update="ideal"), "update='ideal'"),
+    (dict(discriminative_weight=-1), "discriminative_weight"),
+    (dict(discriminative_weight=float("nan")), "discriminative_weight"),
+    (dict(discriminative_weight=1.5), "whole number"),
+    (dict(discriminative_weight="1"), "discriminative_weight"),
 ])
 def test_dbn_bad_params_raise(small, kw, match):
     X, y = small
@@ -292,7 +296,9 @@ def test_truncated_or_corrupted_files_are_rejected(saved, tmp_path, damage):
     dict(),
     dict(device="ideal", update="ideal"),
     dict(neuron="mtj", update="proportional", rbm_params={"persistent": True}),
-], ids=["yflash-counter", "ideal", "mtj-proportional-pcd"])
+    dict(discriminative_weight=2),
+    dict(device="ideal", update="ideal", discriminative_weight=0.5),
+], ids=["yflash-counter", "ideal", "mtj-proportional-pcd", "yflash-hybrid", "ideal-hybrid"])
 def test_resume_after_save_load_is_bit_identical(small, tmp_path, kw):
     """Plan: layer0 x2, top x2, finetune x2. Interrupt (save, load) after 2 epochs (a
     stage boundary), again after 3 (inside the top stage) and after 5 (inside
@@ -389,3 +395,122 @@ def test_label_lines_drive_several_rows_per_label(small, tmp_path):
     assert soft.score(X, y) > 0.25  # learns its labels (chance: 0.1)
     with pytest.raises(ValueError, match="label_lines"):
         _small_dbn(label_lines=0).fit(X, y)
+
+
+# ---------------------------------------------------------------------------- hybrid top RBM
+
+def _top_rbm(n_data, n_labels, label_lines, n_hidden, **kw):
+    from networks.dbn import _LabelledRBM
+
+    top = _LabelledRBM(n_hidden, random_state=0, **kw)
+    top.n_labels, top.label_lines = n_labels, label_lines
+    return top
+
+
+def _labelled_batch(rng, n_data, n_labels, label_lines, labels):
+    onehot = np.eye(n_labels, dtype=np.float32)[labels]
+    x = (rng.random((len(labels), n_data)) < 0.5).astype(np.float32)
+    return np.hstack([x, np.repeat(onehot, label_lines, axis=1)])
+
+
+def test_discriminative_gradient_matches_finite_differences():
+    """The ideal rule's discriminative statistics are d/dW of sum log p(y | x)."""
+    n, L, r, nh = 12, 3, 2, 7
+    rng = np.random.default_rng(0)
+    top = _top_rbm(n, L, r, nh, device="ideal", update="ideal", weight_range=3, init_std=0.5)
+    v = _labelled_batch(rng, n, L, r, rng.integers(0, L, 6))
+    v[:, :n] = rng.random((6, n))  # probabilities, as the software reference is driven
+    top.partial_fit(v)
+    w0 = top._weights_full()
+
+    def log_likelihood(w):
+        U = w[n:n + L * r, :nh].reshape(L, r, nh).sum(axis=1)
+        b = w[n:n + L * r, nh:].sum(axis=1).reshape(L, r).sum(axis=1)
+        a = v[:, :n].astype(np.float64) @ w[:n, :nh] + w[n + L * r:, :nh].sum(axis=0)
+        scores = np.stack([b[k] + np.logaddexp(0, a + U[k]).sum(axis=1) for k in range(L)], 1)
+        y = v[:, n:].reshape(len(v), L, r).sum(axis=2).argmax(axis=1)
+        log_z = np.log(np.exp(scores - scores.max(1, keepdims=True)).sum(1)) + scores.max(1)
+        return float((scores[np.arange(len(v)), y] - log_z).sum())
+
+    numeric = np.zeros_like(w0)
+    eps = 1e-5
+    for i, j in np.ndindex(*w0.shape):
+        up, down = w0.copy(), w0.copy()
+        up[i, j] += eps
+        down[i, j] -= eps
+        numeric[i, j] = (log_likelihood(up) - log_likelihood(down)) / (2 * eps)
+    numeric[n + L * r:, nh:] = 0  # bias row x bias column: no device
+    stats = top._discriminative_gradient(v)
+    assert np.abs(numeric).max() > 0.1
+    np.testing.assert_allclose(stats, numeric, atol=2e-5)
+
+
+def test_discriminative_pulses_contrast_the_true_label_with_a_wrong_guess(monkeypatch):
+    """Counters: rows guessed right take nothing; a wrong guess raises the true label's
+    counters, lowers the guessed label's and leaves the other labels alone."""
+    n, L, r, nh = 20, 4, 2, 30
+    rng = np.random.default_rng(1)
+    top = _top_rbm(n, L, r, nh, device="yflash", update="counter", counter_threshold=10**6)
+    top.discriminative_weight = 2
+    labels = np.array([0, 0, 0, 2, 3, 3])
+    v = _labelled_batch(rng, n, L, r, labels)
+    top.partial_fit(v)  # sets up the arrays; the huge threshold keeps the devices still
+    guess = {"labels": labels.copy()}
+    monkeypatch.setattr(top._wta, "sample",
+                        lambda currents: np.eye(L, dtype=np.float32)[guess["labels"]])
+
+    before = top._counter.count.copy()
+    top._discriminative_pulses(v)
+    np.testing.assert_array_equal(top._counter.count, before)  # all guessed right
+
+    guess["labels"] = np.array([1, 1, 0, 2, 3, 3])  # rows 0 and 1: label 0 guessed as 1
+    top._discriminative_pulses(v)
+    change = (top._counter.count - before)[:, :nh]
+    rows = {k: change[n + k * r: n + (k + 1) * r] for k in range(L)}
+    assert rows[0].min() >= 0 and rows[0].sum() > 0
+    assert rows[1].max() <= 0 and rows[1].sum() < 0
+    assert not rows[2].any() and not rows[3].any()
+    # only the data bits of the two wrong rows move the data counters
+    quiet = (v[:2, :n].sum(axis=0) == 0)
+    assert quiet.any() and not change[:n][quiet].any()
+
+
+def test_discriminative_weight_scales_the_counted_steps(monkeypatch):
+    """Weight 2 counts each wrong guess twice: about twice the counter movement."""
+    n, L, r, nh = 20, 4, 1, 30
+    moved = {}
+    for weight in (1, 2):
+        rng = np.random.default_rng(2)
+        top = _top_rbm(n, L, r, nh, device="yflash", update="counter", counter_threshold=10**6)
+        top.discriminative_weight = weight
+        v = _labelled_batch(rng, n, L, r, np.zeros(8, dtype=int))
+        top.partial_fit(v)
+        monkeypatch.setattr(top._wta, "sample",
+                            lambda currents: np.eye(L, dtype=np.float32)[np.ones(8, dtype=int)])
+        before = top._counter.count[n, :nh].copy()  # label 0's row: only rises
+        for _ in range(40):
+            top._discriminative_pulses(v)
+        moved[weight] = int((top._counter.count[n, :nh] - before).sum())
+    assert moved[1] > 1000
+    assert 1.8 < moved[2] / moved[1] < 2.2, moved
+
+
+@pytest.mark.parametrize("kw, weight, epochs, gain", [
+    (dict(device="yflash", update="counter"), 2, 10, 0.01),
+    (dict(device="ideal", update="ideal", rbm_params={"learning_rate": 0.1}), 4.0, 5, 0.025),
+], ids=["yflash-counter", "ideal"])
+def test_hybrid_top_rbm_classifies_better_than_generative_only(digits, kw, weight, epochs, gain):
+    Xtr, Xte, ytr, yte = digits
+    scores = {w: np.mean([MemristiveDBN((64,), 128, n_iter=epochs, batch_size=10, random_state=seed,
+                                        discriminative_weight=w, **kw).fit(Xtr, ytr).score(Xte, yte)
+                          for seed in (0, 1)])
+              for w in (0, weight)}
+    assert scores[weight] > scores[0] + gain, scores
+
+
+def test_discriminative_weight_survives_save_and_load(small, tmp_path):
+    X, y = small
+    dbn = _small_dbn(n_finetune=0, discriminative_weight=3).fit(X, y)
+    loaded = MemristiveDBN.load(dbn.save(tmp_path / "hybrid.npz"))
+    assert loaded.discriminative_weight == 3 and loaded.top_.discriminative_weight == 3
+    np.testing.assert_array_equal(loaded.predict_proba(X), dbn.predict_proba(X))

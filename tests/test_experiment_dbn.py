@@ -144,6 +144,8 @@ def test_resume_with_other_settings_is_an_error(tiny_run, tmp_path, capsys):
     (["--rbm-param", "weight_range=-1"], "weight_range must lie in"),
     (["--n-validation", "1.5"], "--n-validation"),
     (["--update", "ideal"], "update='ideal' needs an analogue"),
+    (["--discriminative-weight", "-1"], "--discriminative-weight must be a finite number >= 0"),
+    (["--discriminative-weight", "1.5"], "must be a whole number with --update counter"),
 ])
 def test_bad_options_give_a_clear_error(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -160,6 +162,29 @@ def test_rbm_param_values_are_typed():
     assert mnist_dbn._rbm_param("learning_rate=1e-2") == ("learning_rate", 0.01)
     assert mnist_dbn._rbm_param("scheme=differential") == ("scheme", "differential")
     assert mnist_dbn._rbm_param("counter_threshold=none") == ("counter_threshold", None)
+
+
+def test_checkpoint_from_before_a_new_setting_still_resumes(tiny_run, tmp_path):
+    """run.json written before ``discriminative_weight`` existed: absent means 0."""
+    out = tmp_path / "old"
+    shutil.copytree(tiny_run, out)
+    run = json.loads((out / mnist_dbn.RUN_FILE).read_text())
+    del run["training_settings"]["discriminative_weight"]
+    (out / mnist_dbn.RUN_FILE).write_text(json.dumps(run))
+    assert mnist_dbn.main(TINY + ["--out", str(out), "--no-figures"]) == 0
+    with pytest.raises(SystemExit):
+        mnist_dbn.main(TINY + ["--out", str(out), "--no-figures", "--discriminative-weight", "2"])
+
+
+def test_discriminative_weight_reaches_the_network():
+    parser = mnist_dbn.build_parser()
+    s = mnist_dbn.resolve_settings(parser.parse_args(
+        ["--dataset", "digits", "--update", "ideal", "--device", "ideal",
+         "--discriminative-weight", "2.5"]), parser)
+    assert s["discriminative_weight"] == 2.5 and "discriminative_weight" in s["overrides"]
+    assert mnist_dbn._build_dbn(s).discriminative_weight == 2.5
+    s = mnist_dbn.resolve_settings(parser.parse_args(["--dataset", "digits"]), parser)
+    assert s["discriminative_weight"] == mnist_dbn.PRESETS["quick"]["discriminative_weight"]
 
 
 def test_preset_fills_only_unset_options():
