@@ -113,9 +113,10 @@ PRESETS: dict[str, dict] = {
 #: Settings a checkpoint must agree on to be resumed (everything that changes training).
 TRAINING_KEYS = ("dataset", "n_validation", "final", "layers", "top", "batch_size", "epochs",
                  "top_epochs", "finetune_epochs", "cd_k", "device", "neuron", "update",
-                 "label_lines", "discriminative_weight", "rbm_params", "seed")
+                 "label_lines", "discriminative_weight", "rbm_params", "top_rbm_params",
+                 "seed")
 #: Values of training settings added after some checkpoints were written (absent = this).
-_SETTING_DEFAULTS = {"discriminative_weight": 0.0}
+_SETTING_DEFAULTS = {"discriminative_weight": 0.0, "top_rbm_params": {}}
 #: Options of MemristiveRBM that the DBN or this script sets itself.
 _RESERVED_RBM_PARAMS = {"n_components": "--layers/--top", "device": "--device",
                         "neuron": "--neuron", "update": "--update", "cd_k": "--cd-k",
@@ -193,6 +194,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--rbm-param", action="append", type=_rbm_param, metavar="KEY=VALUE",
                    help="extra MemristiveRBM parameter for every layer (repeatable), "
                         "e.g. weight_range=5 scheme=differential persistent=true")
+    g.add_argument("--top-rbm-param", action="append", type=_rbm_param, metavar="KEY=VALUE",
+                   help="MemristiveRBM parameter of the top RBM only, over --rbm-param "
+                        "(repeatable), e.g. counter_threshold=200")
     g = p.add_argument_group("network and training")
     g.add_argument("--preset", choices=tuple(PRESETS),
                    help="defaults for unset options (default: paper with --dataset mnist, else quick)")
@@ -247,13 +251,14 @@ def resolve_settings(args, parser) -> dict:
     s["layers"] = [int(n) for n in s["layers"]]
     s["rbm_params"] = dict(preset["rbm_params"])
     s["rbm_params"].update(dict(args.rbm_param or []))
+    s["top_rbm_params"] = dict(args.top_rbm_param or [])
     s["seed"] = args.seed if args.seed is not None else 0
     s["n_validation"] = (args.n_validation if args.n_validation is not None
                          else DEFAULT_N_VALIDATION[s["dataset"]])
     s["final"] = bool(args.final)
     s["preset"] = preset_name
-    s["overrides"] = sorted(k for k in given if k in preset or k in ("rbm_param", "seed",
-                                                                     "n_validation"))
+    s["overrides"] = sorted(k for k in given if k in preset or k in (
+        "rbm_param", "top_rbm_param", "seed", "n_validation"))
 
     devices = sorted(n for n in device_classes() if not n.startswith("_"))
     if s["device"] not in devices:
@@ -280,14 +285,16 @@ def resolve_settings(args, parser) -> dict:
     if (isinstance(nv, float) and not 0 < nv < 1) or (isinstance(nv, int) and nv < 1):
         parser.error(f"--n-validation must be a count >= 1 or a fraction in (0, 1), got {nv}")
     allowed = set(MemristiveRBM().get_params())
-    for key in s["rbm_params"]:
-        if key in _RESERVED_RBM_PARAMS:
-            where = _RESERVED_RBM_PARAMS[key]
-            parser.error(f"--rbm-param {key} is set by the script"
-                         + (f"; use {where}" if where else ""))
-        if key not in allowed:
-            parser.error(f"--rbm-param {key}: not a MemristiveRBM parameter; "
-                         f"choose from {', '.join(sorted(allowed - set(_RESERVED_RBM_PARAMS)))}")
+    for option, params in (("--rbm-param", s["rbm_params"]),
+                           ("--top-rbm-param", s["top_rbm_params"])):
+        for key in params:
+            if key in _RESERVED_RBM_PARAMS:
+                where = _RESERVED_RBM_PARAMS[key]
+                parser.error(f"{option} {key} is set by the script"
+                             + (f"; use {where}" if where else ""))
+            if key not in allowed:
+                parser.error(f"{option} {key}: not a MemristiveRBM parameter; choose from "
+                             f"{', '.join(sorted(allowed - set(_RESERVED_RBM_PARAMS)))}")
     return s
 
 
@@ -484,7 +491,8 @@ def _build_dbn(s: dict):
         cd_k=s["cd_k"], top_cd_k=s["cd_k"], batch_size=s["batch_size"], n_iter=s["epochs"],
         n_top_iter=s["top_epochs"], n_finetune=s["finetune_epochs"], n_samples=s["n_samples"],
         label_lines=s["label_lines"], discriminative_weight=s["discriminative_weight"],
-        rbm_params=dict(s["rbm_params"]), random_state=s["seed"])
+        rbm_params=dict(s["rbm_params"]), top_rbm_params=dict(s["top_rbm_params"]) or None,
+        random_state=s["seed"])
 
 
 def _resume(out: Path, s: dict, parser):

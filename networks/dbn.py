@@ -249,6 +249,9 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         Extra :class:`MemristiveRBM` parameters for every layer (``weight_range``,
         ``learning_rate``, ``scheme``, ``reference_level``, ``bias_lines``,
         ``counter_threshold``, ``max_pulses``, ``persistent``, ``read_noise_rel`` ...).
+    top_rbm_params : dict or None
+        Parameters of the top RBM only, merged over ``rbm_params`` (the associative
+        layer often wants another rate, e.g. ``{"counter_threshold": 200}``).
     random_state : int or None
         Seeds the whole network.
     """
@@ -258,8 +261,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                  n_iter=10, n_top_iter=None, n_finetune=0, finetune_cd_k=3,
                  finetune_learning_rate=0.01,
                  inference="freeze", n_samples=10, label_lines=1, discriminative_weight=0.0,
-                 rbm_params=None,
-                 verbose=False, random_state=None):
+                 rbm_params=None, top_rbm_params=None, verbose=False, random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_top = n_top
         self.device = device
@@ -278,6 +280,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self.label_lines = label_lines
         self.discriminative_weight = discriminative_weight
         self.rbm_params = rbm_params
+        self.top_rbm_params = top_rbm_params
         self.verbose = verbose
         self.random_state = random_state
 
@@ -308,14 +311,28 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             raise ValueError(f"inference must be one of {INFERENCE}, got {self.inference!r}")
         if not (self.finetune_learning_rate > 0 and math.isfinite(self.finetune_learning_rate)):
             raise ValueError(f"finetune_learning_rate must be > 0, got {self.finetune_learning_rate!r}")
-        if self.rbm_params is not None and not isinstance(self.rbm_params, dict):
-            raise TypeError(f"rbm_params must be a dict or None, got {type(self.rbm_params).__name__}")
+        for name in ("rbm_params", "top_rbm_params"):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, dict):
+                raise TypeError(f"{name} must be a dict or None, got {type(value).__name__}")
+            unknown = set(value or {}) - set(MemristiveRBM().get_params())
+            if unknown:
+                raise ValueError(f"{name} holds {sorted(unknown)}, which are not "
+                                 "MemristiveRBM parameters")
         # an RBM validates the shared parameters (device, neuron, update, ...)
         self._rbm(0, 1, seed=0)._check_params()
+        if self.top_rbm_params:
+            reserved = {"n_components", "device", "neuron", "update", "cd_k", "batch_size",
+                        "n_iter", "random_state"} & set(self.top_rbm_params)
+            if reserved:
+                raise ValueError(f"top_rbm_params cannot set {sorted(reserved)}: the DBN sets them")
+            self._rbm(0, 1, seed=0, top=True)._check_params()
         return sizes
 
-    def _rbm(self, n_hidden, index, seed, cls=MemristiveRBM, cd_k=None):
+    def _rbm(self, n_hidden, index, seed, cls=MemristiveRBM, cd_k=None, top=False):
         params = dict(self.rbm_params or {})
+        if top:
+            params.update(self.top_rbm_params or {})
         return cls(max(n_hidden, 1), device=self.device, neuron=self.neuron, update=self.update,
                    cd_k=cd_k or self.cd_k, batch_size=self.batch_size, n_iter=1,
                    random_state=seed, **params)
@@ -416,7 +433,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             data = self._stage_input(name, X, y)
             if self.top_ is None:
                 top = self._rbm(self.n_top, len(sizes), self._seeds[10], cls=_LabelledRBM,
-                                cd_k=self.top_cd_k)
+                                cd_k=self.top_cd_k, top=True)
                 top.n_labels = len(self.classes_)
                 top.label_lines = self.label_lines
                 top.discriminative_weight = float(self.discriminative_weight)

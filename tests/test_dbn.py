@@ -85,6 +85,9 @@ def test_dbn_labels_can_be_any_classes(small):
     (dict(discriminative_weight=float("nan")), "discriminative_weight"),
     (dict(discriminative_weight=1.5), "whole number"),
     (dict(discriminative_weight="1"), "discriminative_weight"),
+    (dict(top_rbm_params={"bogus": 1}), "top_rbm_params holds \\['bogus'\\]"),
+    (dict(top_rbm_params={"cd_k": 2}), "top_rbm_params cannot set \\['cd_k'\\]"),
+    (dict(top_rbm_params={"counter_threshold": 0}), "counter_threshold"),
 ])
 def test_dbn_bad_params_raise(small, kw, match):
     X, y = small
@@ -514,3 +517,14 @@ def test_discriminative_weight_survives_save_and_load(small, tmp_path):
     loaded = MemristiveDBN.load(dbn.save(tmp_path / "hybrid.npz"))
     assert loaded.discriminative_weight == 3 and loaded.top_.discriminative_weight == 3
     np.testing.assert_array_equal(loaded.predict_proba(X), dbn.predict_proba(X))
+
+
+def test_top_rbm_params_reach_only_the_top_rbm(small, tmp_path):
+    X, y = small
+    dbn = _small_dbn(n_finetune=0, rbm_params={"weight_range": 4},
+                     top_rbm_params={"counter_threshold": 37}).fit(X, y)
+    assert dbn.top_.counter_threshold_ == 37 and dbn.top_.weight_range == 4
+    assert dbn.layers_[0].counter_threshold_ == 10  # the batch size (Wang 2022 default)
+    loaded = MemristiveDBN.load(dbn.save(tmp_path / "top.npz"))
+    assert loaded.top_rbm_params == {"counter_threshold": 37}
+    assert loaded.top_.counter_threshold_ == 37

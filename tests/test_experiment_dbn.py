@@ -146,6 +146,9 @@ def test_resume_with_other_settings_is_an_error(tiny_run, tmp_path, capsys):
     (["--update", "ideal"], "update='ideal' needs an analogue"),
     (["--discriminative-weight", "-1"], "--discriminative-weight must be a finite number >= 0"),
     (["--discriminative-weight", "1.5"], "must be a whole number with --update counter"),
+    (["--top-rbm-param", "bogus=1"], "--top-rbm-param bogus: not a MemristiveRBM parameter"),
+    (["--top-rbm-param", "n_iter=3"], "--top-rbm-param n_iter is set by the script"),
+    (["--top-rbm-param", "counter_threshold=0"], "counter_threshold must be an integer >= 1"),
 ])
 def test_bad_options_give_a_clear_error(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -170,6 +173,7 @@ def test_checkpoint_from_before_a_new_setting_still_resumes(tiny_run, tmp_path):
     shutil.copytree(tiny_run, out)
     run = json.loads((out / mnist_dbn.RUN_FILE).read_text())
     del run["training_settings"]["discriminative_weight"]
+    del run["training_settings"]["top_rbm_params"]
     (out / mnist_dbn.RUN_FILE).write_text(json.dumps(run))
     assert mnist_dbn.main(TINY + ["--out", str(out), "--no-figures"]) == 0
     with pytest.raises(SystemExit):
@@ -183,6 +187,12 @@ def test_discriminative_weight_reaches_the_network():
          "--discriminative-weight", "2.5"]), parser)
     assert s["discriminative_weight"] == 2.5 and "discriminative_weight" in s["overrides"]
     assert mnist_dbn._build_dbn(s).discriminative_weight == 2.5
+    s = mnist_dbn.resolve_settings(parser.parse_args(
+        ["--dataset", "digits", "--rbm-param", "counter_threshold=50",
+         "--top-rbm-param", "counter_threshold=200"]), parser)
+    dbn = mnist_dbn._build_dbn(s)
+    assert dbn.rbm_params["counter_threshold"] == 50
+    assert dbn.top_rbm_params == {"counter_threshold": 200} and "top_rbm_param" in s["overrides"]
     s = mnist_dbn.resolve_settings(parser.parse_args(["--dataset", "digits"]), parser)
     assert s["discriminative_weight"] == mnist_dbn.PRESETS["quick"]["discriminative_weight"]
 
