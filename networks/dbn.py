@@ -150,7 +150,7 @@ class _LabelledRBM(MemristiveRBM):
         h_neg = self._with_bias(self._sample(self._hidden_currents(neg)))
         cells, pulses = self._counter.update_outer(pos, h_pos, neg, h_neg,
                                                    skip_from=(nv, self.n_components))
-        self.crossbar_.apply_pulses_at(cells, pulses)
+        self.crossbar_.apply_pulses_at(cells, pulses, width=self.pulse_width)
 
     def _discriminative_gradient(self, v0):
         """Exact ``d log p(y | x)`` statistics of the joint RBM (Larochelle & Bengio 2008),

@@ -109,6 +109,19 @@ def test_proportional_rule_hand_worked_example():
     np.testing.assert_allclose(rbm.crossbar_.conductance, 5e-7 + STEP * pulses, rtol=0, atol=1e-15)
 
 
+def test_pulse_width_scales_the_training_steps_not_their_number():
+    stats = np.array([[5, -3, 2], [-4, 0, 7], [1, 9, 100]], dtype=np.float32)
+    full, half = _tiny("counter"), _tiny("counter", pulse_width=0.5)
+    for rbm in (full, half):
+        rbm._apply_statistics(stats.copy(), 4, 37)
+    moved_full = full.crossbar_.conductance - 5e-7
+    np.testing.assert_allclose(half.crossbar_.conductance - 5e-7, 0.5 * moved_full, atol=1e-15)
+    assert np.count_nonzero(moved_full) == 4
+    for op in ("potentiate", "depress"):
+        assert half.ledger_.count(op) == full.ledger_.count(op) > 0
+        assert half.ledger_.energy_j(op) == pytest.approx(0.5 * full.ledger_.energy_j(op))
+
+
 def test_counter_rule_differential_scheme_pulses_both_devices():
     rbm = _tiny("counter", scheme="differential")
     stats = np.array([[5, -3, 2], [-4, 0, 7], [1, 9, 100]], dtype=np.float32)
@@ -451,7 +464,8 @@ def test_update_ideal_needs_an_analogue_device():
     ("n_iter", -1), ("max_pulses", 0), ("bias_lines", 0), ("counter_threshold", 0),
     ("learning_rate", 0.0), ("learning_rate", float("nan")), ("momentum", 1.5),
     ("weight_decay", -1e-3), ("weight_range", 0.0), ("reference_level", 1.2),
-    ("init_std", -0.1), ("read_noise_rel", -0.1), ("cd_k", True),
+    ("init_std", -0.1), ("read_noise_rel", -0.1), ("cd_k", True), ("pulse_width", 0.0),
+    ("pulse_width", float("inf")),
     ("neuron", "sigmoid"), ("update", "adam"), ("scheme", "single"),
 ])
 def test_bad_parameter_raises_naming_it(name, value):
