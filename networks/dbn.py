@@ -41,7 +41,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neuromem import SoftmaxWTA
 
-from .rbm import MemristiveRBM, _jsonable_params, _sigmoid, _softplus, program_rbm_weights
+from .rbm import MemristiveRBM, _jsonable_params, _softplus, program_rbm_weights
 
 FORMAT = "neuromem-dbn"
 FORMAT_VERSION = 1
@@ -244,7 +244,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         With ``update="ideal"`` it scales the exact gradient of ``log p(y | x)``. With
         counters it must be an integer: on every batch the network guesses each label
         with the data rows clamped, and where it is wrong the counters take
-        ``[x, y] h - [x, guess] h'``, each increment counted that many times.
+        ``[x, y] h - [x, guess] h'``, each increment counted that many times. The top
+        RBM keeps the step during up-down fine-tuning.
     rbm_params : dict or None
         Extra :class:`MemristiveRBM` parameters for every layer (``weight_range``,
         ``learning_rate``, ``scheme``, ``reference_level``, ``bias_lines``,
@@ -436,14 +437,16 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                                 cd_k=self.top_cd_k, top=True)
                 top.n_labels = len(self.classes_)
                 top.label_lines = self.label_lines
-                top.discriminative_weight = float(self.discriminative_weight)
-                top.partial_fit(data)
-                self.top_ = top
             else:
-                self.top_.partial_fit(data)
+                top = self.top_
+            # read at every epoch, so set_params between epochs takes effect
+            top.discriminative_weight = float(self.discriminative_weight)
+            top.partial_fit(data)
+            self.top_ = top
         else:
             if not self.generative_:
                 self._untie()
+            self.top_.discriminative_weight = float(self.discriminative_weight)
             self._finetune_epoch(np.asarray(X, dtype=np.float32),
                                  self.top_.expand_labels(self._one_hot(y)))
         done = (name, self.progress_["epoch"])

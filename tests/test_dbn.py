@@ -517,6 +517,15 @@ def test_discriminative_weight_survives_save_and_load(small, tmp_path):
     loaded = MemristiveDBN.load(dbn.save(tmp_path / "hybrid.npz"))
     assert loaded.discriminative_weight == 3 and loaded.top_.discriminative_weight == 3
     np.testing.assert_array_equal(loaded.predict_proba(X), dbn.predict_proba(X))
+    # set_params between epochs reaches the top RBM at its next epoch
+    dbn = _small_dbn(n_iter=1, n_top_iter=2, n_finetune=0, discriminative_weight=3)
+    X, y = dbn.begin(X, y)
+    dbn.train_epoch(X, y)
+    dbn.train_epoch(X, y)
+    assert dbn.top_.discriminative_weight == 3
+    dbn.set_params(discriminative_weight=0)
+    dbn.train_epoch(X, y)
+    assert dbn.top_.discriminative_weight == 0
 
 
 def test_top_rbm_params_reach_only_the_top_rbm(small, tmp_path):
