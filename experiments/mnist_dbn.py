@@ -40,6 +40,9 @@ Examples::
     neuromem dbn --preset paper --out results/paper-yflash
     neuromem dbn --preset paper --device ideal --update ideal --out results/paper-ideal
     neuromem dbn --preset paper --rbm-param weight_range=5 --rbm-param scheme=differential
+    neuromem dbn --preset paper --epochs 5 --top-epochs 30 --rbm-param reference_level=0.1 \\
+        --rbm-param weight_range=10 --top-rbm-param counter_threshold=200 \\
+        --top-rbm-param scheme=differential --discriminative-weight 4
 """
 
 from __future__ import annotations
