@@ -46,6 +46,9 @@ from .rbm import MemristiveRBM, _jsonable_params, _softplus, program_rbm_weights
 FORMAT = "neuromem-dbn"
 FORMAT_VERSION = 1
 INFERENCE = ("freeze", "sampling")
+#: MemristiveRBM parameters that the DBN sets for every layer itself.
+_SET_BY_DBN = frozenset({"n_components", "device", "neuron", "update", "cd_k", "batch_size",
+                         "n_iter", "random_state"})
 
 
 class _LabelledRBM(MemristiveRBM):
@@ -320,13 +323,12 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             if unknown:
                 raise ValueError(f"{name} holds {sorted(unknown)}, which are not "
                                  "MemristiveRBM parameters")
+            reserved = _SET_BY_DBN & set(value or {})
+            if reserved:
+                raise ValueError(f"{name} cannot set {sorted(reserved)}: the DBN sets them")
         # an RBM validates the shared parameters (device, neuron, update, ...)
         self._rbm(0, 1, seed=0)._check_params()
         if self.top_rbm_params:
-            reserved = {"n_components", "device", "neuron", "update", "cd_k", "batch_size",
-                        "n_iter", "random_state"} & set(self.top_rbm_params)
-            if reserved:
-                raise ValueError(f"top_rbm_params cannot set {sorted(reserved)}: the DBN sets them")
             self._rbm(0, 1, seed=0, top=True)._check_params()
         return sizes
 

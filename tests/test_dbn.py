@@ -88,6 +88,7 @@ def test_dbn_labels_can_be_any_classes(small):
     (dict(top_rbm_params={"bogus": 1}), "top_rbm_params holds \\['bogus'\\]"),
     (dict(top_rbm_params={"cd_k": 2}), "top_rbm_params cannot set \\['cd_k'\\]"),
     (dict(top_rbm_params={"counter_threshold": 0}), "counter_threshold"),
+    (dict(rbm_params={"device": "pcm"}), "rbm_params cannot set \\['device'\\]"),
 ])
 def test_dbn_bad_params_raise(small, kw, match):
     X, y = small
