@@ -115,9 +115,15 @@ class _LabelledRBM(MemristiveRBM):
     # ------------------------------------------------------------------ discriminative
     def _label_index(self, v):
         """Label of each row of a visible batch (argmax over the label groups)."""
-        n = self.n_data_
-        block = v[:, n: self._nv].reshape(len(v), self.n_labels, self.label_lines).sum(axis=2)
-        return np.argmax(block, axis=1)
+        return np.argmax(self._label_currents(v[:, : self._nv]), axis=1)
+
+    def _label_parameters(self, w):
+        """``(W, U, c, b_y)`` of the joint RBM from the full weight array ``w``: data and
+        label weights to the hidden units, hidden biases, label biases (each label's
+        rows and each bias line summed)."""
+        n, nv, nh, L, r = self.n_data_, self._nv, self.n_components, self.n_labels, self.label_lines
+        return (w[:n, :nh], w[n:nv, :nh].reshape(L, r, nh).sum(axis=1), w[nv:, :nh].sum(axis=0),
+                w[n:nv, nh:].sum(axis=1).reshape(L, r).sum(axis=1))
 
     def _extra_statistics(self, v0):
         if not self.discriminative_weight:
@@ -143,8 +149,8 @@ class _LabelledRBM(MemristiveRBM):
         wrong = np.argmax(guess, axis=1) != self._label_index(v0)
         if not wrong.any():
             return
-        # an integer weight: each wrong guess counts that many times (a counter that
-        # steps by the weight instead of 1)
+        # an integer weight: each wrong row is presented that many times, each time
+        # with its own hidden samples
         times = int(self.discriminative_weight)
         pos = np.repeat(v0b[wrong], times, axis=0)
         neg = pos.copy()
@@ -162,12 +168,10 @@ class _LabelledRBM(MemristiveRBM):
         With ``s_k = sigmoid(x W + c + U_k)`` and ``p_k = p(y = k | x)``, the hidden drive
         difference is ``s_y - sum_k p_k s_k``; label ``k`` takes ``(1[y=k] - p_k) s_k``.
         """
-        w = self._weights_full().astype(np.float32)
-        n, nv, nh, L, r = self.n_data_, self._nv, self.n_components, self.n_labels, self.label_lines
+        n, nv, nh, r = self.n_data_, self._nv, self.n_components, self.label_lines
+        W, U, c, b_y = self._label_parameters(self._weights_full().astype(np.float32))
         x = np.asarray(v0[:, :n], dtype=np.float32)
-        U = w[n:nv, :nh].reshape(L, r, nh).sum(axis=1)
-        b_y = w[n:nv, nh:].sum(axis=1).reshape(L, r).sum(axis=1)
-        act = (x @ w[:n, :nh] + w[nv:, :nh].sum(axis=0))[:, None, :] + U[None, :, :]
+        act = (x @ W + c)[:, None, :] + U[None, :, :]
         softplus = np.logaddexp(np.float32(0), act)             # (batch, label, hidden)
         scores = b_y + softplus.sum(axis=2, dtype=np.float64)
         scores -= scores.max(axis=1, keepdims=True)
@@ -190,14 +194,10 @@ class _LabelledRBM(MemristiveRBM):
 
     def label_log_posterior(self, h):
         """Exact ``log p(y | h)`` of the joint top RBM, by the free energy of each label."""
-        w = self._weights_full()
-        n, nh, L = self.n_data_, self.n_components, self.n_labels
-        W = w[:n, :nh]
-        U = w[n: self._nv, :nh].reshape(L, self.label_lines, nh).sum(axis=1)
-        c = w[self._nv:, :nh].sum(axis=0)
-        b_y = w[n: self._nv, nh:].sum(axis=1).reshape(L, self.label_lines).sum(axis=1)
+        W, U, c, b_y = self._label_parameters(self._weights_full())
         a = h @ W + c
-        scores = np.stack([b_y[k] + _softplus(a + U[k]).sum(axis=1) for k in range(L)], axis=1)
+        scores = np.stack([b_y[k] + _softplus(a + U[k]).sum(axis=1)
+                           for k in range(self.n_labels)], axis=1)
         scores -= scores.max(axis=1, keepdims=True)
         return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
 
@@ -247,7 +247,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         With ``update="ideal"`` it scales the exact gradient of ``log p(y | x)``. With
         counters it must be an integer: on every batch the network guesses each label
         with the data rows clamped, and where it is wrong the counters take
-        ``[x, y] h - [x, guess] h'``, each increment counted that many times. The top
+        ``[x, y] h - [x, guess] h'``, each wrong row presented that many times. The top
         RBM keeps the step during up-down fine-tuning.
     rbm_params : dict or None
         Extra :class:`MemristiveRBM` parameters for every layer (``weight_range``,
