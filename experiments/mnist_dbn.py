@@ -76,6 +76,9 @@ PRESETS: dict[str, dict] = {
         "epochs": 20,
         "top_epochs": None,  # None: as --epochs
         "finetune_epochs": 0,
+        "finetune": "up-down",
+        "finetune_learning_rate": 0.01,
+        "finetune_decay": 1.0,
         "cd_k": 1,
         "device": "yflash",
         "neuron": "comparator",
@@ -100,6 +103,9 @@ PRESETS: dict[str, dict] = {
         "epochs": 300,
         "top_epochs": None,
         "finetune_epochs": 0,
+        "finetune": "up-down",
+        "finetune_learning_rate": 0.01,
+        "finetune_decay": 1.0,
         "cd_k": 1,
         "device": "yflash",
         "neuron": "comparator",
@@ -115,11 +121,14 @@ PRESETS: dict[str, dict] = {
 
 #: Settings a checkpoint must agree on to be resumed (everything that changes training).
 TRAINING_KEYS = ("dataset", "n_validation", "final", "layers", "top", "batch_size", "epochs",
-                 "top_epochs", "finetune_epochs", "cd_k", "device", "neuron", "update",
+                 "top_epochs", "finetune_epochs", "finetune", "finetune_learning_rate",
+                 "finetune_decay", "cd_k", "device", "neuron", "update",
                  "label_lines", "discriminative_weight", "rbm_params", "top_rbm_params",
                  "seed")
 #: Values of training settings added after some checkpoints were written (absent = this).
-_SETTING_DEFAULTS = {"discriminative_weight": 0.0, "top_rbm_params": {}}
+_SETTING_DEFAULTS = {"discriminative_weight": 0.0, "top_rbm_params": {},
+                     "finetune": "up-down", "finetune_learning_rate": 0.01,
+                     "finetune_decay": 1.0}
 #: Options of MemristiveRBM that the DBN or this script sets itself.
 _RESERVED_RBM_PARAMS = {"n_components": "--layers/--top", "device": "--device",
                         "neuron": "--neuron", "update": "--update", "cd_k": "--cd-k",
@@ -207,7 +216,14 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--top", type=int, help="hidden units of the top (associative) RBM")
     g.add_argument("--epochs", type=int, help="pre-training epochs per layer (and the top RBM)")
     g.add_argument("--top-epochs", type=int, help="epochs of the top RBM (default: --epochs)")
-    g.add_argument("--finetune-epochs", type=int, help="up-down fine-tuning epochs")
+    g.add_argument("--finetune-epochs", type=int, help="fine-tuning epochs after the top RBM")
+    g.add_argument("--finetune", choices=("up-down", "discriminative"),
+                   help="fine-tuning: up-down (contrastive wake-sleep) or discriminative "
+                        "(log p(y|x) of the freeze pass, back-propagated; default up-down)")
+    g.add_argument("--finetune-learning-rate", type=float, metavar="RATE",
+                   help="float fine-tuning step with --update ideal (default 0.01)")
+    g.add_argument("--finetune-decay", type=float, metavar="FACTOR",
+                   help="multiply the fine-tuning step by this after each epoch (default 1)")
     g.add_argument("--cd-k", type=int, help="Gibbs steps of contrastive divergence")
     g.add_argument("--batch-size", type=int)
     g.add_argument("--seed", type=int, help="seed of the network (default 0)")
@@ -248,7 +264,7 @@ def resolve_settings(args, parser) -> dict:
     given = {k: v for k, v in vars(args).items() if v is not None}
     s = {}
     for key in ("dataset", "layers", "top", "batch_size", "epochs", "top_epochs",
-                "finetune_epochs", "cd_k", "device", "neuron", "update", "n_samples",
+                "finetune_epochs", "finetune", "finetune_learning_rate", "finetune_decay", "cd_k", "device", "neuron", "update", "n_samples",
                 "label_lines", "discriminative_weight", "threads"):
         s[key] = given.get(key, preset[key])
     s["layers"] = [int(n) for n in s["layers"]]
@@ -276,6 +292,11 @@ def resolve_settings(args, parser) -> dict:
         parser.error(f"--layers sizes must be >= 1, got {s['layers']}")
     if s["threads"] is not None and s["threads"] < 1:
         parser.error(f"--threads must be >= 1, got {s['threads']}")
+    if not (math.isfinite(s["finetune_learning_rate"]) and s["finetune_learning_rate"] > 0):
+        parser.error(f"--finetune-learning-rate must be a finite number > 0, "
+                     f"got {s['finetune_learning_rate']}")
+    if not 0 < s["finetune_decay"] <= 1:
+        parser.error(f"--finetune-decay must be in (0, 1], got {s['finetune_decay']}")
     dw = s["discriminative_weight"]
     if not (math.isfinite(dw) and dw >= 0):
         parser.error(f"--discriminative-weight must be a finite number >= 0, got {dw}")
@@ -492,7 +513,9 @@ def _build_dbn(s: dict):
     return MemristiveDBN(
         tuple(s["layers"]), s["top"], device=s["device"], neuron=s["neuron"], update=s["update"],
         cd_k=s["cd_k"], top_cd_k=s["cd_k"], batch_size=s["batch_size"], n_iter=s["epochs"],
-        n_top_iter=s["top_epochs"], n_finetune=s["finetune_epochs"], n_samples=s["n_samples"],
+        n_top_iter=s["top_epochs"], n_finetune=s["finetune_epochs"], finetune=s["finetune"],
+        finetune_learning_rate=s["finetune_learning_rate"], finetune_decay=s["finetune_decay"],
+        n_samples=s["n_samples"],
         label_lines=s["label_lines"], discriminative_weight=s["discriminative_weight"],
         rbm_params=dict(s["rbm_params"]), top_rbm_params=dict(s["top_rbm_params"]) or None,
         random_state=s["seed"])

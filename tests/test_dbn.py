@@ -79,6 +79,9 @@ def test_dbn_labels_can_be_any_classes(small):
     (dict(inference="vote"), "inference"),
     (dict(n_samples=0), "n_samples"),
     (dict(finetune_learning_rate=0.0), "finetune_learning_rate"),
+    (dict(finetune="backprop"), "finetune must be one of"),
+    (dict(finetune_decay=0.0), "finetune_decay"),
+    (dict(finetune_decay=1.5), "finetune_decay"),
     (dict(neuron="relu"), "neuron"),
     (dict(device="yflash", update="ideal"), "update='ideal'"),
     (dict(discriminative_weight=-1), "discriminative_weight"),
@@ -302,7 +305,9 @@ def test_truncated_or_corrupted_files_are_rejected(saved, tmp_path, damage):
     dict(neuron="mtj", update="proportional", rbm_params={"persistent": True}),
     dict(discriminative_weight=2),
     dict(device="ideal", update="ideal", discriminative_weight=0.5),
-], ids=["yflash-counter", "ideal", "mtj-proportional-pcd", "yflash-hybrid", "ideal-hybrid"])
+    dict(device="ideal", update="ideal", finetune="discriminative", finetune_decay=0.5),
+], ids=["yflash-counter", "ideal", "mtj-proportional-pcd", "yflash-hybrid", "ideal-hybrid",
+        "ideal-discriminative"])
 def test_resume_after_save_load_is_bit_identical(small, tmp_path, kw):
     """Plan: layer0 x2, top x2, finetune x2. Interrupt (save, load) after 2 epochs (a
     stage boundary), again after 3 (inside the top stage) and after 5 (inside
@@ -538,3 +543,98 @@ def test_top_rbm_params_reach_only_the_top_rbm(small, tmp_path):
     loaded = MemristiveDBN.load(dbn.save(tmp_path / "top.npz"))
     assert loaded.top_rbm_params == {"counter_threshold": 37}
     assert loaded.top_.counter_threshold_ == 37
+
+
+# ---------------------------------------------------------------------------- discriminative fine-tuning
+
+def _freeze_log_likelihood(dbn, X, y):
+    """sum log p(y | x) of the freeze pass, in float64 from the weight arrays."""
+    h = np.asarray(X, dtype=np.float64)
+    for rbm in dbn.layers_:
+        w = rbm._weights_full()
+        h = 1 / (1 + np.exp(-(h @ w[: rbm._nv, : rbm.n_components]
+                              + w[rbm._nv:, : rbm.n_components].sum(axis=0))))
+    log_p = dbn.top_.label_log_posterior(h)
+    return float(log_p[np.arange(len(y)), np.searchsorted(dbn.classes_, y)].sum())
+
+
+def test_discriminative_finetune_gradient_matches_finite_differences(small):
+    """Every layer's statistics are d/dW of sum log p(y | x) through the freeze pass,
+    cell by cell of each crossbar (bias lines included)."""
+    X, y = small
+    dbn = MemristiveDBN((12, 9), 15, device="ideal", update="ideal", n_iter=1, batch_size=20,
+                        random_state=0, rbm_params={"weight_range": 20, "init_std": 0.5})
+    dbn.fit(X, y)
+    x, labels = X[:8], y[:8]
+    # the freeze pass of predict_proba is the network being differentiated
+    np.testing.assert_allclose(np.exp(dbn.top_.label_log_posterior(
+        dbn._up_mean(x, 2).astype(np.float64))), dbn.predict_proba(x), rtol=1e-5)
+    captured = {}
+    dbn._step = lambda rbm, stats, n, k, weight_decay=True: captured.setdefault(id(rbm), stats)
+    dbn._gradient_batch(x, dbn.top_.expand_labels(dbn._one_hot(labels)))
+    rng = np.random.default_rng(0)
+    for rbm in [*dbn.layers_, dbn.top_]:
+        stats = captured[id(rbm)]
+        rows, cols = rbm.crossbar_.shape
+        cells = [(int(rng.integers(rbm._nv)), int(rng.integers(rbm.n_components))) for _ in range(4)]
+        cells.append((rows - 1, int(rng.integers(rbm.n_components))))  # a bias line
+        for i, j in cells:
+            eps = 1e-4
+            delta = np.zeros((rows, cols))
+            delta[i, j] = eps / rbm._g_to_w
+            rbm.crossbar_.add_conductance(delta)
+            up = _freeze_log_likelihood(dbn, x, labels)
+            rbm.crossbar_.add_conductance(-2 * delta)
+            down = _freeze_log_likelihood(dbn, x, labels)
+            rbm.crossbar_.add_conductance(delta)
+            numeric = (up - down) / (2 * eps)
+            assert stats[i, j] == pytest.approx(numeric, rel=0.02, abs=1e-4), (type(rbm), i, j)
+    assert max(np.abs(s).max() for s in captured.values()) > 0.05
+
+
+def test_discriminative_finetune_lifts_accuracy(digits):
+    Xtr, Xte, ytr, yte = digits
+    kw = dict(device="ideal", update="ideal", n_iter=5, batch_size=10,
+              rbm_params={"learning_rate": 0.1}, finetune="discriminative",
+              finetune_learning_rate=0.5, finetune_decay=0.7)
+    scores = {n: np.mean([MemristiveDBN((64,), 128, n_finetune=n, random_state=seed, **kw)
+                          .fit(Xtr, ytr).score(Xte, yte) for seed in (0, 1)])
+              for n in (0, 5)}
+    assert scores[5] > scores[0] + 0.03, scores
+
+
+def test_discriminative_finetune_step_decays_and_skips_weight_decay(small, monkeypatch):
+    """The float step of fine-tuning epoch e is rate * decay**e, without momentum or
+    weight decay; the RBMs' own settings are restored afterwards."""
+    X, y = small
+    dbn = _small_dbn(device="ideal", update="ideal", n_iter=1, n_finetune=3,
+                     finetune="discriminative", finetune_learning_rate=0.2, finetune_decay=0.5)
+    X, y = dbn.begin(X, y)
+    dbn.train_epoch(X, y)
+    dbn.train_epoch(X, y)
+    seen = []
+    original = MemristiveDBN._step
+
+    def spy(self, rbm, stats, n, k, weight_decay=True):
+        seen.append((self.progress_["epoch"], rbm.weight_decay if weight_decay else 0.0))
+        return original(self, rbm, stats, n, k, weight_decay)
+
+    rates = []
+    apply = type(dbn.top_)._apply_statistics
+    monkeypatch.setattr(MemristiveDBN, "_step", spy)
+    monkeypatch.setattr(type(dbn.top_), "_apply_statistics", lambda rbm, *a: (
+        rates.append((rbm.learning_rate, rbm.momentum, rbm.weight_decay)), apply(rbm, *a))[1])
+    while not dbn.done_:
+        dbn.train_epoch(X, y)
+    assert {epoch for epoch, _ in seen} == {0, 1, 2}
+    assert sorted({round(r, 12) for r, _, _ in rates}) == [0.05, 0.1, 0.2]
+    assert all(m == 0 and wd == 0 for _, m, wd in rates)
+    assert dbn.top_.learning_rate == dbn.layers_[0].learning_rate == MemristiveDBN()._rbm(
+        1, 0, 0).learning_rate
+    assert dbn.top_.weight_decay == 2e-4 and dbn.top_.momentum > 0
+
+
+def test_discriminative_finetune_is_software_only(small):
+    X, y = small
+    with pytest.raises(ValueError, match="finetune='discriminative' needs update='ideal'"):
+        _small_dbn(finetune="discriminative").fit(X, y)

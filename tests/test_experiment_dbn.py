@@ -149,6 +149,11 @@ def test_resume_with_other_settings_is_an_error(tiny_run, tmp_path, capsys):
     (["--top-rbm-param", "bogus=1"], "--top-rbm-param bogus: not a MemristiveRBM parameter"),
     (["--top-rbm-param", "n_iter=3"], "--top-rbm-param n_iter is set by the script"),
     (["--top-rbm-param", "counter_threshold=0"], "counter_threshold must be an integer >= 1"),
+    (["--finetune", "backprop"], "invalid choice: 'backprop'"),
+    (["--finetune-learning-rate", "0"], "--finetune-learning-rate must be a finite number > 0"),
+    (["--finetune-decay", "1.5"], "--finetune-decay must be in (0, 1]"),
+    (["--finetune", "discriminative", "--finetune-epochs", "1"],
+     "finetune='discriminative' needs update='ideal'"),
 ])
 def test_bad_options_give_a_clear_error(argv, message, tmp_path, capsys):
     with pytest.raises(SystemExit) as exc:
@@ -174,6 +179,8 @@ def test_checkpoint_from_before_a_new_setting_still_resumes(tiny_run, tmp_path):
     run = json.loads((out / mnist_dbn.RUN_FILE).read_text())
     del run["training_settings"]["discriminative_weight"]
     del run["training_settings"]["top_rbm_params"]
+    for key in ("finetune", "finetune_learning_rate", "finetune_decay"):
+        del run["training_settings"][key]
     (out / mnist_dbn.RUN_FILE).write_text(json.dumps(run))
     assert mnist_dbn.main(TINY + ["--out", str(out), "--no-figures"]) == 0
     with pytest.raises(SystemExit):
@@ -195,6 +202,22 @@ def test_discriminative_weight_reaches_the_network():
     assert dbn.top_rbm_params == {"counter_threshold": 200} and "top_rbm_param" in s["overrides"]
     s = mnist_dbn.resolve_settings(parser.parse_args(["--dataset", "digits"]), parser)
     assert s["discriminative_weight"] == mnist_dbn.PRESETS["quick"]["discriminative_weight"]
+
+
+def test_finetune_options_reach_the_network():
+    parser = mnist_dbn.build_parser()
+    s = mnist_dbn.resolve_settings(parser.parse_args(
+        ["--dataset", "digits", "--update", "ideal", "--device", "ideal", "--finetune-epochs", "4",
+         "--finetune", "discriminative", "--finetune-learning-rate", "0.5",
+         "--finetune-decay", "0.7"]), parser)
+    dbn = mnist_dbn._build_dbn(s)
+    assert (dbn.n_finetune, dbn.finetune, dbn.finetune_learning_rate, dbn.finetune_decay) == (
+        4, "discriminative", 0.5, 0.7)
+    assert {"finetune", "finetune_learning_rate", "finetune_decay"} <= set(s["overrides"])
+    assert {"finetune", "finetune_learning_rate", "finetune_decay"} <= set(mnist_dbn.TRAINING_KEYS)
+    s = mnist_dbn.resolve_settings(parser.parse_args(["--dataset", "digits"]), parser)
+    dbn = mnist_dbn._build_dbn(s)
+    assert (dbn.finetune, dbn.finetune_learning_rate, dbn.finetune_decay) == ("up-down", 0.01, 1.0)
 
 
 def test_preset_fills_only_unset_options():
