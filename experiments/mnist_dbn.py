@@ -78,6 +78,7 @@ PRESETS: dict[str, dict] = {
         "finetune_epochs": 0,
         "finetune": "up-down",
         "finetune_learning_rate": 0.01,
+        "finetune_momentum": 0.0,
         "finetune_decay": 1.0,
         "cd_k": 1,
         "device": "yflash",
@@ -105,6 +106,7 @@ PRESETS: dict[str, dict] = {
         "finetune_epochs": 0,
         "finetune": "up-down",
         "finetune_learning_rate": 0.01,
+        "finetune_momentum": 0.0,
         "finetune_decay": 1.0,
         "cd_k": 1,
         "device": "yflash",
@@ -122,13 +124,13 @@ PRESETS: dict[str, dict] = {
 #: Settings a checkpoint must agree on to be resumed (everything that changes training).
 TRAINING_KEYS = ("dataset", "n_validation", "final", "layers", "top", "batch_size", "epochs",
                  "top_epochs", "finetune_epochs", "finetune", "finetune_learning_rate",
-                 "finetune_decay", "cd_k", "device", "neuron", "update",
+                 "finetune_momentum", "finetune_decay", "cd_k", "device", "neuron", "update",
                  "label_lines", "discriminative_weight", "rbm_params", "top_rbm_params",
                  "seed")
 #: Values of training settings added after some checkpoints were written (absent = this).
 _SETTING_DEFAULTS = {"discriminative_weight": 0.0, "top_rbm_params": {},
                      "finetune": "up-down", "finetune_learning_rate": 0.01,
-                     "finetune_decay": 1.0}
+                     "finetune_momentum": 0.0, "finetune_decay": 1.0}
 #: Options of MemristiveRBM that the DBN or this script sets itself.
 _RESERVED_RBM_PARAMS = {"n_components": "--layers/--top", "device": "--device",
                         "neuron": "--neuron", "update": "--update", "cd_k": "--cd-k",
@@ -222,6 +224,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(log p(y|x) of the freeze pass, back-propagated; default up-down)")
     g.add_argument("--finetune-learning-rate", type=float, metavar="RATE",
                    help="float fine-tuning step with --update ideal (default 0.01)")
+    g.add_argument("--finetune-momentum", type=float, metavar="M",
+                   help="momentum of the float fine-tuning step (default 0)")
     g.add_argument("--finetune-decay", type=float, metavar="FACTOR",
                    help="multiply the fine-tuning step by this after each epoch (default 1)")
     g.add_argument("--cd-k", type=int, help="Gibbs steps of contrastive divergence")
@@ -264,7 +268,8 @@ def resolve_settings(args, parser) -> dict:
     given = {k: v for k, v in vars(args).items() if v is not None}
     s = {}
     for key in ("dataset", "layers", "top", "batch_size", "epochs", "top_epochs",
-                "finetune_epochs", "finetune", "finetune_learning_rate", "finetune_decay", "cd_k", "device", "neuron", "update", "n_samples",
+                "finetune_epochs", "finetune", "finetune_learning_rate", "finetune_momentum",
+                "finetune_decay", "cd_k", "device", "neuron", "update", "n_samples",
                 "label_lines", "discriminative_weight", "threads"):
         s[key] = given.get(key, preset[key])
     s["layers"] = [int(n) for n in s["layers"]]
@@ -295,6 +300,8 @@ def resolve_settings(args, parser) -> dict:
     if not (math.isfinite(s["finetune_learning_rate"]) and s["finetune_learning_rate"] > 0):
         parser.error(f"--finetune-learning-rate must be a finite number > 0, "
                      f"got {s['finetune_learning_rate']}")
+    if not 0 <= s["finetune_momentum"] < 1:
+        parser.error(f"--finetune-momentum must be in [0, 1), got {s['finetune_momentum']}")
     if not 0 < s["finetune_decay"] <= 1:
         parser.error(f"--finetune-decay must be in (0, 1], got {s['finetune_decay']}")
     dw = s["discriminative_weight"]
@@ -514,7 +521,8 @@ def _build_dbn(s: dict):
         tuple(s["layers"]), s["top"], device=s["device"], neuron=s["neuron"], update=s["update"],
         cd_k=s["cd_k"], top_cd_k=s["cd_k"], batch_size=s["batch_size"], n_iter=s["epochs"],
         n_top_iter=s["top_epochs"], n_finetune=s["finetune_epochs"], finetune=s["finetune"],
-        finetune_learning_rate=s["finetune_learning_rate"], finetune_decay=s["finetune_decay"],
+        finetune_learning_rate=s["finetune_learning_rate"],
+        finetune_momentum=s["finetune_momentum"], finetune_decay=s["finetune_decay"],
         n_samples=s["n_samples"],
         label_lines=s["label_lines"], discriminative_weight=s["discriminative_weight"],
         rbm_params=dict(s["rbm_params"]), top_rbm_params=dict(s["top_rbm_params"]) or None,

@@ -247,8 +247,10 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     finetune_cd_k : int
         Gibbs steps in the top RBM during up-down fine-tuning.
     finetune_learning_rate : float
-        Step of the float rules when ``update="ideal"`` (delta rule or gradient; no
-        momentum; the discriminative gradient also takes no weight decay).
+        Step of the float rules when ``update="ideal"`` (delta rule or gradient; the
+        discriminative gradient takes no weight decay).
+    finetune_momentum : float
+        Momentum of the float fine-tuning step (its velocity starts from zero).
     finetune_decay : float
         The float fine-tuning step is multiplied by this after every epoch (1 = constant).
     inference : {"freeze", "sampling"}
@@ -279,7 +281,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     def __init__(self, hidden_layer_sizes=(500, 500), n_top=2000, *, device="yflash",
                  neuron="comparator", update="counter", cd_k=1, top_cd_k=1, batch_size=100,
                  n_iter=10, n_top_iter=None, n_finetune=0, finetune="up-down", finetune_cd_k=3,
-                 finetune_learning_rate=0.01, finetune_decay=1.0,
+                 finetune_learning_rate=0.01, finetune_momentum=0.0, finetune_decay=1.0,
                  inference="freeze", n_samples=10, label_lines=1, discriminative_weight=0.0,
                  rbm_params=None, top_rbm_params=None, verbose=False, random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -296,6 +298,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self.finetune = finetune
         self.finetune_cd_k = finetune_cd_k
         self.finetune_learning_rate = finetune_learning_rate
+        self.finetune_momentum = finetune_momentum
         self.finetune_decay = finetune_decay
         self.inference = inference
         self.n_samples = n_samples
@@ -340,6 +343,9 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                              f"gradient), got update={self.update!r}; use 'up-down'")
         if not (self.finetune_learning_rate > 0 and math.isfinite(self.finetune_learning_rate)):
             raise ValueError(f"finetune_learning_rate must be > 0, got {self.finetune_learning_rate!r}")
+        fm = self.finetune_momentum
+        if isinstance(fm, bool) or not isinstance(fm, Real) or not 0 <= fm < 1:
+            raise ValueError(f"finetune_momentum must be a number in [0, 1), got {fm!r}")
         fd = self.finetune_decay
         if isinstance(fd, bool) or not isinstance(fd, Real) or not 0 < fd <= 1:
             raise ValueError(f"finetune_decay must be a number in (0, 1], got {fd!r}")
@@ -474,10 +480,13 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             top.partial_fit(data)
             self.top_ = top
         elif self.finetune == "discriminative":
+            if self.progress_["epoch"] == 0:
+                self._reset_velocities(self._modules())
             self._discriminative_epoch(np.asarray(X, dtype=np.float32), self._one_hot(y))
         else:
             if not self.generative_:
                 self._untie()
+                self._reset_velocities(self.layers_)  # the top RBM goes on with its CD
             self.top_.discriminative_weight = float(self.discriminative_weight)
             self._finetune_epoch(np.asarray(X, dtype=np.float32),
                                  self.top_.expand_labels(self._one_hot(y)))
@@ -526,15 +535,22 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         n_incr = int(xb.sum(axis=1) @ np.abs(err).sum(axis=1))
         self._step(rbm, stats, len(inputs), n_incr)
 
+    @staticmethod
+    def _reset_velocities(modules):
+        """Fine-tuning momentum starts from rest, not from the CD steps before it."""
+        for mod in modules:
+            if mod.update == "ideal":
+                mod._velocity[...] = 0.0
+
     def _step(self, rbm, stats, n_samples, n_increments, weight_decay=True):
         """Apply fine-tuning statistics; float rules take the fine-tuning rate of this
-        epoch and no momentum."""
+        epoch and the fine-tuning momentum."""
         if rbm.update != "ideal":
             rbm._apply_statistics(stats, n_samples, n_increments)
             return
         saved = rbm.learning_rate, rbm.momentum, rbm.weight_decay
         rbm.learning_rate = self.finetune_learning_rate * self.finetune_decay ** self.progress_["epoch"]
-        rbm.momentum = 0.0
+        rbm.momentum = self.finetune_momentum
         if not weight_decay:
             rbm.weight_decay = 0.0
         try:

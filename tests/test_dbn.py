@@ -82,6 +82,8 @@ def test_dbn_labels_can_be_any_classes(small):
     (dict(finetune="backprop"), "finetune must be one of"),
     (dict(finetune_decay=0.0), "finetune_decay"),
     (dict(finetune_decay=1.5), "finetune_decay"),
+    (dict(finetune_momentum=1.0), "finetune_momentum"),
+    (dict(finetune_momentum=-0.1), "finetune_momentum"),
     (dict(neuron="relu"), "neuron"),
     (dict(device="yflash", update="ideal"), "update='ideal'"),
     (dict(discriminative_weight=-1), "discriminative_weight"),
@@ -305,7 +307,8 @@ def test_truncated_or_corrupted_files_are_rejected(saved, tmp_path, damage):
     dict(neuron="mtj", update="proportional", rbm_params={"persistent": True}),
     dict(discriminative_weight=2),
     dict(device="ideal", update="ideal", discriminative_weight=0.5),
-    dict(device="ideal", update="ideal", finetune="discriminative", finetune_decay=0.5),
+    dict(device="ideal", update="ideal", finetune="discriminative", finetune_decay=0.5,
+         finetune_momentum=0.5),
 ], ids=["yflash-counter", "ideal", "mtj-proportional-pcd", "yflash-hybrid", "ideal-hybrid",
         "ideal-discriminative"])
 def test_resume_after_save_load_is_bit_identical(small, tmp_path, kw):
@@ -604,34 +607,33 @@ def test_discriminative_finetune_lifts_accuracy(digits):
 
 
 def test_discriminative_finetune_step_decays_and_skips_weight_decay(small, monkeypatch):
-    """The float step of fine-tuning epoch e is rate * decay**e, without momentum or
-    weight decay; the RBMs' own settings are restored afterwards."""
+    """The float step of fine-tuning epoch e is rate * decay**e with the fine-tuning
+    momentum (from rest) and no weight decay; the RBMs' own settings are restored."""
     X, y = small
     dbn = _small_dbn(device="ideal", update="ideal", n_iter=1, n_finetune=3,
-                     finetune="discriminative", finetune_learning_rate=0.2, finetune_decay=0.5)
+                     finetune="discriminative", finetune_learning_rate=0.2,
+                     finetune_momentum=0.5, finetune_decay=0.5)
     X, y = dbn.begin(X, y)
     dbn.train_epoch(X, y)
     dbn.train_epoch(X, y)
+    assert np.abs(dbn.top_._velocity).max() > 0  # left over from CD
     seen = []
-    original = MemristiveDBN._step
-
-    def spy(self, rbm, stats, n, k, weight_decay=True):
-        seen.append((self.progress_["epoch"], rbm.weight_decay if weight_decay else 0.0))
-        return original(self, rbm, stats, n, k, weight_decay)
-
-    rates = []
     apply = type(dbn.top_)._apply_statistics
-    monkeypatch.setattr(MemristiveDBN, "_step", spy)
-    monkeypatch.setattr(type(dbn.top_), "_apply_statistics", lambda rbm, *a: (
-        rates.append((rbm.learning_rate, rbm.momentum, rbm.weight_decay)), apply(rbm, *a))[1])
+
+    def spy(rbm, *args):
+        if not seen:
+            assert not rbm._velocity.any()  # fine-tuning starts from rest
+        seen.append((dbn.progress_["epoch"], rbm.learning_rate, rbm.momentum, rbm.weight_decay))
+        return apply(rbm, *args)
+
+    monkeypatch.setattr(type(dbn.top_), "_apply_statistics", spy)
     while not dbn.done_:
         dbn.train_epoch(X, y)
-    assert {epoch for epoch, _ in seen} == {0, 1, 2}
-    assert sorted({round(r, 12) for r, _, _ in rates}) == [0.05, 0.1, 0.2]
-    assert all(m == 0 and wd == 0 for _, m, wd in rates)
+    assert {e: round(rate, 12) for e, rate, _, _ in seen} == {0: 0.2, 1: 0.1, 2: 0.05}
+    assert all(m == 0.5 and wd == 0 for _, _, m, wd in seen)
     assert dbn.top_.learning_rate == dbn.layers_[0].learning_rate == MemristiveDBN()._rbm(
         1, 0, 0).learning_rate
-    assert dbn.top_.weight_decay == 2e-4 and dbn.top_.momentum > 0
+    assert dbn.top_.weight_decay == 2e-4 and dbn.top_.momentum == 0.5
 
 
 def test_discriminative_finetune_is_software_only(small):

@@ -152,6 +152,7 @@ def test_resume_with_other_settings_is_an_error(tiny_run, tmp_path, capsys):
     (["--finetune", "backprop"], "invalid choice: 'backprop'"),
     (["--finetune-learning-rate", "0"], "--finetune-learning-rate must be a finite number > 0"),
     (["--finetune-decay", "1.5"], "--finetune-decay must be in (0, 1]"),
+    (["--finetune-momentum", "1"], "--finetune-momentum must be in [0, 1)"),
     (["--finetune", "discriminative", "--finetune-epochs", "1"],
      "finetune='discriminative' needs update='ideal'"),
 ])
@@ -179,7 +180,7 @@ def test_checkpoint_from_before_a_new_setting_still_resumes(tiny_run, tmp_path):
     run = json.loads((out / mnist_dbn.RUN_FILE).read_text())
     del run["training_settings"]["discriminative_weight"]
     del run["training_settings"]["top_rbm_params"]
-    for key in ("finetune", "finetune_learning_rate", "finetune_decay"):
+    for key in ("finetune", "finetune_learning_rate", "finetune_momentum", "finetune_decay"):
         del run["training_settings"][key]
     (out / mnist_dbn.RUN_FILE).write_text(json.dumps(run))
     assert mnist_dbn.main(TINY + ["--out", str(out), "--no-figures"]) == 0
@@ -209,15 +210,16 @@ def test_finetune_options_reach_the_network():
     s = mnist_dbn.resolve_settings(parser.parse_args(
         ["--dataset", "digits", "--update", "ideal", "--device", "ideal", "--finetune-epochs", "4",
          "--finetune", "discriminative", "--finetune-learning-rate", "0.5",
-         "--finetune-decay", "0.7"]), parser)
+         "--finetune-momentum", "0.9", "--finetune-decay", "0.7"]), parser)
     dbn = mnist_dbn._build_dbn(s)
-    assert (dbn.n_finetune, dbn.finetune, dbn.finetune_learning_rate, dbn.finetune_decay) == (
-        4, "discriminative", 0.5, 0.7)
-    assert {"finetune", "finetune_learning_rate", "finetune_decay"} <= set(s["overrides"])
-    assert {"finetune", "finetune_learning_rate", "finetune_decay"} <= set(mnist_dbn.TRAINING_KEYS)
+    assert (dbn.n_finetune, dbn.finetune, dbn.finetune_learning_rate, dbn.finetune_momentum,
+            dbn.finetune_decay) == (4, "discriminative", 0.5, 0.9, 0.7)
+    keys = {"finetune", "finetune_learning_rate", "finetune_momentum", "finetune_decay"}
+    assert keys <= set(s["overrides"]) and keys <= set(mnist_dbn.TRAINING_KEYS)
     s = mnist_dbn.resolve_settings(parser.parse_args(["--dataset", "digits"]), parser)
     dbn = mnist_dbn._build_dbn(s)
-    assert (dbn.finetune, dbn.finetune_learning_rate, dbn.finetune_decay) == ("up-down", 0.01, 1.0)
+    assert (dbn.finetune, dbn.finetune_learning_rate, dbn.finetune_momentum,
+            dbn.finetune_decay) == ("up-down", 0.01, 0.0, 1.0)
 
 
 def test_preset_fills_only_unset_options():
