@@ -1,7 +1,8 @@
 """Deep belief network trained in situ on simulated memristive crossbars (``neuromem dbn``).
 
 Greedy layer-wise contrastive divergence with digital counters, a labelled top RBM
-and optional up-down fine-tuning (:class:`networks.MemristiveDBN`), on MNIST or on
+and optional fine-tuning, up-down or (float reference) discriminative
+(:class:`networks.MemristiveDBN`), on MNIST or on
 scikit-learn's 8x8 digits. Writes to ``--out``:
 
 ``checkpoint.npz``
@@ -43,6 +44,10 @@ Examples::
     neuromem dbn --preset paper --epochs 5 --top-epochs 30 --rbm-param reference_level=0.1 \\
         --rbm-param weight_range=10 --top-rbm-param counter_threshold=200 \\
         --top-rbm-param scheme=differential --discriminative-weight 4
+    neuromem dbn --preset paper --epochs 3 --top-epochs 30 --device ideal --update ideal \
+        --rbm-param weight_range=20 --rbm-param learning_rate=0.05 --rbm-param momentum=0.5 \
+        --discriminative-weight 10 --finetune discriminative --finetune-epochs 8 \
+        --finetune-learning-rate 0.5 --finetune-decay 0.7
 """
 
 from __future__ import annotations
