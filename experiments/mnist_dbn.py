@@ -44,9 +44,9 @@ Examples::
     neuromem dbn --preset paper --epochs 5 --top-epochs 30 --rbm-param reference_level=0.1 \\
         --rbm-param weight_range=10 --top-rbm-param counter_threshold=200 \\
         --top-rbm-param scheme=differential --discriminative-weight 4
-    neuromem dbn --preset paper --epochs 3 --top-epochs 30 --device ideal --update ideal \
-        --rbm-param weight_range=20 --rbm-param learning_rate=0.05 --rbm-param momentum=0.5 \
-        --discriminative-weight 10 --finetune discriminative --finetune-epochs 8 \
+    neuromem dbn --preset paper --epochs 3 --top-epochs 50 --device ideal --update ideal \\
+        --rbm-param weight_range=20 --rbm-param learning_rate=0.05 --rbm-param momentum=0.5 \\
+        --discriminative-weight 10 --finetune discriminative --finetune-epochs 8 \\
         --finetune-learning-rate 0.5 --finetune-decay 0.7
 """
 
