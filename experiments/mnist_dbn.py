@@ -93,6 +93,8 @@ PRESETS: dict[str, dict] = {
         "n_samples": 10,
         "label_lines": 1,
         "discriminative_weight": 0.0,
+        "guess_sweeps": 1,
+        "paired_noise": False,
         # one BLAS thread: 784x500 CD-1 on this 2-core box ran 8x faster than with 2
         # threads (0.7 s vs 6 s per 5000 images); --threads N to change
         "threads": 1,
@@ -121,6 +123,8 @@ PRESETS: dict[str, dict] = {
         "n_samples": 10,
         "label_lines": 1,
         "discriminative_weight": 0.0,
+        "guess_sweeps": 1,
+        "paired_noise": False,
         # tiny matrices: threaded BLAS only adds overhead (4x slower on a loaded machine)
         "threads": 1,
     },
@@ -130,12 +134,13 @@ PRESETS: dict[str, dict] = {
 TRAINING_KEYS = ("dataset", "n_validation", "final", "layers", "top", "batch_size", "epochs",
                  "top_epochs", "finetune_epochs", "finetune", "finetune_learning_rate",
                  "finetune_momentum", "finetune_decay", "cd_k", "device", "neuron", "update",
-                 "label_lines", "discriminative_weight", "rbm_params", "top_rbm_params",
-                 "seed")
+                 "label_lines", "discriminative_weight", "guess_sweeps", "paired_noise",
+                 "rbm_params", "top_rbm_params", "seed")
 #: Values of training settings added after some checkpoints were written (absent = this).
 _SETTING_DEFAULTS = {"discriminative_weight": 0.0, "top_rbm_params": {},
                      "finetune": "up-down", "finetune_learning_rate": 0.01,
-                     "finetune_momentum": 0.0, "finetune_decay": 1.0}
+                     "finetune_momentum": 0.0, "finetune_decay": 1.0,
+                     "guess_sweeps": 1, "paired_noise": False}
 #: Options of MemristiveRBM that the DBN or this script sets itself.
 _RESERVED_RBM_PARAMS = {"n_components": "--layers/--top", "device": "--device",
                         "neuron": "--neuron", "update": "--update", "cd_k": "--cd-k",
@@ -243,6 +248,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="hybrid top RBM: weight of the discriminative step that contrasts "
                         "the true label with the network's guess (0 = generative CD only; "
                         "a whole number with counter updates)")
+    g.add_argument("--guess-sweeps", type=int, metavar="N",
+                   help="counter rules, hybrid top: Gibbs sweeps with the data rows clamped "
+                        "that make the network's label guess (default 1)")
+    g.add_argument("--paired-noise", action=argparse.BooleanOptionalAction, default=None,
+                   help="counter rules, hybrid top: the reads with the true and the guessed "
+                        "label share the comparators' random draws (default: off)")
     g.add_argument("--threads", type=int, help="BLAS threads (default: the preset's)")
     g = p.add_argument_group("output")
     g.add_argument("--out", help="output directory (default results/<run-name>)")
@@ -275,7 +286,8 @@ def resolve_settings(args, parser) -> dict:
     for key in ("dataset", "layers", "top", "batch_size", "epochs", "top_epochs",
                 "finetune_epochs", "finetune", "finetune_learning_rate", "finetune_momentum",
                 "finetune_decay", "cd_k", "device", "neuron", "update", "n_samples",
-                "label_lines", "discriminative_weight", "threads"):
+                "label_lines", "discriminative_weight", "guess_sweeps", "paired_noise",
+                "threads"):
         s[key] = given.get(key, preset[key])
     s["layers"] = [int(n) for n in s["layers"]]
     s["rbm_params"] = dict(preset["rbm_params"])
@@ -295,7 +307,8 @@ def resolve_settings(args, parser) -> dict:
     if s["top_epochs"] is None:
         s["top_epochs"] = s["epochs"]
     for key, low in (("epochs", 1), ("top_epochs", 1), ("finetune_epochs", 0), ("top", 1),
-                     ("batch_size", 1), ("cd_k", 1), ("n_samples", 1), ("label_lines", 1)):
+                     ("batch_size", 1), ("cd_k", 1), ("n_samples", 1), ("label_lines", 1),
+                     ("guess_sweeps", 1)):
         if s[key] < low:
             parser.error(f"--{key.replace('_', '-')} must be >= {low}, got {s[key]}")
     if any(n < 1 for n in s["layers"]):
@@ -315,6 +328,10 @@ def resolve_settings(args, parser) -> dict:
     if s["update"] != "ideal" and dw != int(dw):
         parser.error(f"--discriminative-weight must be a whole number with --update "
                      f"{s['update']} (counters count whole steps), got {dw}")
+    if (s["guess_sweeps"] != 1 or s["paired_noise"]) and (s["update"] == "ideal" or not dw):
+        parser.error("--guess-sweeps and --paired-noise shape the counter rules' "
+                     "discriminative step: they need --discriminative-weight > 0 and "
+                     f"--update other than ideal (got {dw} and {s['update']})")
     if args.stop_after is not None and args.stop_after < 1:
         parser.error(f"--stop-after must be >= 1, got {args.stop_after}")
     nv = s["n_validation"]
@@ -530,6 +547,7 @@ def _build_dbn(s: dict):
         finetune_momentum=s["finetune_momentum"], finetune_decay=s["finetune_decay"],
         n_samples=s["n_samples"],
         label_lines=s["label_lines"], discriminative_weight=s["discriminative_weight"],
+        guess_sweeps=s["guess_sweeps"], paired_noise=s["paired_noise"],
         rbm_params=dict(s["rbm_params"]), top_rbm_params=dict(s["top_rbm_params"]) or None,
         random_state=s["seed"])
 

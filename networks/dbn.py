@@ -66,6 +66,8 @@ class _LabelledRBM(MemristiveRBM):
     n_labels = 10  # set per instance by the DBN before use
     label_lines = 1
     discriminative_weight = 0.0
+    guess_sweeps = 1
+    paired_noise = False
 
     def _initialize_empty(self, n_features, device):
         super()._initialize_empty(n_features, device)
@@ -105,6 +107,8 @@ class _LabelledRBM(MemristiveRBM):
         meta["n_labels"] = self.n_labels
         meta["label_lines"] = self.label_lines
         meta["discriminative_weight"] = self.discriminative_weight
+        meta["guess_sweeps"] = self.guess_sweeps
+        meta["paired_noise"] = self.paired_noise
         return arrays, meta
 
     @classmethod
@@ -113,6 +117,8 @@ class _LabelledRBM(MemristiveRBM):
         rbm.n_labels = int(meta["n_labels"])
         rbm.label_lines = int(meta["label_lines"])
         rbm.discriminative_weight = float(meta.get("discriminative_weight", 0.0))
+        rbm.guess_sweeps = int(meta.get("guess_sweeps", 1))
+        rbm.paired_noise = bool(meta.get("paired_noise", False))
         rbm._wta.rng.bit_generator.state = meta["wta_rng"]
         return rbm
 
@@ -137,19 +143,37 @@ class _LabelledRBM(MemristiveRBM):
         self._discriminative_pulses(v0)
         return None
 
+    def guess_labels(self, v0b, sweeps=None):
+        """The network's guess of each row's label with the data rows clamped.
+
+        Starts with the label rows off; each sweep samples the hidden units, then the
+        label through the winner-take-all, and drives the label rows with it for the next
+        sweep. This Gibbs chain over ``(h, y)`` given ``x`` tends to ``p(y | x)`` as the
+        sweeps grow. ``v0b``: visible states with bias columns; returns one-hot guesses.
+        """
+        n, nv = self.n_data_, self._nv
+        sweeps = self.guess_sweeps if sweeps is None else sweeps
+        free = np.array(v0b, dtype=np.float32)
+        free[:, n:nv] = 0.0
+        for sweep in range(sweeps):
+            hf = self._with_bias(self._sample(self._hidden_currents(free)))
+            guess = self._wta.sample(self._label_currents(self._visible_currents(hf)))
+            if sweep < sweeps - 1:
+                free[:, n:nv] = self.expand_labels(guess)
+        return guess
+
     def _discriminative_pulses(self, v0):
         """Conditional contrast on hardware: the data rows stay clamped and only the label
-        is free. The network guesses a label (label rows off, one up-down sweep through
-        the winner-take-all); where the guess is wrong, the counters take
-        ``[x, y] h - [x, guess] h'``, which lowers the free energy of the true label
-        against the guess. Needs only comparators, the WTA and a digital label compare.
+        is free. The network guesses a label (:meth:`guess_labels`: ``guess_sweeps``
+        up-down sweeps through the winner-take-all); where the guess is wrong, the
+        counters take ``[x, y] h - [x, guess] h'``, which lowers the free energy of the
+        true label against the guess. With ``paired_noise`` the reads for ``h`` and
+        ``h'`` share the comparators' random draws, so they differ only in the units the
+        label swings. Needs only comparators, the WTA and a digital label compare.
         """
         n, nv = self.n_data_, self._nv
         v0b = self._with_bias(v0)
-        free = v0b.copy()
-        free[:, n:nv] = 0.0
-        hf = self._with_bias(self._sample(self._hidden_currents(free)))
-        guess = self._wta.sample(self._label_currents(self._visible_currents(hf)))
+        guess = self.guess_labels(v0b)
         wrong = np.argmax(guess, axis=1) != self._label_index(v0)
         if not wrong.any():
             return
@@ -159,8 +183,12 @@ class _LabelledRBM(MemristiveRBM):
         pos = np.repeat(v0b[wrong], times, axis=0)
         neg = pos.copy()
         neg[:, n:nv] = self.expand_labels(np.repeat(guess[wrong], times, axis=0))
-        h_pos = self._with_bias(self._sample(self._hidden_currents(pos)))
-        h_neg = self._with_bias(self._sample(self._hidden_currents(neg)))
+        if self.paired_noise:
+            pair = self._neuron.sample_paired(self._hidden_currents(pos), self._hidden_currents(neg))
+            h_pos, h_neg = (self._with_bias(h.astype(np.float32)) for h in pair)
+        else:
+            h_pos = self._with_bias(self._sample(self._hidden_currents(pos)))
+            h_neg = self._with_bias(self._sample(self._hidden_currents(neg)))
         cells, pulses = self._counter.update_outer(pos, h_pos, neg, h_neg,
                                                    skip_from=(nv, self.n_components))
         self.crossbar_.apply_pulses_at(cells, pulses, width=self.pulse_width)
@@ -267,6 +295,15 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         with the data rows clamped, and where it is wrong the counters take
         ``[x, y] h - [x, guess] h'``, each wrong row presented that many times. The top
         RBM keeps the step during up-down fine-tuning.
+    guess_sweeps : int
+        Counter rules: Gibbs sweeps (hidden units, then the label winner-take-all) with
+        the data rows clamped that make the network's guess in the discriminative step;
+        1 = one up-down pass from the label rows off. More sweeps bring the guess closer
+        to a sample of ``p(y | x)``, at one more pair of array reads each.
+    paired_noise : bool
+        Counter rules: the two reads of each wrong row (true label, guess) share the
+        hidden comparators' random draws, so ``h - h'`` is non-zero only where the label
+        swings a unit: the same expected step with much less noise.
     rbm_params : dict or None
         Extra :class:`MemristiveRBM` parameters for every layer (``weight_range``,
         ``learning_rate``, ``scheme``, ``reference_level``, ``bias_lines``,
@@ -283,7 +320,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                  n_iter=10, n_top_iter=None, n_finetune=0, finetune="up-down", finetune_cd_k=3,
                  finetune_learning_rate=0.01, finetune_momentum=0.0, finetune_decay=1.0,
                  inference="freeze", n_samples=10, label_lines=1, discriminative_weight=0.0,
-                 rbm_params=None, top_rbm_params=None, verbose=False, random_state=None):
+                 guess_sweeps=1, paired_noise=False, rbm_params=None, top_rbm_params=None, verbose=False, random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_top = n_top
         self.device = device
@@ -304,6 +341,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self.n_samples = n_samples
         self.label_lines = label_lines
         self.discriminative_weight = discriminative_weight
+        self.guess_sweeps = guess_sweeps
+        self.paired_noise = paired_noise
         self.rbm_params = rbm_params
         self.top_rbm_params = top_rbm_params
         self.verbose = verbose
@@ -332,6 +371,15 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         if self.update != "ideal" and dw != int(dw):
             raise ValueError("discriminative_weight must be a whole number with counter "
                              f"updates (update={self.update!r}), got {dw!r}")
+        _check_int("guess_sweeps", self.guess_sweeps, 1)
+        if not isinstance(self.paired_noise, (bool, np.bool_)):
+            raise ValueError(f"paired_noise must be True or False, got {self.paired_noise!r}")
+        if (self.guess_sweeps != 1 or self.paired_noise) and (self.update == "ideal" or not dw):
+            # the float rule takes the exact gradient of log p(y | x): no guess, no reads
+            raise ValueError("guess_sweeps and paired_noise shape the counter rules' "
+                             "discriminative step; they need discriminative_weight > 0 and "
+                             f"update != 'ideal' (got discriminative_weight={dw!r}, "
+                             f"update={self.update!r})")
         if self.inference not in INFERENCE:
             raise ValueError(f"inference must be one of {INFERENCE}, got {self.inference!r}")
         if self.finetune not in FINETUNE:
@@ -476,7 +524,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             else:
                 top = self.top_
             # read at every epoch, so set_params between epochs takes effect
-            top.discriminative_weight = float(self.discriminative_weight)
+            self._configure_top(top)
             top.partial_fit(data)
             self.top_ = top
         elif self.finetune == "discriminative":
@@ -487,7 +535,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             if not self.generative_:
                 self._untie()
                 self._reset_velocities(self.layers_)  # the top RBM goes on with its CD
-            self.top_.discriminative_weight = float(self.discriminative_weight)
+            self._configure_top(self.top_)
             self._finetune_epoch(np.asarray(X, dtype=np.float32),
                                  self.top_.expand_labels(self._one_hot(y)))
         done = (name, self.progress_["epoch"])
@@ -496,6 +544,11 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             self.progress_ = {"stage": self.progress_["stage"] + 1, "epoch": 0}
             self._data_cache = None
         return done
+
+    def _configure_top(self, top):
+        top.discriminative_weight = float(self.discriminative_weight)
+        top.guess_sweeps = int(self.guess_sweeps)
+        top.paired_noise = bool(self.paired_noise)
 
     def fit(self, X, y):
         """Greedy pre-training, top RBM, then optional up-down fine-tuning."""

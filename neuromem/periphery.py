@@ -282,6 +282,25 @@ class _StochasticNeuron:
         out[...] = self._decide(current, u)
         return out
 
+    def sample_paired(self, current_a, current_b) -> tuple[np.ndarray, np.ndarray]:
+        """Decisions for two reads of the same units that share one random draw.
+
+        Each output alone fires with ``probability`` of its current, as :meth:`sample`;
+        together they differ only where the two currents straddle the draw, so their
+        difference has the expected value of two independent samples and far less
+        variance (common random numbers). In hardware the random reference (or the
+        magnet's fluctuation) is held over the two reads.
+        """
+        current_a, out_a = self._checked(current_a, None)
+        current_b, out_b = self._checked(current_b, None)
+        if current_a.shape != current_b.shape:
+            raise ValueError(f"current_a has shape {current_a.shape}, current_b has "
+                             f"{current_b.shape}; paired reads need the same units")
+        u = self.rng.random(current_a.shape, dtype=np.float32)
+        out_a[...] = self._decide(current_a, u.copy())  # _decide may work in u's place
+        out_b[...] = self._decide(current_b, u)
+        return out_a, out_b
+
 
 class ComparatorNeuron(_StochasticNeuron):
     """Binary stochastic neuron: one comparator against a logistic random reference.
@@ -383,6 +402,10 @@ class SoftmaxWTA(_StochasticNeuron):
         seed = int(self.rng.integers(0, 2**32 - 1))
         wta_kernel(np.ascontiguousarray(current), self.current_scale_a, seed, out)
         return out
+
+    def sample_paired(self, current_a, current_b):
+        raise NotImplementedError("SoftmaxWTA draws one random offset per unit inside its "
+                                  "kernel; paired sampling is for comparator and p-bit units")
 
 
 class DigitalCounter:

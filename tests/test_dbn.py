@@ -507,6 +507,96 @@ def test_discriminative_weight_scales_the_counted_steps(monkeypatch):
     assert 1.8 < moved[2] / moved[1] < 2.2, moved
 
 
+def test_guess_sweeps_bring_the_guess_to_the_label_posterior():
+    """The guess chain (data rows clamped) samples p(y | x) of the top RBM as it mixes;
+    one sweep from the label rows off does not."""
+    n, L, r, nh, reps = 12, 4, 1, 20, 4000
+    rng = np.random.default_rng(0)
+    top = _top_rbm(n, L, r, nh, device="ideal", update="counter", weight_range=3,
+                   init_std=1.0, counter_threshold=10**6)
+    v = _labelled_batch(rng, n, L, r, rng.integers(0, L, 4))
+    top.partial_fit(v)
+    x = v[:3, :n]
+    exact = np.exp(top.label_log_posterior(x))
+    batch = top._with_bias(np.hstack([np.repeat(x, reps, axis=0),
+                                      np.zeros((3 * reps, L * r), dtype=np.float32)]))
+    distance = {}
+    for sweeps in (1, 30):
+        freq = top.guess_labels(batch, sweeps=sweeps).reshape(3, reps, L).mean(axis=1)
+        distance[sweeps] = 0.5 * np.abs(freq - exact).sum(axis=1)  # total variation
+    assert distance[30].max() < 0.03, distance
+    assert distance[1].max() > 0.06, distance
+
+
+def test_paired_noise_moves_only_the_units_the_label_swings(monkeypatch):
+    """With paired noise the true-label read never fires a unit that the guess read does
+    not, where the true label drives the unit harder (noise-free reads), and the two
+    reads differ far less often; independent draws break both."""
+    n, L, r, nh = 20, 4, 1, 300
+    rng = np.random.default_rng(3)
+    labels = rng.integers(0, L, 40)
+    wrong = (labels + 1) % L
+    v = _labelled_batch(rng, n, L, r, labels)
+    backwards, differ = {}, {}
+    for paired in (True, False):
+        top = _top_rbm(n, L, r, nh, device="ideal", update="counter", weight_range=3,
+                       init_std=1.0, counter_threshold=10**6)
+        top.discriminative_weight, top.paired_noise = 3, paired
+        top.partial_fit(v)
+        monkeypatch.setattr(top, "guess_labels", lambda v0b: np.eye(L, dtype=np.float32)[wrong])
+        seen = {}
+        original = top._counter.update_outer
+
+        def spy(v_pos, h_pos, v_neg, h_neg, original=original, seen=seen, **kw):
+            seen.update(v_pos=v_pos, h_pos=h_pos, h_neg=h_neg)
+            return original(v_pos, h_pos, v_neg, h_neg, **kw)
+
+        monkeypatch.setattr(top._counter, "update_outer", spy)
+        top._discriminative_pulses(v)
+        U = top._weights_full()[n: n + L, :nh]
+        true_rows = np.repeat(labels, 3)
+        harder = U[true_rows] >= U[np.repeat(wrong, 3)]          # (rows, hidden)
+        h_pos, h_neg = seen["h_pos"][:, :nh], seen["h_neg"][:, :nh]
+        np.testing.assert_array_equal(seen["v_pos"][:, n: n + L], np.eye(L)[true_rows])
+        backwards[paired] = np.mean(harder & (h_pos < h_neg)) + np.mean(~harder & (h_pos > h_neg))
+        differ[paired] = np.mean(h_pos != h_neg)
+    assert backwards[True] == 0 and backwards[False] > 0.05, backwards
+    assert differ[True] < 0.5 * differ[False], differ
+
+
+def test_guess_and_noise_options_validate_and_survive_save_and_load(small, tmp_path):
+    X, y = small
+    dbn = _small_dbn(n_finetune=0, discriminative_weight=2, guess_sweeps=3,
+                     paired_noise=True).fit(X, y)
+    assert dbn.top_.guess_sweeps == 3 and dbn.top_.paired_noise is True
+    loaded = MemristiveDBN.load(dbn.save(tmp_path / "guess.npz"))
+    assert (loaded.guess_sweeps, loaded.paired_noise) == (3, True)
+    assert (loaded.top_.guess_sweeps, loaded.top_.paired_noise) == (3, True)
+    np.testing.assert_array_equal(loaded.predict_proba(X), dbn.predict_proba(X))
+    for bad, match in [(dict(guess_sweeps=0), "guess_sweeps"),
+                       (dict(guess_sweeps=2.0), "guess_sweeps"),
+                       (dict(paired_noise="yes"), "paired_noise")]:
+        with pytest.raises(ValueError, match=match):
+            _small_dbn(discriminative_weight=2, **bad).fit(X, y)
+    for extra in (dict(guess_sweeps=2), dict(paired_noise=True)):
+        with pytest.raises(ValueError, match="discriminative_weight > 0"):
+            _small_dbn(**extra).fit(X, y)  # no hybrid step: the option would do nothing
+        with pytest.raises(ValueError, match="update != 'ideal'"):
+            _small_dbn(device="ideal", update="ideal", discriminative_weight=2, **extra).fit(X, y)
+
+
+def test_guess_options_change_training_only_when_set(small):
+    """Defaults keep the hybrid step as it was; each option changes the trained top."""
+    X, y = small
+    base = _small_dbn(n_finetune=0, discriminative_weight=2).fit(X, y).top_._weights_full()
+    for extra in (dict(guess_sweeps=3), dict(paired_noise=True)):
+        top = _small_dbn(n_finetune=0, discriminative_weight=2, **extra).fit(X, y).top_
+        assert not np.array_equal(top._weights_full(), base), extra
+    again = _small_dbn(n_finetune=0, discriminative_weight=2, guess_sweeps=1,
+                       paired_noise=False).fit(X, y).top_._weights_full()
+    np.testing.assert_array_equal(again, base)
+
+
 @pytest.mark.parametrize("kw, weight, epochs, gain", [
     (dict(device="yflash", update="counter"), 2, 10, 0.01),
     (dict(device="ideal", update="ideal", rbm_params={"learning_rate": 0.1}), 4.0, 5, 0.025),

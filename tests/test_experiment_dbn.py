@@ -180,7 +180,8 @@ def test_checkpoint_from_before_a_new_setting_still_resumes(tiny_run, tmp_path):
     run = json.loads((out / mnist_dbn.RUN_FILE).read_text())
     del run["training_settings"]["discriminative_weight"]
     del run["training_settings"]["top_rbm_params"]
-    for key in ("finetune", "finetune_learning_rate", "finetune_momentum", "finetune_decay"):
+    for key in ("finetune", "finetune_learning_rate", "finetune_momentum", "finetune_decay",
+                "guess_sweeps", "paired_noise"):
         del run["training_settings"][key]
     (out / mnist_dbn.RUN_FILE).write_text(json.dumps(run))
     assert mnist_dbn.main(TINY + ["--out", str(out), "--no-figures"]) == 0
@@ -203,6 +204,23 @@ def test_discriminative_weight_reaches_the_network():
     assert dbn.top_rbm_params == {"counter_threshold": 200} and "top_rbm_param" in s["overrides"]
     s = mnist_dbn.resolve_settings(parser.parse_args(["--dataset", "digits"]), parser)
     assert s["discriminative_weight"] == mnist_dbn.PRESETS["quick"]["discriminative_weight"]
+
+
+def test_guess_options_reach_the_network():
+    parser = mnist_dbn.build_parser()
+    base = ["--dataset", "digits", "--discriminative-weight", "4"]
+    s = mnist_dbn.resolve_settings(parser.parse_args(base + ["--guess-sweeps", "3",
+                                                             "--paired-noise"]), parser)
+    dbn = mnist_dbn._build_dbn(s)
+    assert (dbn.guess_sweeps, dbn.paired_noise) == (3, True)
+    assert {"guess_sweeps", "paired_noise"} <= set(s["overrides"])
+    s = mnist_dbn.resolve_settings(parser.parse_args(base), parser)
+    assert (s["guess_sweeps"], s["paired_noise"]) == (1, False)
+    for bad in (["--guess-sweeps", "0"],
+                ["--paired-noise", "--update", "ideal", "--device", "ideal"],
+                ["--guess-sweeps", "2", "--discriminative-weight", "0"]):
+        with pytest.raises(SystemExit):
+            mnist_dbn.resolve_settings(parser.parse_args(base + bad), parser)
 
 
 def test_finetune_options_reach_the_network():

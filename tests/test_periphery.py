@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from neuromem import ComparatorNeuron, DigitalCounter, EnergyLedger, PBitNeuron
+from neuromem import ComparatorNeuron, DigitalCounter, EnergyLedger, PBitNeuron, SoftmaxWTA
 from neuromem.energy import ADD_16BIT_J
 
 NEURONS = [ComparatorNeuron, PBitNeuron]
@@ -136,6 +136,37 @@ def test_neuron_ledger_counts_decisions(cls):
     assert ledger.count(op) == 34
     assert ledger.energy_j(op) == pytest.approx(34 * 7e-15)
     assert ledger.operations == [op]
+
+
+@pytest.mark.parametrize("cls", NEURONS)
+def test_paired_samples_keep_their_marginals_and_share_the_draw(cls):
+    """Each read of a pair fires with its own logistic probability; together they differ
+    only where the currents straddle the shared draw (never the wrong way round)."""
+    neuron = cls(current_scale_a=I0, seed=2, **IDEAL[cls])
+    a = np.repeat(X_GRID * I0, N_SAMPLES).reshape(X_GRID.size, N_SAMPLES)
+    b = a - 0.5 * I0
+    fired_a, fired_b = neuron.sample_paired(a, b)
+    for fired, x in ((fired_a, X_GRID), (fired_b, X_GRID - 0.5)):
+        z = _binomial_z(fired.sum(axis=1), N_SAMPLES, _sigmoid(x))
+        assert np.all(np.abs(z) < 5), dict(zip(x, z))
+    assert np.all(fired_a >= fired_b)  # a higher current never fires less on one draw
+    # P(a fires, b does not) is the gap of the probabilities, not p_a (1 - p_b)
+    flips = (fired_a != fired_b).mean(axis=1)
+    gap = _sigmoid(X_GRID) - _sigmoid(X_GRID - 0.5)
+    np.testing.assert_allclose(flips, gap, atol=0.01)
+    independent = _sigmoid(X_GRID) * (1 - _sigmoid(X_GRID - 0.5)) + \
+        _sigmoid(X_GRID - 0.5) * (1 - _sigmoid(X_GRID))
+    assert np.all(independent[3:8] > gap[3:8] + 0.2)  # the check can tell them apart
+    same_a, same_b = neuron.sample_paired(a[:, :100], a[:, :100])
+    np.testing.assert_array_equal(same_a, same_b)
+    assert neuron.ledger.count(cls.operation) == 2 * a.size + 2 * a[:, :100].size
+    with pytest.raises(ValueError, match="same units"):
+        neuron.sample_paired(np.zeros((2, 3)), np.zeros((3, 2)))
+
+
+def test_wta_refuses_paired_sampling():
+    with pytest.raises(NotImplementedError, match="paired"):
+        SoftmaxWTA(I0, seed=0).sample_paired(np.zeros((2, 3)), np.zeros((2, 3)))
 
 
 @pytest.mark.parametrize("cls", NEURONS)
