@@ -306,10 +306,12 @@ def test_truncated_or_corrupted_files_are_rejected(saved, tmp_path, damage):
     dict(device="ideal", update="ideal"),
     dict(neuron="mtj", update="proportional", rbm_params={"persistent": True}),
     dict(discriminative_weight=2),
+    dict(neuron="mtj", discriminative_weight=2, guess_sweeps=3, paired_noise=True),
     dict(device="ideal", update="ideal", discriminative_weight=0.5),
     dict(device="ideal", update="ideal", finetune="discriminative", finetune_decay=0.5,
          finetune_momentum=0.5),
-], ids=["yflash-counter", "ideal", "mtj-proportional-pcd", "yflash-hybrid", "ideal-hybrid",
+], ids=["yflash-counter", "ideal", "mtj-proportional-pcd", "yflash-hybrid",
+        "mtj-hybrid-sweeps-paired", "ideal-hybrid",
         "ideal-discriminative"])
 def test_resume_after_save_load_is_bit_identical(small, tmp_path, kw):
     """Plan: layer0 x2, top x2, finetune x2. Interrupt (save, load) after 2 epochs (a
