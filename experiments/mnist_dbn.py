@@ -95,6 +95,7 @@ PRESETS: dict[str, dict] = {
         "discriminative_weight": 0.0,
         "guess_sweeps": 1,
         "paired_noise": False,
+        "top_anneal_epochs": [],
         # one BLAS thread: 784x500 CD-1 on this 2-core box ran 8x faster than with 2
         # threads (0.7 s vs 6 s per 5000 images); --threads N to change
         "threads": 1,
@@ -125,6 +126,7 @@ PRESETS: dict[str, dict] = {
         "discriminative_weight": 0.0,
         "guess_sweeps": 1,
         "paired_noise": False,
+        "top_anneal_epochs": [],
         # tiny matrices: threaded BLAS only adds overhead (4x slower on a loaded machine)
         "threads": 1,
     },
@@ -135,12 +137,12 @@ TRAINING_KEYS = ("dataset", "n_validation", "final", "layers", "top", "batch_siz
                  "top_epochs", "finetune_epochs", "finetune", "finetune_learning_rate",
                  "finetune_momentum", "finetune_decay", "cd_k", "device", "neuron", "update",
                  "label_lines", "discriminative_weight", "guess_sweeps", "paired_noise",
-                 "rbm_params", "top_rbm_params", "seed")
+                 "top_anneal_epochs", "rbm_params", "top_rbm_params", "seed")
 #: Values of training settings added after some checkpoints were written (absent = this).
 _SETTING_DEFAULTS = {"discriminative_weight": 0.0, "top_rbm_params": {},
                      "finetune": "up-down", "finetune_learning_rate": 0.01,
                      "finetune_momentum": 0.0, "finetune_decay": 1.0,
-                     "guess_sweeps": 1, "paired_noise": False}
+                     "guess_sweeps": 1, "paired_noise": False, "top_anneal_epochs": []}
 #: Options of MemristiveRBM that the DBN or this script sets itself.
 _RESERVED_RBM_PARAMS = {"n_components": "--layers/--top", "device": "--device",
                         "neuron": "--neuron", "update": "--update", "cd_k": "--cd-k",
@@ -254,6 +256,9 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--paired-noise", action=argparse.BooleanOptionalAction, default=None,
                    help="counter rules, hybrid top: the reads with the true and the guessed "
                         "label share the comparators' random draws (default: off)")
+    g.add_argument("--top-anneal-epochs", type=int, nargs="+", metavar="E",
+                   help="counter rules: the top RBM's counter threshold doubles after each "
+                        "of these top epochs (e.g. 20 25)")
     g.add_argument("--threads", type=int, help="BLAS threads (default: the preset's)")
     g = p.add_argument_group("output")
     g.add_argument("--out", help="output directory (default results/<run-name>)")
@@ -287,7 +292,7 @@ def resolve_settings(args, parser) -> dict:
                 "finetune_epochs", "finetune", "finetune_learning_rate", "finetune_momentum",
                 "finetune_decay", "cd_k", "device", "neuron", "update", "n_samples",
                 "label_lines", "discriminative_weight", "guess_sweeps", "paired_noise",
-                "threads"):
+                "top_anneal_epochs", "threads"):
         s[key] = given.get(key, preset[key])
     s["layers"] = [int(n) for n in s["layers"]]
     s["rbm_params"] = dict(preset["rbm_params"])
@@ -332,6 +337,13 @@ def resolve_settings(args, parser) -> dict:
         parser.error("--guess-sweeps and --paired-noise shape the counter rules' "
                      "discriminative step: they need --discriminative-weight > 0 and "
                      f"--update other than ideal (got {dw} and {s['update']})")
+    anneal = s["top_anneal_epochs"] = [int(e) for e in s["top_anneal_epochs"]]
+    if anneal != sorted(set(anneal)) or any(not 1 <= e < s["top_epochs"] for e in anneal):
+        parser.error(f"--top-anneal-epochs must be increasing epochs in [1, "
+                     f"{s['top_epochs'] - 1}] (--top-epochs {s['top_epochs']}), got {anneal}")
+    if anneal and s["update"] == "ideal":
+        parser.error("--top-anneal-epochs doubles the counters' threshold; --update ideal "
+                     "has no counters")
     if args.stop_after is not None and args.stop_after < 1:
         parser.error(f"--stop-after must be >= 1, got {args.stop_after}")
     nv = s["n_validation"]
@@ -548,6 +560,7 @@ def _build_dbn(s: dict):
         n_samples=s["n_samples"],
         label_lines=s["label_lines"], discriminative_weight=s["discriminative_weight"],
         guess_sweeps=s["guess_sweeps"], paired_noise=s["paired_noise"],
+        top_anneal_epochs=tuple(s["top_anneal_epochs"]),
         rbm_params=dict(s["rbm_params"]), top_rbm_params=dict(s["top_rbm_params"]) or None,
         random_state=s["seed"])
 

@@ -304,6 +304,11 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         Counter rules: the two reads of each wrong row (true label, guess) share the
         hidden comparators' random draws, so ``h - h'`` is non-zero only where the label
         swings a unit: the same expected step with much less noise.
+    top_anneal_epochs : tuple of int
+        Counter rules: the top RBM's counter threshold doubles after each of these top
+        epochs (the counter form of halving the step), so the last epochs settle instead
+        of hopping between neighbouring conductance levels; ``()`` = constant. Fine-tuning
+        keeps the last value.
     rbm_params : dict or None
         Extra :class:`MemristiveRBM` parameters for every layer (``weight_range``,
         ``learning_rate``, ``scheme``, ``reference_level``, ``bias_lines``,
@@ -320,7 +325,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                  n_iter=10, n_top_iter=None, n_finetune=0, finetune="up-down", finetune_cd_k=3,
                  finetune_learning_rate=0.01, finetune_momentum=0.0, finetune_decay=1.0,
                  inference="freeze", n_samples=10, label_lines=1, discriminative_weight=0.0,
-                 guess_sweeps=1, paired_noise=False, rbm_params=None, top_rbm_params=None, verbose=False, random_state=None):
+                 guess_sweeps=1, paired_noise=False, top_anneal_epochs=(), rbm_params=None, top_rbm_params=None, verbose=False, random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_top = n_top
         self.device = device
@@ -343,6 +348,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self.discriminative_weight = discriminative_weight
         self.guess_sweeps = guess_sweeps
         self.paired_noise = paired_noise
+        self.top_anneal_epochs = top_anneal_epochs
         self.rbm_params = rbm_params
         self.top_rbm_params = top_rbm_params
         self.verbose = verbose
@@ -380,6 +386,17 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                              "discriminative step; they need discriminative_weight > 0 and "
                              f"update != 'ideal' (got discriminative_weight={dw!r}, "
                              f"update={self.update!r})")
+        n_top = self.n_iter if self.n_top_iter is None else self.n_top_iter
+        anneal = self.top_anneal_epochs
+        if (not isinstance(anneal, (tuple, list))
+                or any(not isinstance(e, Integral) or isinstance(e, bool) for e in anneal)
+                or list(anneal) != sorted(set(anneal))
+                or any(not 1 <= e < n_top for e in anneal)):
+            raise ValueError("top_anneal_epochs must be increasing whole numbers of top epochs "
+                             f"in [1, {n_top - 1}] (n_top_iter={n_top}), got {anneal!r}")
+        if anneal and self.update == "ideal":
+            raise ValueError("top_anneal_epochs doubles the counters' threshold; update="
+                             "'ideal' has no counters (set its learning_rate instead)")
         if self.inference not in INFERENCE:
             raise ValueError(f"inference must be one of {INFERENCE}, got {self.inference!r}")
         if self.finetune not in FINETUNE:
@@ -524,7 +541,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             else:
                 top = self.top_
             # read at every epoch, so set_params between epochs takes effect
-            self._configure_top(top)
+            self._configure_top(top, self.progress_["epoch"])
             top.partial_fit(data)
             self.top_ = top
         elif self.finetune == "discriminative":
@@ -535,7 +552,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             if not self.generative_:
                 self._untie()
                 self._reset_velocities(self.layers_)  # the top RBM goes on with its CD
-            self._configure_top(self.top_)
+            self._configure_top(self.top_, math.inf)
             self._finetune_epoch(np.asarray(X, dtype=np.float32),
                                  self.top_.expand_labels(self._one_hot(y)))
         done = (name, self.progress_["epoch"])
@@ -545,10 +562,15 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             self._data_cache = None
         return done
 
-    def _configure_top(self, top):
+    def _configure_top(self, top, top_epoch):
+        """Hybrid-step settings, and the counter threshold for top epoch ``top_epoch``
+        (0-based; recomputed every epoch, so a resumed run takes the same schedule)."""
         top.discriminative_weight = float(self.discriminative_weight)
         top.guess_sweeps = int(self.guess_sweeps)
         top.paired_noise = bool(self.paired_noise)
+        if hasattr(top, "_counter"):  # absent before the first batch (then no doubling)
+            doublings = sum(e <= top_epoch for e in self.top_anneal_epochs)
+            top._counter.threshold = top.counter_threshold_ * 2 ** doublings
 
     def fit(self, X, y):
         """Greedy pre-training, top RBM, then optional up-down fine-tuning."""

@@ -306,7 +306,8 @@ def test_truncated_or_corrupted_files_are_rejected(saved, tmp_path, damage):
     dict(device="ideal", update="ideal"),
     dict(neuron="mtj", update="proportional", rbm_params={"persistent": True}),
     dict(discriminative_weight=2),
-    dict(neuron="mtj", discriminative_weight=2, guess_sweeps=3, paired_noise=True),
+    dict(neuron="mtj", discriminative_weight=2, guess_sweeps=3, paired_noise=True,
+         top_anneal_epochs=(1,)),
     dict(device="ideal", update="ideal", discriminative_weight=0.5),
     dict(device="ideal", update="ideal", finetune="discriminative", finetune_decay=0.5,
          finetune_momentum=0.5),
@@ -585,6 +586,48 @@ def test_guess_and_noise_options_validate_and_survive_save_and_load(small, tmp_p
             _small_dbn(**extra).fit(X, y)  # no hybrid step: the option would do nothing
         with pytest.raises(ValueError, match="update != 'ideal'"):
             _small_dbn(device="ideal", update="ideal", discriminative_weight=2, **extra).fit(X, y)
+
+
+def test_top_anneal_epochs_double_the_counter_threshold(small, monkeypatch, tmp_path):
+    """The threshold seen by each top epoch: x2 after each listed epoch; fine-tuning keeps
+    the last value; a network loaded between epochs picks the schedule up again."""
+    from networks.dbn import _LabelledRBM
+
+    X, y = small
+    seen = []
+    original = _LabelledRBM.partial_fit
+
+    def spy(self, data):
+        out = original(self, data)  # the first batch builds the counters
+        seen.append(self._counter.threshold)
+        return out
+
+    monkeypatch.setattr(_LabelledRBM, "partial_fit", spy)
+    dbn = _small_dbn(n_iter=1, n_top_iter=4, n_finetune=1, top_anneal_epochs=(1, 3),
+                     top_rbm_params={"counter_threshold": 7})
+    X2, y2 = dbn.begin(X, y)
+    for _ in range(5):
+        dbn.train_epoch(X2, y2)
+    assert seen == [7, 14, 14, 28]
+    assert dbn.top_.counter_threshold_ == 7  # the parameter itself is left alone
+    loaded = MemristiveDBN.load(dbn.save(tmp_path / "top-done.npz"))
+    assert loaded.top_._counter.threshold == 7  # rebuilt from the parameter ...
+    loaded.train_epoch(X2, y2)  # up-down fine-tuning
+    assert loaded.done_ and loaded.top_._counter.threshold == 28  # ... set again
+    seen.clear()
+    dbn = _small_dbn(n_iter=1, n_top_iter=4, n_finetune=0, top_anneal_epochs=(2,))
+    X2, y2 = dbn.begin(X, y)
+    for _ in range(3):
+        dbn.train_epoch(X2, y2)
+    loaded = MemristiveDBN.load(dbn.save(tmp_path / "anneal.npz"))
+    assert loaded.top_._counter.threshold == 10  # rebuilt from the parameter ...
+    loaded.train_epoch(X2, y2)
+    assert seen[-1] == 20  # ... and doubled again by the schedule
+    for bad in ((0,), (4,), (3, 2), (2, 2), (1.5,), [True]):
+        with pytest.raises(ValueError, match="top_anneal_epochs"):
+            _small_dbn(n_iter=1, n_top_iter=4, top_anneal_epochs=bad).fit(X, y)
+    with pytest.raises(ValueError, match="no counters"):
+        _small_dbn(device="ideal", update="ideal", top_anneal_epochs=(1,)).fit(X, y)
 
 
 def test_guess_options_change_training_only_when_set(small):

@@ -181,7 +181,7 @@ def test_checkpoint_from_before_a_new_setting_still_resumes(tiny_run, tmp_path):
     del run["training_settings"]["discriminative_weight"]
     del run["training_settings"]["top_rbm_params"]
     for key in ("finetune", "finetune_learning_rate", "finetune_momentum", "finetune_decay",
-                "guess_sweeps", "paired_noise"):
+                "guess_sweeps", "paired_noise", "top_anneal_epochs"):
         del run["training_settings"][key]
     (out / mnist_dbn.RUN_FILE).write_text(json.dumps(run))
     assert mnist_dbn.main(TINY + ["--out", str(out), "--no-figures"]) == 0
@@ -216,6 +216,15 @@ def test_guess_options_reach_the_network():
     assert {"guess_sweeps", "paired_noise"} <= set(s["overrides"])
     s = mnist_dbn.resolve_settings(parser.parse_args(base), parser)
     assert (s["guess_sweeps"], s["paired_noise"]) == (1, False)
+    s = mnist_dbn.resolve_settings(parser.parse_args(base + ["--top-anneal-epochs", "20", "25",
+                                                             "--top-epochs", "30"]), parser)
+    assert mnist_dbn._build_dbn(s).top_anneal_epochs == (20, 25)
+    for bad in (["--top-anneal-epochs", "30", "--top-epochs", "30"],
+                ["--top-anneal-epochs", "5", "3", "--top-epochs", "30"],
+                ["--top-anneal-epochs", "5", "--update", "ideal", "--device", "ideal",
+                 "--discriminative-weight", "0"]):
+        with pytest.raises(SystemExit):
+            mnist_dbn.resolve_settings(parser.parse_args(base + bad), parser)
     for bad in (["--guess-sweeps", "0"],
                 ["--paired-noise", "--update", "ideal", "--device", "ideal"],
                 ["--guess-sweeps", "2", "--discriminative-weight", "0"]):
