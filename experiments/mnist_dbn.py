@@ -41,9 +41,10 @@ Examples::
     neuromem dbn --preset paper --out results/paper-yflash
     neuromem dbn --preset paper --device ideal --update ideal --out results/paper-ideal
     neuromem dbn --preset paper --rbm-param weight_range=5 --rbm-param scheme=differential
-    neuromem dbn --preset paper --epochs 5 --top-epochs 30 --rbm-param reference_level=0.1 \\
+    neuromem dbn --preset paper --epochs 5 --top-epochs 40 --rbm-param reference_level=0.1 \\
         --rbm-param weight_range=10 --top-rbm-param counter_threshold=200 \\
-        --top-rbm-param scheme=differential --discriminative-weight 4
+        --top-rbm-param scheme=differential --discriminative-weight 8 --guess-sweeps 5 \\
+        --paired-noise --top-anneal-epochs 25 32 37
     neuromem dbn --preset paper --epochs 3 --top-epochs 50 --device ideal --update ideal \\
         --rbm-param weight_range=20 --rbm-param learning_rate=0.05 --rbm-param momentum=0.5 \\
         --discriminative-weight 10 --finetune discriminative --finetune-epochs 8 \\
