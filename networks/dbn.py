@@ -10,7 +10,10 @@ hidden layer has 2000 units. Training:
    winner-take-all with random offsets (a softmax without an exponential circuit);
    optionally hybrid: each batch also takes a discriminative step that contrasts the
    true label with the network's own guess while the data rows stay clamped
-   (``discriminative_weight``);
+   (``discriminative_weight``; on hardware the guess can come from several Gibbs
+   sweeps, ``guess_sweeps``, the two contrasted reads can share their comparator
+   noise, ``paired_noise``, and the counter threshold can double on a schedule,
+   ``top_anneal_epochs``);
 3. optional up-down fine-tuning (contrastive wake-sleep): the lower layers get
    separate generative crossbars (initialised as copies of the recognition weights),
    trained by the wake phase, while the recognition crossbars are trained by the
@@ -325,7 +328,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                  n_iter=10, n_top_iter=None, n_finetune=0, finetune="up-down", finetune_cd_k=3,
                  finetune_learning_rate=0.01, finetune_momentum=0.0, finetune_decay=1.0,
                  inference="freeze", n_samples=10, label_lines=1, discriminative_weight=0.0,
-                 guess_sweeps=1, paired_noise=False, top_anneal_epochs=(), rbm_params=None, top_rbm_params=None, verbose=False, random_state=None):
+                 guess_sweeps=1, paired_noise=False, top_anneal_epochs=(), rbm_params=None,
+                 top_rbm_params=None, verbose=False, random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_top = n_top
         self.device = device
