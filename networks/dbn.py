@@ -865,6 +865,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         try:
             dbn = cls(**_params_from_json(meta["params"]))
             dbn.hidden_layer_sizes = tuple(dbn.hidden_layer_sizes)
+            dbn.top_anneal_epochs = tuple(dbn.top_anneal_epochs)  # JSON keeps lists
             dbn.n_features_in_ = int(meta["n_features_in"])
             dbn.classes_ = arrays["classes"]
             dbn.progress_ = dict(meta["progress"])
