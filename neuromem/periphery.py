@@ -291,11 +291,11 @@ class _StochasticNeuron:
         variance (common random numbers). In hardware the random reference (or the
         magnet's fluctuation) is held over the two reads.
         """
+        if np.shape(current_a) != np.shape(current_b):  # checked before any decision is booked
+            raise ValueError(f"current_a has shape {np.shape(current_a)}, current_b has "
+                             f"{np.shape(current_b)}; paired reads need the same units")
         current_a, out_a = self._checked(current_a, None)
         current_b, out_b = self._checked(current_b, None)
-        if current_a.shape != current_b.shape:
-            raise ValueError(f"current_a has shape {current_a.shape}, current_b has "
-                             f"{current_b.shape}; paired reads need the same units")
         u = self.rng.random(current_a.shape, dtype=np.float32)
         out_a[...] = self._decide(current_a, u.copy())  # _decide may work in u's place
         out_b[...] = self._decide(current_b, u)

@@ -160,8 +160,10 @@ def test_paired_samples_keep_their_marginals_and_share_the_draw(cls):
     same_a, same_b = neuron.sample_paired(a[:, :100], a[:, :100])
     np.testing.assert_array_equal(same_a, same_b)
     assert neuron.ledger.count(cls.operation) == 2 * a.size + 2 * a[:, :100].size
+    booked = neuron.ledger.count(cls.operation)
     with pytest.raises(ValueError, match="same units"):
         neuron.sample_paired(np.zeros((2, 3)), np.zeros((3, 2)))
+    assert neuron.ledger.count(cls.operation) == booked  # a refused pair books nothing
 
 
 def test_wta_refuses_paired_sampling():
