@@ -514,6 +514,15 @@ def _git_commit() -> dict:
     return {"commit": commit, "dirty": dirty if commit else None}
 
 
+def _git_record(at_start: dict, at_end: dict) -> dict:
+    """The commit this invocation started from; where the checkout changed while it ran,
+    also the commit at the end (the code in memory is still the first one)."""
+    record = dict(at_start)
+    if at_end != at_start:
+        record["at_end"] = at_end
+    return record
+
+
 def _versions() -> dict:
     from importlib import metadata
 
@@ -730,6 +739,7 @@ def main(argv=None, *, on_epoch=None) -> int:
     simulate an interruption by raising).
     """
     t_start = time.perf_counter()
+    git_at_start = _git_commit()  # the code this invocation runs, even if HEAD moves meanwhile
     parser = build_parser()
     args = parser.parse_args(argv)
     s = resolve_settings(args, parser)
@@ -786,7 +796,7 @@ def main(argv=None, *, on_epoch=None) -> int:
                      "mnist_binarize_threshold": MNIST_THRESHOLD})
     results = {
         "settings": settings,
-        "git": _git_commit(),
+        "git": _git_record(git_at_start, _git_commit()),
         "dataset": data["info"],
         "accuracy": {data["eval_set"]: accuracy},
         "curves": dbn.history_,
