@@ -313,8 +313,7 @@ def resolve_settings(args, parser) -> dict:
     if s["top_epochs"] is None:
         s["top_epochs"] = s["epochs"]
     for key, low in (("epochs", 1), ("top_epochs", 1), ("finetune_epochs", 0), ("top", 1),
-                     ("batch_size", 1), ("cd_k", 1), ("n_samples", 1), ("label_lines", 1),
-                     ("guess_sweeps", 1)):
+                     ("batch_size", 1), ("cd_k", 1), ("n_samples", 1), ("label_lines", 1)):
         if s[key] < low:
             parser.error(f"--{key.replace('_', '-')} must be >= {low}, got {s[key]}")
     if any(n < 1 for n in s["layers"]):
@@ -334,17 +333,7 @@ def resolve_settings(args, parser) -> dict:
     if s["update"] != "ideal" and dw != int(dw):
         parser.error(f"--discriminative-weight must be a whole number with --update "
                      f"{s['update']} (counters count whole steps), got {dw}")
-    if (s["guess_sweeps"] != 1 or s["paired_noise"]) and (s["update"] == "ideal" or not dw):
-        parser.error("--guess-sweeps and --paired-noise shape the counter rules' "
-                     "discriminative step: they need --discriminative-weight > 0 and "
-                     f"--update other than ideal (got {dw} and {s['update']})")
-    anneal = s["top_anneal_epochs"] = [int(e) for e in s["top_anneal_epochs"]]
-    if anneal != sorted(set(anneal)) or any(not 1 <= e < s["top_epochs"] for e in anneal):
-        parser.error(f"--top-anneal-epochs must be increasing epochs in [1, "
-                     f"{s['top_epochs'] - 1}] (--top-epochs {s['top_epochs']}), got {anneal}")
-    if anneal and s["update"] == "ideal":
-        parser.error("--top-anneal-epochs doubles the counters' threshold; --update ideal "
-                     "has no counters")
+    s["top_anneal_epochs"] = list(s["top_anneal_epochs"])
     if args.stop_after is not None and args.stop_after < 1:
         parser.error(f"--stop-after must be >= 1, got {args.stop_after}")
     nv = s["n_validation"]
@@ -361,6 +350,12 @@ def resolve_settings(args, parser) -> dict:
             if key not in allowed:
                 parser.error(f"{option} {key}: not a MemristiveRBM parameter; choose from "
                              f"{', '.join(sorted(allowed - set(_RESERVED_RBM_PARAMS)))}")
+    # the network checks the rest (e.g. --guess-sweeps, --paired-noise, --top-anneal-epochs
+    # against the rule and the epochs), so its rules live in one place
+    try:
+        _build_dbn(s)._check_params()
+    except (TypeError, ValueError) as exc:
+        parser.error(f"invalid settings: {exc} (parameter x_y is option --x-y)")
     return s
 
 

@@ -188,7 +188,7 @@ class _LabelledRBM(MemristiveRBM):
         neg[:, n:nv] = self.expand_labels(np.repeat(guess[wrong], times, axis=0))
         if self.paired_noise:
             pair = self._neuron.sample_paired(self._hidden_currents(pos), self._hidden_currents(neg))
-            h_pos, h_neg = (self._with_bias(h.astype(np.float32)) for h in pair)
+            h_pos, h_neg = (self._with_bias(h) for h in pair)  # 0/1 into float32 rows
         else:
             h_pos = self._with_bias(self._sample(self._hidden_currents(pos)))
             h_neg = self._with_bias(self._sample(self._hidden_currents(neg)))
