@@ -225,6 +225,8 @@ class DiehlCook2015:
 
     A new crossbar of ``device`` is made and programmed to ``U(0, w_init_max)`` unless
     ``crossbar`` (e.g. from a checkpoint) is given; ``theta`` restores thresholds.
+    ``device=None`` gives the paper's plain Brian2 STDP synapses instead (the
+    software reference; ``crossbar`` is then None).
 
     One Brian2 run covers many images: a coarse ``network_operation`` (every 50 ms)
     switches the Poisson rates between images and rest, repeats silent images with more
@@ -283,32 +285,48 @@ class DiehlCook2015:
                            dt=dt, name="dc_ie")
         self.ie.connect(condition="i != j")
 
-        fresh = crossbar is None
-        if fresh:
-            crossbar = Crossbar(p.n_input, p.n_neurons, make_device(device), scheme="single",
-                                seed=seed)
-        elif crossbar.shape != (p.n_input, p.n_neurons):
-            raise ValueError(f"crossbar shape {crossbar.shape} != ({p.n_input}, {p.n_neurons})")
-        self.crossbar = crossbar
-        self.xe = CrossbarSynapses(
-            self.inputs, self.exc, crossbar, w_max=p.w_max, name="dc_xe", dt=dt,
-            sync_interval=sync_interval, rounding=rounding, namespace=ns,
-            model="""nu_pre_s : 1 (shared)
-                     nu_post_s : 1 (shared)
-                     dpre/dt = -pre / tc_pre : 1 (event-driven)
-                     dpost1/dt = -post1 / tc_post1 : 1 (event-driven)
-                     dpost2/dt = -post2 / tc_post2 : 1 (event-driven)""",
-            on_pre="""ge_post += w
-                      pre = 1
-                      dw = -nu_pre_s * post1""",
-            on_post="""dw = nu_post_s * pre * post2
-                       post1 = 1
-                       post2 = 1""")
-        self.xe.connect()
+        stdp_model = """nu_pre_s : 1 (shared)
+                        nu_post_s : 1 (shared)
+                        dpre/dt = -pre / tc_pre : 1 (event-driven)
+                        dpost1/dt = -post1 / tc_post1 : 1 (event-driven)
+                        dpost2/dt = -post2 / tc_post2 : 1 (event-driven)"""
         self.program_result = None
-        if fresh:
-            w0 = self.rng.uniform(0.0, p.w_init_max, len(self.xe))
-            self.program_result = self.xe.program_weights(w0, tolerance=program_tolerance)
+        if device is None and crossbar is None:
+            # plain Brian2 STDP, the paper's own synapses: the software reference
+            self.crossbar = None
+            self.xe = Synapses(
+                self.inputs, self.exc, name="dc_xe", dt=dt, namespace=ns,
+                model=stdp_model + "\nw : 1",
+                on_pre="""ge_post += w
+                          pre = 1
+                          w = clip(w - nu_pre_s * post1, 0, w_max)""",
+                on_post="""w = clip(w + nu_post_s * pre * post2, 0, w_max)
+                           post1 = 1
+                           post2 = 1""")
+            self.xe.connect()
+            self.xe.w = self.rng.uniform(0.0, p.w_init_max, len(self.xe))
+        else:
+            fresh = crossbar is None
+            if fresh:
+                crossbar = Crossbar(p.n_input, p.n_neurons, make_device(device),
+                                    scheme="single", seed=seed)
+            elif crossbar.shape != (p.n_input, p.n_neurons):
+                raise ValueError(f"crossbar shape {crossbar.shape} != ({p.n_input}, {p.n_neurons})")
+            self.crossbar = crossbar
+            self.xe = CrossbarSynapses(
+                self.inputs, self.exc, crossbar, w_max=p.w_max, name="dc_xe", dt=dt,
+                sync_interval=sync_interval, rounding=rounding, namespace=ns,
+                model=stdp_model,
+                on_pre="""ge_post += w
+                          pre = 1
+                          dw = -nu_pre_s * post1""",
+                on_post="""dw = nu_post_s * pre * post2
+                           post1 = 1
+                           post2 = 1""")
+            self.xe.connect()
+            if fresh:
+                w0 = self.rng.uniform(0.0, p.w_init_max, len(self.xe))
+                self.program_result = self.xe.program_weights(w0, tolerance=program_tolerance)
         self.set_learning(True)
         self._sequencer = NetworkOperation(self._step, dt=step, when="start", name="dc_sequencer")
         self.network = Network(self.inputs, self.exc, self.inh, self.ei, self.ie, self.xe,
@@ -333,6 +351,9 @@ class DiehlCook2015:
         post = np.asarray(self.xe.j[:])
         col = np.bincount(post, weights=w, minlength=self.params.n_neurons)
         factor = np.where(col > 0, total / np.maximum(col, 1e-12), 1.0)
+        if self.crossbar is None:
+            self.xe.w = w * factor[post]
+            return
         self.xe.request_change(w * (factor[post] - 1.0), rng=self.rng)
         self.xe.flush()
 

@@ -226,6 +226,20 @@ class Crossbar:
         self._sync_drift()
         return self._w32.copy()
 
+    def effective_conductance_at(self, cells) -> np.ndarray:
+        """:attr:`effective_conductance` of the flat cells ``cells`` only (float64).
+
+        Costs ``len(cells)``, not a copy of the array: for callers that track the few
+        cells they pulsed.
+        """
+        cells = np.asarray(cells)
+        if cells.ndim != 1 or cells.dtype.kind not in "iu":
+            raise TypeError(f"cells must be a 1-D integer array, got {cells.dtype} {cells.shape}")
+        if cells.size and (cells.min() < 0 or cells.max() >= self.rows * self.cols):
+            raise ValueError(f"cells must be flat indices in [0, {self.rows * self.cols})")
+        self._sync_drift()
+        return self._w32.ravel()[cells].astype(np.float64)
+
     @property
     def pulse_count(self) -> np.ndarray:
         """Pulses fired into each ``G+`` device so far (programming included), ``(rows, cols)``."""
