@@ -1,87 +1,222 @@
 """Unsupervised MNIST with STDP on memristive synapses (Diehl & Cook 2015), ``neuromem snn``.
 
-Train the input->excitatory crossbar on ``--n-train`` training images, label each
-neuron by its mean response to ``--n-label`` training images (learning off), then
-classify ``--n-test`` test images (the first ones of the MNIST test set) by the mean
-spike count of the neurons of each label. Writes ``results.json``,
-``receptive_fields.png``, ``confusion.png`` and checkpoints (``checkpoint.npz`` +
-``checkpoint.json``: crossbar state, thresholds, pulse accumulators, position; no
-pickle) every ``--checkpoint-every`` images; ``--resume`` continues from one (the
-membrane state restarts at rest).
+The paper's protocol: the input->excitatory synapses (a crossbar) learn by STDP from
+``--n-train`` training images shown once; then, with learning off, each neuron is
+labelled by its mean response to ``--n-label`` training images, and images are
+classified by the mean spike count of the neurons of each label. Without ``--final``
+the last ``--n-validation`` training images are held out and the accuracy is measured
+on them (choose settings this way); with ``--final`` training uses all 60 000 images
+and the accuracy is measured on the first ``--n-test`` test images.
+
+The network runs in the compiled engine (:class:`networks.DiehlCookEngine`, which a
+test holds to the Brian2 model :class:`networks.stdp.DiehlCook2015` spike for spike).
+Labelling and testing have frozen weights and are split into shards on Dask workers
+(``--workers``, a local cluster; ``--scheduler ADDRESS`` for an existing one).
+
+Writes ``results.json`` (settings, accuracy, confusion matrix, pulses per device,
+energy by operation, wall times), ``receptive_fields.png``, ``confusion.png`` and a
+checkpoint (``checkpoint.npz`` + ``checkpoint.json``, no pickle) every
+``--checkpoint-every`` training images and on Ctrl-C. A rerun of the same command
+resumes (``--no-resume`` starts over); a checkpoint made with other settings is refused.
 
 Example::
 
-    python -m experiments.mnist_stdp --device yflash --n-train 2000 --n-test 1000
+    neuromem snn --device yflash --final
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
+import os
+import signal
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
+CHECKPOINT, CHECKPOINT_INFO, RESULTS = "checkpoint.npz", "checkpoint.json", "results.json"
+N_MNIST_TRAIN, N_MNIST_TEST = 60000, 10000
+#: seeds of the Poisson input streams of the three phases (independent of each other)
+STREAM_TRAIN, STREAM_LABEL, STREAM_EVAL = 0, 1, 2
+#: paper results with 100 / 400 excitatory neurons (Diehl & Cook 2015, Table 1)
+PAPER_ACCURACY = {100: 0.829, 400: 0.870, 1600: 0.919, 6400: 0.950}
+
+#: settings that change what training does: a checkpoint must agree on all of them
+TRAINING_SETTINGS = ("device", "n_neurons", "n_train", "seed", "sync_ms", "rounding",
+                     "between_images", "pulse_width", "dt_ms", "final", "n_validation")
+
 
 def _parser() -> argparse.ArgumentParser:
-    ap = argparse.ArgumentParser(prog="neuromem snn", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--device", default="yflash",
-                    help="device family: ideal, yflash, softbounds, ... (default yflash)")
-    ap.add_argument("--n-neurons", type=int, default=100, help="excitatory neurons (100)")
-    ap.add_argument("--n-train", type=int, default=1000, help="training images (1000)")
-    ap.add_argument("--n-label", type=int, default=None,
-                    help="training images used to label neurons (default min(n_train, 1000))")
-    ap.add_argument("--n-test", type=int, default=1000, help="test images (first of the test set)")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--sync-ms", type=float, default=10.0,
-                    help="interval between pulse flushes to the crossbar in ms (10)")
-    ap.add_argument("--checkpoint-every", type=int, default=500, help="images between checkpoints")
-    ap.add_argument("--resume", action="store_true", help="continue from OUT/checkpoint.*")
-    ap.add_argument("--out", default="results/mnist_stdp", help="output directory")
-    ap.add_argument("--data", default=None, help="MNIST directory (default NEUROMEM_DATA)")
-    ap.add_argument("--no-progress", action="store_true", help="no progress bars")
-    ap.add_argument("--numpy-target", action="store_true",
-                    help="Brian2 numpy target instead of Cython (slow; debugging)")
+    ap = argparse.ArgumentParser(prog="neuromem snn", description=__doc__.split("\n\n")[0],
+                                 formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    g = ap.add_argument_group("network")
+    g.add_argument("--device", default="yflash",
+                   help="device of the input->excitatory synapses (neuromem devices lists "
+                        "them), or 'none' for plain software STDP")
+    g.add_argument("--n-neurons", type=int, default=100, help="excitatory neurons")
+    g.add_argument("--dt-ms", type=float, default=0.5, help="simulation step (ms)")
+    g.add_argument("--between-images", choices=("reset", "rest"), default="reset",
+                   help="jump over the 150 ms rest between images (state set to rest) or "
+                        "simulate it as the paper does")
+    g = ap.add_argument_group("pulses")
+    g.add_argument("--sync-ms", type=float, default=10.0,
+                   help="interval between pulse flushes to the crossbar (ms)")
+    g.add_argument("--rounding", choices=("residual", "stochastic"), default="residual",
+                   help="how desired weight changes become whole pulses")
+    g.add_argument("--pulse-width", type=float, default=1.0,
+                   help="programming pulse duration relative to the device's nominal pulse")
+    g = ap.add_argument_group("protocol")
+    g.add_argument("--n-train", type=int, default=None,
+                   help="training images (default: all of the training split)")
+    g.add_argument("--n-label", type=int, default=10000,
+                   help="training images whose responses label the neurons")
+    g.add_argument("--n-test", type=int, default=10000,
+                   help="images the accuracy is measured on (test set with --final, else "
+                        "the validation split)")
+    g.add_argument("--n-validation", type=int, default=10000,
+                   help="last training images held out for validation (without --final)")
+    g.add_argument("--final", action="store_true",
+                   help="train on all 60 000 training images and report on the test set")
+    g.add_argument("--seed", type=int, default=0)
+    g = ap.add_argument_group("running")
+    g.add_argument("--data-dir", help="MNIST directory (default $NEUROMEM_DATA)")
+    g.add_argument("--out", default=None, help="output directory (default results/snn-<settings>)")
+    g.add_argument("--resume", action=argparse.BooleanOptionalAction, default=True,
+                   help="continue from the checkpoint in --out")
+    g.add_argument("--checkpoint-every", type=int, default=5000, help="training images")
+    g.add_argument("--workers", type=int, default=None,
+                   help="Dask worker processes for labelling and testing (default: the "
+                        "machine's cores; 0: run here)")
+    g.add_argument("--scheduler", default=None,
+                   help="address of an existing Dask scheduler (instead of a local cluster)")
+    g.add_argument("--no-progress", action="store_true", help="no progress bars")
     return ap
 
 
-def _check_args(args, ap):
-    for name in ("n_neurons", "n_train", "n_test", "checkpoint_every"):
-        if getattr(args, name) < (2 if name == "n_neurons" else 1):
-            ap.error(f"--{name.replace('_', '-')} must be positive")
-    if args.n_label is None:
-        args.n_label = min(args.n_train, 1000)
-    if not 1 <= args.n_label <= 60000 or args.n_train > 60000 or args.n_test > 10000:
-        ap.error("MNIST has 60000 training and 10000 test images; --n-label must be >= 1")
-    if not args.sync_ms > 0:
-        ap.error("--sync-ms must be > 0")
+def resolve_settings(args, ap) -> dict:
+    """Validated settings from the command line (errors name the flag; nothing is created)."""
+    from networks.stdp import make_device
+
+    def need(cond, msg):
+        if not cond:
+            ap.error(msg)
+
+    need(args.n_neurons >= 2, f"--n-neurons must be >= 2 (lateral inhibition), got {args.n_neurons}")
+    need(args.dt_ms > 0 and (50.0 / args.dt_ms).is_integer(),
+         f"--dt-ms must divide 50 ms (e.g. 0.5 or 1), got {args.dt_ms}")
+    need(args.sync_ms > 0 and abs(args.sync_ms / args.dt_ms - round(args.sync_ms / args.dt_ms)) < 1e-9,
+         f"--sync-ms must be a positive multiple of --dt-ms, got {args.sync_ms}")
+    need(args.pulse_width > 0, f"--pulse-width must be > 0, got {args.pulse_width}")
+    need(args.seed >= 0, f"--seed must be >= 0, got {args.seed}")
+    need(args.checkpoint_every >= 1, "--checkpoint-every must be >= 1")
+    need(args.workers is None or args.workers >= 0, "--workers must be >= 0")
+    n_validation = 0 if args.final else args.n_validation
+    need(0 <= n_validation < N_MNIST_TRAIN, f"--n-validation must lie in [0, {N_MNIST_TRAIN})")
+    need(args.final or n_validation > 0, "--n-validation must be > 0 without --final")
+    n_split = N_MNIST_TRAIN - n_validation
+    n_train = n_split if args.n_train is None else args.n_train
+    need(1 <= n_train <= n_split, f"--n-train must lie in [1, {n_split}] (the training split), got {n_train}")
+    need(1 <= args.n_label <= n_split, f"--n-label must lie in [1, {n_split}], got {args.n_label}")
+    n_eval_max = N_MNIST_TEST if args.final else n_validation
+    need(1 <= args.n_test <= n_eval_max, f"--n-test must lie in [1, {n_eval_max}], got {args.n_test}")
+    device = None if args.device.lower() == "none" else args.device
+    if device is not None:
+        try:
+            device = make_device(device).name
+        except ValueError as exc:
+            ap.error(f"--device: {exc}")
+    return {"device": device or "none", "n_neurons": args.n_neurons, "n_train": n_train,
+            "n_label": args.n_label, "n_test": args.n_test, "n_validation": n_validation,
+            "final": bool(args.final), "seed": args.seed, "sync_ms": args.sync_ms,
+            "rounding": args.rounding, "between_images": args.between_images,
+            "pulse_width": args.pulse_width, "dt_ms": args.dt_ms}
+
+
+def run_name(s: dict) -> str:
+    parts = ["snn", s["device"], f"n{s['n_neurons']}", f"t{s['n_train']}"]
+    if s["pulse_width"] != 1.0:
+        parts.append(f"pw{s['pulse_width']:g}")
+    if s["rounding"] != "residual":
+        parts.append(s["rounding"])
+    if s["between_images"] != "reset":
+        parts.append(s["between_images"])
+    if s["dt_ms"] != 0.5:
+        parts.append(f"dt{s['dt_ms']:g}")
+    parts.append("final" if s["final"] else "val")
+    if s["seed"]:
+        parts.append(f"s{s['seed']}")
+    return "-".join(parts)
+
+
+def build_engine(s: dict):
+    """The network the settings describe (fresh)."""
+    from networks import DiehlCookEngine
+    from networks.stdp import DiehlCookParams
+
+    params = DiehlCookParams(n_neurons=s["n_neurons"], dt_ms=s["dt_ms"])
+    return DiehlCookEngine(None if s["device"] == "none" else s["device"], params=params,
+                           seed=s["seed"], sync_interval_ms=s["sync_ms"], rounding=s["rounding"],
+                           between_images=s["between_images"], pulse_width=s["pulse_width"])
+
+
+# ---------------------------------------------------------------------- data
+def load_split(s: dict, data_dir):
+    """(train images, train labels, evaluation images, evaluation labels) of the settings."""
+    from neuromem.data import load_mnist
+
+    x_train, y_train = load_mnist(data_dir, kind="train")
+    if s["final"]:
+        x_eval, y_eval = load_mnist(data_dir, kind="test")
+    else:
+        x_eval, y_eval = x_train[N_MNIST_TRAIN - s["n_validation"]:], y_train[N_MNIST_TRAIN - s["n_validation"]:]
+        x_train, y_train = x_train[:N_MNIST_TRAIN - s["n_validation"]], y_train[:N_MNIST_TRAIN - s["n_validation"]]
+    return x_train, y_train, x_eval[:s["n_test"]], y_eval[:s["n_test"]]
 
 
 # ---------------------------------------------------------------------- checkpoints
-def save_checkpoint(out: Path, model, n_done: int, args, train_counts) -> None:
-    arrays, meta = model.crossbar.state_dict()
-    payload = {f"xbar_{k}": v for k, v in arrays.items()}
-    payload["theta_v"] = np.asarray(model.exc.theta_[:])
-    payload["xbar_acc"] = np.asarray(model.xe.xbar_acc_[:])
-    payload["train_counts"] = train_counts[:n_done]
-    tmp = out / "checkpoint.tmp.npz"
-    np.savez(tmp, **payload)
-    tmp.replace(out / "checkpoint.npz")
-    info = {"n_done": n_done, "args": vars(args), "crossbar": meta,
-            "saved": time.strftime("%Y-%m-%d %H:%M:%S")}
-    (out / "checkpoint.json").write_text(json.dumps(info, indent=1))
+def save_checkpoint(out: Path, engine, n_done: int, s: dict, train_counts, elapsed_s: float,
+                    pulses_at_start) -> None:
+    """Atomic: a crash while writing leaves the previous checkpoint in place."""
+    arrays, meta = engine.state_dict()
+    arrays["train_counts"] = train_counts[:n_done]
+    if pulses_at_start is not None:
+        arrays["pulses_at_start"] = pulses_at_start
+    tmp = out / (CHECKPOINT + ".tmp")
+    with open(tmp, "wb") as fh:
+        np.savez(fh, **arrays)
+    info = {"n_done": n_done, "settings": {k: s[k] for k in TRAINING_SETTINGS},
+            "engine": meta, "train_s": elapsed_s, "saved": time.strftime("%Y-%m-%d %H:%M:%S")}
+    tmp_info = out / (CHECKPOINT_INFO + ".tmp")
+    tmp_info.write_text(json.dumps(info, indent=1))
+    tmp.replace(out / CHECKPOINT)
+    tmp_info.replace(out / CHECKPOINT_INFO)
 
 
-def load_checkpoint(out: Path):
-    npz, js = out / "checkpoint.npz", out / "checkpoint.json"
-    if not (npz.exists() and js.exists()):
-        raise FileNotFoundError(f"no checkpoint in {out} (checkpoint.npz + checkpoint.json)")
-    info = json.loads(js.read_text())
-    with np.load(npz, allow_pickle=False) as data:
-        arrays = {k[5:]: data[k] for k in data.files if k.startswith("xbar_") and k != "xbar_acc"}
-        return info, arrays, data["theta_v"], data["xbar_acc"], data["train_counts"]
+def resume(out: Path, s: dict, ap):
+    """(engine, n_done, train_counts, train_s, pulses at the start of training) from
+    ``out``'s checkpoint, after checking its settings."""
+    info = json.loads((out / CHECKPOINT_INFO).read_text())
+    saved = info.get("settings", {})
+    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {s[k]!r}" for k in TRAINING_SETTINGS
+            if saved.get(k) != s[k]]
+    if diff:
+        ap.error(f"the checkpoint in {out} was made with other settings (" + "; ".join(diff)
+                 + "); rerun with --no-resume to start over, or choose another --out")
+    engine = build_engine(s)
+    with np.load(out / CHECKPOINT, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    try:
+        engine.load_state_dict(arrays, info["engine"])
+    except (KeyError, ValueError) as exc:
+        ap.error(f"cannot resume from {out / CHECKPOINT} ({exc}); rerun with --no-resume")
+    n_done = int(info["n_done"])
+    counts = np.zeros((s["n_train"], s["n_neurons"]), np.int64)
+    counts[:n_done] = arrays["train_counts"][:n_done]
+    return (engine, n_done, counts, float(info.get("train_s", 0.0)),
+            arrays.get("pulses_at_start"))
 
 
 # ---------------------------------------------------------------------- figures
@@ -115,13 +250,13 @@ def plot_confusion(cm, path, title):
     fig, ax = plt.subplots(figsize=(5.2, 4.6))
     norm = cm / np.maximum(cm.sum(axis=1, keepdims=True), 1)
     im = ax.imshow(norm, cmap="Blues", vmin=0, vmax=1)
-    for r in range(10):
-        for c in range(10):
+    for r in range(cm.shape[0]):
+        for c in range(cm.shape[1]):
             if cm[r, c]:
                 ax.text(c, r, str(cm[r, c]), ha="center", va="center", fontsize=6,
                         color="white" if norm[r, c] > 0.5 else "black")
-    ax.set_xticks(range(10))
-    ax.set_yticks(range(10))
+    ax.set_xticks(range(cm.shape[1]))
+    ax.set_yticks(range(cm.shape[0]))
     ax.set_xlabel("predicted")
     ax.set_ylabel("true")
     ax.set_title(title, fontsize=9)
@@ -131,120 +266,179 @@ def plot_confusion(cm, path, title):
     plt.close(fig)
 
 
-# ---------------------------------------------------------------------- main
-def main(argv=None) -> dict:
-    ap = _parser()
-    args = ap.parse_args(argv)
-    _check_args(args, ap)
+# ---------------------------------------------------------------------- phases
+@contextlib.contextmanager
+def _deferred_interrupt():
+    """Ctrl-C sets a flag (read by calling the yielded function) instead of raising, so
+    training stops between images with a consistent state to save."""
+    hit = []
 
-    import brian2
-    from brian2 import ms, prefs
+    def handler(signum, frame):
+        if hit:  # a second Ctrl-C: the user insists
+            raise KeyboardInterrupt
+        hit.append(signum)
+        print("\nCtrl-C: saving a checkpoint after the current image...", file=sys.stderr)
+
+    try:
+        previous = signal.signal(signal.SIGINT, handler)
+    except ValueError:  # not the main thread: no handler, plain KeyboardInterrupt
+        yield lambda: False
+        return
+    try:
+        yield lambda: bool(hit)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+def _client(args):
+    """A Dask client for the frozen phases, or None to run them here."""
+    if args.scheduler:
+        from dask.distributed import Client
+        return Client(args.scheduler)
+    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
+    if workers <= 1:
+        return None
+    import logging
+
+    from dask.distributed import Client, LocalCluster
+    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
+                           dashboard_address=None, silence_logs=logging.ERROR)
+    return Client(cluster)
+
+
+def label_and_classify(engine, x_label, y_label, x_eval, *, client=None, bar=None):
+    """Label neurons from the training responses, then classify ``x_eval``.
+
+    Returns (assignments, eval predictions, label counts, eval counts). The evaluation
+    labels are not an argument: nothing about them can reach the classifier.
+    """
     from tqdm import tqdm
 
-    from neuromem import Crossbar
-    from neuromem.brian import use_cython
-    from neuromem.data import load_mnist
-    from networks.stdp import DiehlCook2015, DiehlCookParams, assign_labels, predict
+    from networks.stdp import assign_labels, predict
 
-    if args.numpy_target:
-        prefs.codegen.target = "numpy"
-    else:
-        use_cython()
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    x_train, y_train = load_mnist(args.data, kind="train")
-    x_test, y_test = load_mnist(args.data, kind="test")
+    bar = bar or {"disable": True}
+    with tqdm(total=len(x_label), desc="label", **bar) as progress:
+        label_counts = engine.respond(x_label, stream=STREAM_LABEL, client=client, progress=progress)
+    assignments = assign_labels(label_counts, y_label)
+    with tqdm(total=len(x_eval), desc="test", **bar) as progress:
+        eval_counts = engine.respond(x_eval, stream=STREAM_EVAL, client=client, progress=progress)
+    return assignments, predict(eval_counts, assignments), label_counts, eval_counts
 
-    params = DiehlCookParams(n_neurons=args.n_neurons)
-    train_counts = np.zeros((args.n_train, args.n_neurons), dtype=np.int64)
-    n_done = 0
+
+# ---------------------------------------------------------------------- main
+def main(argv=None, *, on_checkpoint=None) -> dict:
+    """Run the protocol; returns the results dict. ``on_checkpoint(n_done)`` is called after
+    every training checkpoint (tests raise from it to simulate an interruption)."""
     t_start = time.time()
-    if args.resume:
-        info, arrays, theta, acc, done_counts = load_checkpoint(out)
-        if info["args"]["device"] != args.device or info["args"]["n_neurons"] != args.n_neurons:
-            raise SystemExit("checkpoint was made with another --device or --n-neurons")
-        crossbar = Crossbar.from_state_dict(arrays, info["crossbar"])
-        model = DiehlCook2015(args.device, params=params, seed=args.seed, crossbar=crossbar,
-                              theta=theta * brian2.volt, sync_interval=args.sync_ms * ms)
-        model.xe.xbar_acc_[:] = acc
-        n_done = min(int(info["n_done"]), args.n_train)
-        train_counts[:n_done] = done_counts[:n_done]
-        print(f"resumed from {out / 'checkpoint.npz'} after {n_done} images")
+    ap = _parser()
+    args = ap.parse_args(argv)
+    s = resolve_settings(args, ap)
+    try:
+        x_train, y_train, x_eval, y_eval = load_split(s, args.data_dir)
+    except (FileNotFoundError, ValueError) as exc:
+        ap.error(f"MNIST: {exc} (give --data-dir DIR or set NEUROMEM_DATA to the folder "
+                 "holding the four IDX files)")
+    out = Path(args.out) if args.out else Path("results") / run_name(s)
+    resuming = args.resume and (out / CHECKPOINT).exists() and (out / CHECKPOINT_INFO).exists()
+    if resuming:
+        engine, n_done, train_counts, train_s, pulses_at_start = resume(out, s, ap)
+        print(f"resuming from {out / CHECKPOINT} after {n_done} training images", file=sys.stderr)
     else:
-        model = DiehlCook2015(args.device, params=params, seed=args.seed,
-                              sync_interval=args.sync_ms * ms)
-    prog_info = None
-    if model.program_result is not None:
-        prog_info = {"missed": model.program_result.n_missed,
-                     "pulses": int(model.program_result.pulses.sum())}
-    ledger0 = model.crossbar.ledger.as_dict()
+        engine = build_engine(s)
+        n_done, train_s = 0, 0.0
+        train_counts = np.zeros((s["n_train"], s["n_neurons"]), np.int64)
+        pulses_at_start = None if engine.crossbar is None else engine.crossbar.pulse_count
+    out.mkdir(parents=True, exist_ok=True)
+    from tqdm import tqdm
 
-    bar = dict(disable=args.no_progress, file=sys.stdout, mininterval=5.0)
-    timings = {}
+    bar = dict(disable=args.no_progress, file=sys.stderr, mininterval=2.0)
+    xbar = engine.crossbar
     t0 = time.time()
-    with tqdm(total=args.n_train, initial=n_done, desc="train", **bar) as progress:
-        while n_done < args.n_train:
-            stop = min(n_done + args.checkpoint_every, args.n_train)
-            brian2.seed(args.seed * 1_000_003 + n_done)  # same stream with or without resume
-            train_counts[n_done:stop] = model.present(x_train[n_done:stop], learn=True,
-                                                      progress=progress)
-            n_done = stop
-            save_checkpoint(out, model, n_done, args, train_counts)
-    timings["train_s"] = time.time() - t0
+    with _deferred_interrupt() as interrupted, \
+            tqdm(total=s["n_train"], initial=n_done, desc="train", **bar) as progress:
+        while n_done < s["n_train"] and not interrupted():
+            # small chunks: a Ctrl-C is honoured between images, within a second
+            stop = min(n_done + 50, s["n_train"])
+            train_counts[n_done:stop] = engine.present(
+                x_train[n_done:stop], learn=True, progress=progress, start_index=n_done,
+                stream=STREAM_TRAIN)
+            previous, n_done = n_done, stop
+            if (n_done // args.checkpoint_every > previous // args.checkpoint_every
+                    or n_done == s["n_train"] or interrupted()):
+                save_checkpoint(out, engine, n_done, s, train_counts, train_s + time.time() - t0,
+                                pulses_at_start)
+                if on_checkpoint is not None:
+                    on_checkpoint(n_done)
+    if interrupted():
+        print(f"\ninterrupted: {n_done} training images are saved in {out / CHECKPOINT}; "
+              "rerun the same command to resume", file=sys.stderr)
+        raise SystemExit(130)
+    train_s += time.time() - t0
+    ledger_train = None if xbar is None else xbar.ledger.as_dict()
 
     t0 = time.time()
-    brian2.seed(args.seed + 7)
-    with tqdm(total=args.n_label, desc="label", **bar) as progress:
-        label_counts = model.present(x_train[:args.n_label], learn=False, progress=progress)
-    assignments = assign_labels(label_counts, y_train[:args.n_label])
-    timings["label_s"] = time.time() - t0
-
-    t0 = time.time()
-    with tqdm(total=args.n_test, desc="test", **bar) as progress:
-        test_counts = model.present(x_test[:args.n_test], learn=False, progress=progress)
-    pred = predict(test_counts, assignments)
-    timings["test_s"] = time.time() - t0
-    y = y_test[:args.n_test]
-    accuracy = float(np.mean(pred == y))
+    client = None
+    try:
+        client = _client(args)
+        assignments, pred, label_counts, eval_counts = label_and_classify(
+            engine, x_train[:s["n_label"]], y_train[:s["n_label"]], x_eval, client=client, bar=bar)
+    finally:
+        if client is not None:
+            cluster = client.cluster
+            client.close()
+            if cluster is not None:
+                cluster.close()
+    eval_s = time.time() - t0
+    accuracy = float(np.mean(pred == y_eval))
     cm = np.zeros((10, 10), dtype=np.int64)
-    np.add.at(cm, (y, pred), 1)
-
-    weights = model.weights()
-    ledger = model.crossbar.ledger.as_dict()
-    n_images = args.n_train + args.n_label + args.n_test
+    np.add.at(cm, (y_eval, pred), 1)
+    weights = engine.weights()
+    n_images = s["n_train"] + s["n_label"] + s["n_test"]
     results = {
-        "experiment": "Diehl & Cook 2015 unsupervised MNIST on memristive synapses",
+        "experiment": "Diehl & Cook 2015 unsupervised MNIST, STDP on memristive synapses",
         "command": "neuromem snn " + " ".join(argv if argv is not None else sys.argv[1:]),
-        "device": model.crossbar.device.describe(),
-        "n_neurons": args.n_neurons, "n_train": args.n_train, "n_label": args.n_label,
-        "n_test": args.n_test, "test_images": f"first {args.n_test} of the MNIST test set",
-        "seed": args.seed, "sync_interval_ms": args.sync_ms,
+        "settings": s,
+        "evaluated_on": (f"first {s['n_test']} MNIST test images" if s["final"] else
+                         f"first {s['n_test']} of the last {s['n_validation']} training images (validation)"),
         "accuracy": accuracy,
-        "reference_accuracy_diehl_cook_100": 0.829,
+        "paper_accuracy": PAPER_ACCURACY.get(s["n_neurons"]),
         "neurons_per_label": np.bincount(assignments, minlength=10).tolist(),
-        "silent_test_images": int(np.sum(test_counts.sum(axis=1) == 0)),
-        "mean_spikes_per_test_image": float(test_counts.sum(axis=1).mean()),
+        "silent_eval_images": int(np.sum(eval_counts.sum(axis=1) == 0)),
+        "mean_spikes_per_eval_image": float(eval_counts.sum(axis=1).mean()),
+        "mean_spikes_per_train_image": float(train_counts.sum(axis=1).mean()),
         "confusion": cm.tolist(),
-        "theta_mv": {"mean": float(np.mean(model.exc.theta_[:]) * 1e3),
-                     "max": float(np.max(model.exc.theta_[:]) * 1e3)},
+        "theta_mv": {"mean": float(engine.theta_v.mean() * 1e3), "max": float(engine.theta_v.max() * 1e3)},
         "weights": {"mean": float(weights.mean()), "max": float(weights.max()),
                     "column_sum_mean": float(weights.sum(axis=0).mean())},
-        "initial_programming": prog_info,
-        "ledger_start": ledger0, "ledger": ledger,
-        "timings_s": timings,
-        "seconds_per_image": (timings["train_s"] + timings["label_s"] + timings["test_s"]) / n_images,
-        "resumed": bool(args.resume),
-        "wall_s": time.time() - t_start,
+        "timings_s": {"train": train_s, "label_and_test": eval_s},
+        "images_per_s_train": s["n_train"] / max(train_s, 1e-9),
+        "wall_s_this_invocation": time.time() - t_start,
+        "total_images": n_images,
+        "resumed": bool(resuming),
+        "dask": ("scheduler " + args.scheduler) if args.scheduler else
+                (f"local cluster, {args.workers if args.workers is not None else os.cpu_count()} workers"),
+        "machine": {"cpus": os.cpu_count()},
     }
-    (out / "results.json").write_text(json.dumps(results, indent=1))
-    name = type(model.crossbar.device).__name__
+    if xbar is not None:
+        trained = xbar.pulse_count - pulses_at_start
+        results["device"] = xbar.device.describe()
+        results["training_pulses"] = {
+            "potentiate": engine.requested["potentiate"], "depress": engine.requested["depress"],
+            "per_device_mean": float(trained.mean()), "per_device_max": int(trained.max())}
+        results["initial_programming"] = (None if engine.program_result is None else
+                                          {"missed": int(engine.program_result.n_missed),
+                                           "pulses": int(engine.program_result.pulses.sum())})
+        results["ledger_after_training"] = ledger_train
+        results["ledger"] = xbar.ledger.as_dict()
+        results["energy_j"] = {"total": xbar.ledger.total_j}
+    (out / RESULTS).write_text(json.dumps(results, indent=1))
+    name = s["device"] if xbar is None else type(xbar.device).__name__
     plot_receptive_fields(weights, out / "receptive_fields.png",
-                          f"{name}: receptive fields after {args.n_train} images")
+                          f"{name}: receptive fields after {s['n_train']} images")
     plot_confusion(cm, out / "confusion.png",
-                   f"{name}, {args.n_neurons} neurons, {args.n_train} train: "
-                   f"accuracy {accuracy:.1%} on {args.n_test} test images")
-    print(f"accuracy {accuracy:.4f} on {args.n_test} test images "
-          f"({args.n_train} training, {args.n_label} labelling images); results in {out}")
+                   f"{name}, {s['n_neurons']} neurons, {s['n_train']} training images: "
+                   f"{accuracy:.2%} on {s['n_test']} {'test' if s['final'] else 'validation'} images")
+    print(f"accuracy {accuracy:.4f} on {results['evaluated_on']}; results in {out}")
     return results
 
 

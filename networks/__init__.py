@@ -1,6 +1,7 @@
 """Models built on neuromem hardware: memristive RBMs and DBNs, spiking networks."""
 
 from .dbn import MemristiveDBN
+from .diehl_cook_engine import DiehlCookEngine
 from .rbm import MemristiveRBM
 
-__all__ = ["MemristiveDBN", "MemristiveRBM"]
+__all__ = ["DiehlCookEngine", "MemristiveDBN", "MemristiveRBM"]
