@@ -358,7 +358,8 @@ def main(argv=None, *, on_checkpoint=None) -> dict:
             tqdm(total=s["n_train"], initial=n_done, desc="train", **bar) as progress:
         while n_done < s["n_train"] and not interrupted():
             # small chunks: a Ctrl-C is honoured between images, within a second
-            stop = min(n_done + 50, s["n_train"])
+            boundary = (n_done // args.checkpoint_every + 1) * args.checkpoint_every
+            stop = min(n_done + 50, boundary, s["n_train"])
             train_counts[n_done:stop] = engine.present(
                 x_train[n_done:stop], learn=True, progress=progress, start_index=n_done,
                 stream=STREAM_TRAIN)

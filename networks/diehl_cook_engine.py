@@ -239,7 +239,10 @@ class DiehlCookEngine:
     def _read_weights(self, cells=None) -> None:
         scale = self.params.w_max / self.crossbar.weight_unit_s
         if cells is None:
-            np.multiply(self.crossbar.effective_conductance.ravel(), scale, out=self._w)
+            # float64 before scaling, as effective_conductance_at gives: the same w
+            # whether a cell was read alone or with the whole array (bit-exact resumes)
+            g = self.crossbar.effective_conductance.ravel().astype(np.float64)
+            np.multiply(g, scale, out=self._w)
         else:
             self._w[cells] = self.crossbar.effective_conductance_at(cells) * scale
 

@@ -334,37 +334,6 @@ def test_diehl_cook_network_learns_by_pulses_and_normalises():
         DiehlCook2015("ideal", params=DiehlCookParams(n_neurons=4, rest_ms=120.0))
 
 
-@pytest.mark.slow  # ~6 Brian2 runs of the full 784 x n network: ~1 min
-def test_mnist_experiment_checkpoints_and_resumes(tmp_path, monkeypatch):
-    import os
-    from pathlib import Path
-
-    from neuromem.data import load_mnist
-
-    shared = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
-    if "NEUROMEM_DATA" not in os.environ and shared.is_dir():
-        monkeypatch.setenv("NEUROMEM_DATA", str(shared))
-    try:
-        load_mnist(kind="test")
-    except (FileNotFoundError, OSError, ValueError):
-        pytest.skip("MNIST not available (set NEUROMEM_DATA)")
-    from experiments import mnist_stdp
-
-    argv = ["--device", "ideal", "--n-neurons", "4", "--n-train", "4", "--n-label", "2",
-            "--n-test", "2", "--checkpoint-every", "2", "--out", str(tmp_path), "--no-progress"]
-    res = mnist_stdp.main(argv)
-    assert 0.0 <= res["accuracy"] <= 1.0 and res["n_train"] == 4
-    for name in ("results.json", "checkpoint.npz", "checkpoint.json", "receptive_fields.png",
-                 "confusion.png"):
-        assert (tmp_path / name).exists()
-    info = json.loads((tmp_path / "checkpoint.json").read_text())
-    assert info["n_done"] == 4
-    res2 = mnist_stdp.main(argv[:5] + ["6"] + argv[6:] + ["--resume"])  # 2 more images
-    assert res2["resumed"] and json.loads((tmp_path / "checkpoint.json").read_text())["n_done"] == 6
-    with pytest.raises(SystemExit):
-        mnist_stdp.main(["--n-train", "0"])
-
-
 def test_song_experiment_writes_results(tmp_path):
     from experiments import stdp_song2000
 

@@ -1,0 +1,116 @@
+"""``neuromem snn``: the Diehl & Cook protocol on the compiled engine, end to end."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from experiments import mnist_stdp
+from networks.stdp import assign_labels
+
+SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
+
+
+@pytest.fixture
+def mnist(monkeypatch):
+    from neuromem.data import load_mnist
+
+    if "NEUROMEM_DATA" not in os.environ and SHARED.is_dir():
+        monkeypatch.setenv("NEUROMEM_DATA", str(SHARED))
+    try:
+        load_mnist(kind="test")
+    except (FileNotFoundError, OSError, ValueError):
+        pytest.skip("MNIST not available (set NEUROMEM_DATA)")
+
+
+def _argv(out, *extra):
+    return ["--device", "yflash", "--n-neurons", "20", "--n-train", "200", "--n-label", "200",
+            "--n-test", "200", "--checkpoint-every", "100", "--workers", "0", "--out", str(out),
+            "--no-progress", *extra]
+
+
+def test_interrupted_run_resumes_to_the_uninterrupted_result(mnist, tmp_path):
+    whole = mnist_stdp.main(_argv(tmp_path / "whole"))
+
+    def interrupt(n_done):
+        if n_done == 100:
+            signal.raise_signal(signal.SIGINT)  # what Ctrl-C does
+
+    with pytest.raises(SystemExit) as exc:
+        mnist_stdp.main(_argv(tmp_path / "cut"), on_checkpoint=interrupt)
+    assert exc.value.code == 130
+    info = json.loads((tmp_path / "cut" / "checkpoint.json").read_text())
+    assert info["n_done"] == 100
+    assert not list((tmp_path / "cut").glob("*.tmp"))
+    resumed = mnist_stdp.main(_argv(tmp_path / "cut"))
+    assert resumed["resumed"]
+    for key in ("accuracy", "confusion", "neurons_per_label", "training_pulses", "weights",
+                "mean_spikes_per_train_image"):
+        assert resumed[key] == whole[key], key
+    for name in ("results.json", "receptive_fields.png", "confusion.png"):
+        assert (tmp_path / "whole" / name).stat().st_size > 0
+    # twice chance on 200 images (20 neurons after 200 training images: 0.28)
+    assert whole["accuracy"] > 0.2
+    assert whole["accuracy"] == pytest.approx(np.trace(np.array(whole["confusion"])) / 200)
+
+
+def test_resume_with_other_settings_names_them(mnist, tmp_path, capsys):
+    mnist_stdp.main(_argv(tmp_path, "--n-train", "20"))
+    with pytest.raises(SystemExit) as exc:
+        mnist_stdp.main(_argv(tmp_path, "--n-train", "20", "--pulse-width", "0.5"))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "pulse_width: checkpoint 1.0, now 0.5" in err and "--no-resume" in err
+    again = mnist_stdp.main(_argv(tmp_path, "--n-train", "20", "--pulse-width", "0.5", "--no-resume"))
+    assert again["settings"]["pulse_width"] == 0.5 and not again["resumed"]
+
+
+@pytest.mark.parametrize("flag, value, message", [
+    ("--n-train", "0", "--n-train must lie in"),
+    ("--n-neurons", "1", "--n-neurons must be >= 2"),
+    ("--device", "flux-capacitor", "--device: unknown device"),
+    ("--dt-ms", "0.7", "--dt-ms must divide 50 ms"),
+    ("--n-test", "20000", "--n-test must lie in"),
+    ("--pulse-width", "-1", "--pulse-width must be > 0"),
+])
+def test_bad_arguments_exit_2_before_creating_anything(tmp_path, capsys, flag, value, message):
+    out = tmp_path / "never"
+    with pytest.raises(SystemExit) as exc:
+        mnist_stdp.main(_argv(out, flag, value))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+    assert not out.exists()
+
+
+def test_missing_data_is_a_cli_error(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("NEUROMEM_DATA", raising=False)
+    with pytest.raises(SystemExit) as exc:
+        mnist_stdp.main(_argv(tmp_path / "out", "--data-dir", str(tmp_path / "nothing")))
+    assert exc.value.code == 2
+    assert "--data-dir" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_labels_come_from_training_responses_only(mnist):
+    """The classifier sees the labelling images' labels, never the evaluation labels."""
+    from neuromem.data import load_mnist
+    from networks import DiehlCookEngine
+    from networks.stdp import DiehlCookParams
+
+    x, y = load_mnist(kind="train")
+    engine = DiehlCookEngine("ideal", params=DiehlCookParams(n_neurons=10), seed=1)
+    engine.present(x[:40], learn=True)
+    assignments, pred, label_counts, eval_counts = mnist_stdp.label_and_classify(
+        engine, x[:50], y[:50], x[100:130])
+    assert assignments.tolist() == assign_labels(label_counts, y[:50]).tolist()
+    # other labels for the labelling images give other assignments and predictions
+    shuffled = np.random.default_rng(0).permutation(y[:50])
+    other, pred2, _, _ = mnist_stdp.label_and_classify(engine, x[:50], shuffled, x[100:130])
+    assert not np.array_equal(other, assignments)
+    assert eval_counts.shape == (30, 10) and eval_counts.sum() > 0
