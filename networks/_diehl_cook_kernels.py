@@ -191,7 +191,8 @@ def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn,
                                        + gi_e[j] * (p[E_INH_E] - v))
             ge_e[j] *= keep_ge
             gi_e[j] *= keep_gi
-            theta[j] *= keep_theta
+            if learn:  # the paper holds thresholds fixed while testing
+                theta[j] *= keep_theta
             if t - last_i[j] >= refrac_i:
                 v = v_i[j]
                 v_i[j] = v + rate_i * ((p[V_REST_I] - v) + ge_i[j] * (-v)

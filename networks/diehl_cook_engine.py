@@ -306,14 +306,20 @@ class DiehlCookEngine:
                 self.step = saved
             s = s_next
 
-    def _skip_rest(self) -> None:
-        """Jump over the rest: clock and thresholds advance (the traces are functions of
-        the clock, so they decay with it); membranes and conductances are set to rest."""
+    def _skip_rest(self, learn: bool) -> None:
+        """Jump over the rest: the clock (and with learning the thresholds' decay)
+        advances, the traces decay with the clock, membranes and conductances settle."""
+        n = self._rest_steps
+        if learn:
+            self._state["theta"] *= (1.0 - self._p[kern.RATE_THETA]) ** n  # n Euler steps
+        self.step += n
+        self.settle()
+
+    def settle(self) -> None:
+        """Set membranes to their resting potentials, conductances to zero, and end
+        refractoriness: the state the rest between images approaches."""
         p = self.params
         st = self._state
-        n = self._rest_steps
-        st["theta"] *= (1.0 - self._p[kern.RATE_THETA]) ** n  # what n Euler steps do
-        self.step += n
         st["v_e"][:] = p.v_rest_e_mv * 1e-3
         st["v_i"][:] = p.v_rest_i_mv * 1e-3
         for name in ("ge_e", "gi_e", "ge_i", "gi_i"):
@@ -342,7 +348,7 @@ class DiehlCookEngine:
                       np.zeros(p.n_neurons, np.int64))
             self.step += self._on_steps + self._rest_steps
         else:
-            self._skip_rest()
+            self._skip_rest(learn)
         self.flush()
         return counts
 
@@ -350,7 +356,8 @@ class DiehlCookEngine:
                 stream: int = 0, input_spikes=None) -> np.ndarray:
         """Show ``images`` (``(n, n_input)``, 0-255); returns spike counts ``(n, n_neurons)``.
 
-        ``learn``: STDP, adaptive thresholds and normalisation on (training) or off.
+        ``learn``: STDP, adaptive thresholds (their rise and decay) and normalisation on
+        (training) or off (the paper holds thresholds fixed while testing).
         Image ``k`` gets Poisson input seeded by ``(seed, stream, start_index + k,
         attempt)``, so a resumed or sharded run draws what an uninterrupted one does.
         ``input_spikes`` (tests): one ``(ptr, idx)`` raster per presentation instead
@@ -427,6 +434,7 @@ class DiehlCookEngine:
         if weights.shape != engine._w.shape:
             raise ValueError(f"weights must have {engine._w.size} entries, got {weights.shape}")
         engine._w[:] = weights
+        engine.settle()  # as every image after the first of a serial run starts
         return engine
 
     def frozen_state(self) -> dict:

@@ -261,7 +261,8 @@ class DiehlCook2015:
             """dv/dt = ((v_rest_e - v) + ge * (-v) + gi * (-100*mV - v)) / tau_e : volt (unless refractory)
                dge/dt = -ge / tau_ge : 1
                dgi/dt = -gi / tau_gi : 1
-               dtheta/dt = -theta / tau_theta : volt
+               dtheta/dt = -theta * theta_decays / tau_theta : volt
+               theta_decays : 1 (shared)
                theta_step : volt (shared)
                count : integer""",
             threshold="v > theta - offset + v_thresh_e",
@@ -340,7 +341,7 @@ class DiehlCook2015:
         self.xe.nu_pre_s = self.params.nu_pre if on else 0.0
         self.xe.nu_post_s = self.params.nu_post if on else 0.0
         self.exc.theta_step = self.params.theta_plus_mv * mV if on else 0 * mV
-        # the paper keeps theta fixed at test time; decay over a test run is < 1e-4 anyway
+        self.exc.theta_decays = 1.0 if on else 0.0  # the paper holds theta fixed at test time
 
     def normalise(self) -> None:
         """Scale each neuron's input weights towards ``norm_total`` by pulses."""

@@ -79,3 +79,65 @@ def test_engine_reproduces_brian2_spike_for_spike(device):
     assert np.mean(diff < 1e-3) >= (0.99 if device in (None, "ideal") else 0.95)
     assert diff.max() <= (0.01 if device is None else 2 * max(engine.dw_per_pulse) + 1e-9)
     np.testing.assert_allclose(engine.theta_v, np.asarray(model.exc.theta_[:]), rtol=1e-3)
+
+
+def test_reset_between_images_matches_the_rest_period():
+    """Jumping over the 150 ms rest leaves what the rest would have left, up to the
+    membranes' slow (100 ms) relaxation, which the reset completes."""
+    images = _images(2, seed=4)
+    params = DiehlCookParams(n_neurons=12, min_spikes=0)  # one presentation per image
+    rest = DiehlCookEngine("ideal", params=params, seed=5, between_images="rest")
+    reset = DiehlCookEngine("ideal", params=params, seed=5, between_images="reset")
+    a = rest.present(images[:1], learn=True)
+    b = reset.present(images[:1], learn=True)
+    assert a.tolist() == b.tolist() and a.sum() > 0
+    assert rest.step == reset.step == STEPS_ALL
+    s_rest, s_reset = rest.state(), reset.state()
+    np.testing.assert_allclose(s_rest["theta"], s_reset["theta"], rtol=1e-12)
+    for name in ("pre", "pre_t", "post1", "post2", "post_t"):
+        np.testing.assert_array_equal(s_rest[name], s_reset[name])
+    for name in ("ge_e", "gi_e", "ge_i", "gi_i"):
+        assert np.abs(s_rest[name]).max() < 1e-12 and np.abs(s_reset[name]).max() == 0
+    # inhibitory membranes (10 ms) are at rest; excitatory ones (100 ms) within 5 mV
+    np.testing.assert_allclose(s_rest["v_i"], s_reset["v_i"], atol=1e-6)
+    assert np.abs(s_rest["v_e"] - s_reset["v_e"]).max() < 5e-3
+    np.testing.assert_array_equal(rest.weights(), reset.weights())
+
+
+def test_frozen_evaluation_in_dask_shards_equals_serial():
+    from dask.distributed import Client, LocalCluster
+
+    images = _images(12, seed=7)
+    engine = DiehlCookEngine("yflash", params=DiehlCookParams(n_neurons=10), seed=2)
+    engine.present(images[:4], learn=True)
+    before = engine.crossbar.ledger.count("synaptic_read")
+    serial = DiehlCookEngine.from_frozen_state(engine.frozen_state()).present(
+        images, learn=False, stream=1)
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                      dashboard_address=None) as cluster, Client(cluster) as client:
+        sharded = engine.respond(images, stream=1, client=client, n_shards=5)
+    assert sharded.tolist() == serial.tolist() and serial.sum() > 0
+    # the crossbar books the shards' reads and the clock moves as for a serial run
+    assert engine.crossbar.ledger.count("synaptic_read") > before
+    assert engine.step >= (4 + len(images)) * STEPS_ALL
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"rounding": "nearest"}, "rounding must be one of"),
+    ({"between_images": "sleep"}, "between_images must be one of"),
+    ({"pulse_width": 0}, "pulse_width must be a positive number"),
+    ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"sync_interval_ms": 0.3}, "sync_interval_ms"),
+    ({"params": DiehlCookParams(n_neurons=1)}, "n_neurons must be >= 2"),
+])
+def test_bad_engine_arguments(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        DiehlCookEngine("ideal", **kwargs)
+
+
+def test_bad_images_are_refused():
+    engine = DiehlCookEngine(None, params=DiehlCookParams(n_neurons=4))
+    with pytest.raises(ValueError, match="images must have shape"):
+        engine.present(np.zeros((2, 100)), learn=False)
+    with pytest.raises(ValueError, match="non-negative"):
+        engine.present(-np.ones((1, 784)), learn=False)
