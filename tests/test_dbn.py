@@ -245,18 +245,65 @@ def test_dropped_or_extra_array_is_rejected(saved, tmp_path):
 
 
 
-@pytest.mark.parametrize("path, value", [
-    (("params", "n_top"), 33),
-    (("modules", "layer0", "params", "learning_rate"), 0.5),
-    (("modules", "layer0", "params", "device"), "pcm"),
-    (("progress", "stage"), 0),
-], ids=["n_top", "learning_rate", "device", "progress"])
-def test_edited_hyperparameters_are_rejected(saved, tmp_path, path, value):
+@pytest.mark.parametrize("path, value, match", [
+    # the estimators' own parameter checks
+    (("params", "n_top"), 0, "invalid saved parameters: n_top must be an integer >= 1"),
+    (("params", "rbm_params"), {"learning_rate": -0.5}, "learning_rate must lie in \\(0"),
+    (("params", "finetune_momentum"), 1.5, "finetune_momentum must be a number in \\[0, 1\\)"),
+    (("params", "finetune"), "discriminative", "finetune='discriminative' needs update='ideal'"),
+    (("params", "bogus"), 1, "invalid saved parameters: .*bogus"),
+    (("modules", "layer0", "params", "learning_rate"), -0.5,
+     "module 'layer0': learning_rate must lie in \\(0"),
+    (("modules", "top", "params", "cd_k"), 0, "module 'top': cd_k must be an integer >= 1"),
+    # valid values that do not fit the saved arrays
+    (("params", "n_top"), 33, "module 'top' is 26 x 32 .*the parameters make it 26 x 33"),
+    (("params", "hidden_layer_sizes"), [17], "module 'layer0' is 64 x 16 .*make it 64 x 17"),
+    (("params", "label_lines"), 2, "module 'top' is 26 x 32 .*make it 36 x 32"),
+    (("n_features_in",), 65, "module 'layer0' is 64 x 16 .*make it 65 x 16"),
+    (("params", "device"), "pcm", "module 'layer0' has device=YFlash.*device=PCM"),
+    (("modules", "layer0", "params", "n_components"), 17,
+     "module 'layer0': the saved crossbar's shape \\(65, 17\\) does not match .*\\(65, 18\\)"),
+    (("modules", "gen0", "params", "device"), "pcm",
+     "module 'gen0': the saved crossbar's device YFlash.* does not match .*PCM"),
+    (("modules", "layer0", "n_features_in"), 0, "module 'layer0': n_features_in must be an integer"),
+    (("modules", "top", "n_labels"), 9, "module 'top' has 9 labels x 1 lines, the parameters 10"),
+    (("progress", "stage"), 0, "modules \\['layer0', 'top', 'gen0'\\] do not match the progress"),
+    (("progress", "epoch"), 3, "progress .* is not a point of the training plan"),
+    (("seeds",), [1, 2], "seeds must be 16 integers"),
+], ids=["n_top-0", "rbm-learning_rate", "finetune_momentum", "finetune", "unknown",
+        "layer-learning_rate", "top-cd_k", "n_top", "hidden_layer_sizes", "label_lines",
+        "n_features_in", "device", "layer-n_components", "gen-device", "layer-n_features_in",
+        "top-n_labels", "progress-stage", "progress-epoch", "seeds"])
+def test_edited_hyperparameters_are_rejected(saved, tmp_path, path, value, match):
+    """Edits re-signed (the metadata digest recomputed), so that loading gets past the
+    checksums: every parameter goes through the estimators' own checks, and the saved
+    modules must be the ones the parameters build."""
+    from networks.dbn import _meta_digest
+
     _, file = saved
     arrays, meta = _arrays_and_meta(file)
     _edit(meta, path, value)
-    with pytest.raises(ValueError):
+    meta["metadata_sha256"] = _meta_digest(meta)
+    with pytest.raises(ValueError, match=match):
         MemristiveDBN.load(_write(tmp_path / "meta.npz", arrays, meta))
+
+
+def test_edited_classes_are_rejected(saved, tmp_path):
+    """A re-signed ``classes`` array must be sorted distinct labels, one per label unit."""
+    import hashlib
+
+    from networks.dbn import _meta_digest
+
+    _, file = saved
+    arrays, meta = _arrays_and_meta(file)
+    for classes, match in [(np.arange(9), "module 'top' is 26 x 32 .*the parameters make it 25 x 32"),
+                           (np.arange(10)[::-1].copy(), "classes must be at least 2 distinct sorted"),
+                           (np.zeros(1, dtype=int), "classes must be at least 2")]:
+        arrays["classes"] = classes
+        meta["sha256"]["classes"] = hashlib.sha256(classes.tobytes()).hexdigest()
+        meta["metadata_sha256"] = _meta_digest(meta)
+        with pytest.raises(ValueError, match=match):
+            MemristiveDBN.load(_write(tmp_path / "classes.npz", arrays, meta))
 
 
 def test_foreign_files_are_rejected(tmp_path):
