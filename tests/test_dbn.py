@@ -115,7 +115,7 @@ def test_top_rbm_trains_its_own_number_of_epochs(small):
 
 def test_dbn_rejects_bad_data(small):
     X, y = small
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="X must hold values in \\[0, 1\\]"):
         _small_dbn().fit(X * 2, y)
     with pytest.raises(ValueError, match="2 classes"):
         _small_dbn().fit(X, np.zeros(len(y)))
@@ -324,8 +324,14 @@ def test_foreign_files_are_rejected(tmp_path):
 
 
 
-@pytest.mark.parametrize("damage", ["truncated", "empty", "npy", "crc", "json-list"])
-def test_truncated_or_corrupted_files_are_rejected(saved, tmp_path, damage):
+@pytest.mark.parametrize("damage, match", [
+    ("truncated", "is not a neuromem DBN archive: "),
+    ("empty", "is not a neuromem DBN archive: "),
+    ("npy", "is not a neuromem DBN archive \\(not an .npz file\\)"),
+    ("crc", "is not a neuromem DBN archive \\(damaged: "),
+    ("json-list", "metadata is not a JSON object"),
+], ids=["truncated", "empty", "npy", "crc", "json-list"])
+def test_truncated_or_corrupted_files_are_rejected(saved, tmp_path, damage, match):
     _, file = saved
     raw = file.read_bytes()
     target = tmp_path / "damaged.npz"
@@ -342,7 +348,7 @@ def test_truncated_or_corrupted_files_are_rejected(saved, tmp_path, damage):
         target.write_bytes(bytes(damaged))
     else:
         np.savez(target, __metadata__=np.frombuffer(b"[1, 2]", dtype=np.uint8))
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=match):
         MemristiveDBN.load(target)
 
 
