@@ -318,18 +318,28 @@ def digits_split():
     dict(device="yflash", update="counter", neuron="mtj"),
 ], ids=["ideal-ideal", "yflash-counter", "yflash-counter-mtj"])
 def test_rbm_learns_digits(digits_split, kw):
+    """Five epochs make features that a linear read-out classifies better than the same
+    RBM's untrained ones (measured: +0.19 ideal, +0.06 / +0.03 Y-Flash comparator / MTJ;
+    untrained Y-Flash features already reach 0.84, its programming spread being a random
+    projection), and reconstructions of held-out digits that are 3-7x better."""
     Xtr, Xte, ytr, yte = digits_split
+
+    def read_out(rbm):
+        clf = LogisticRegression(max_iter=1000).fit(rbm.transform(Xtr), ytr)
+        return clf.score(rbm.transform(Xte), yte)
+
     rbm = MemristiveRBM(64, n_iter=0, batch_size=10, random_state=0, **kw).fit(Xtr)
+    untrained, untrained_test_error = read_out(rbm), rbm.reconstruction_error(Xte)
     errors = [rbm.reconstruction_error(Xtr)]
     for _ in range(5):
         rbm.partial_fit(Xtr)
         errors.append(rbm.reconstruction_error(Xtr))
+    accuracy = read_out(rbm)
+    assert accuracy > untrained + 0.02 and accuracy > 0.85, (accuracy, untrained)  # chance: 0.10
+    assert rbm.reconstruction_error(Xte) < 0.35 * untrained_test_error
     assert errors[1] < errors[0]
     assert errors[-1] < 0.4 * errors[0], errors
     assert errors[-1] < errors[1], errors
-    clf = LogisticRegression(max_iter=1000).fit(rbm.transform(Xtr), ytr)
-    accuracy = clf.score(rbm.transform(Xte), yte)
-    assert accuracy > 0.80, accuracy  # chance: 0.10
     neuron_op = "mtj_sample" if kw.get("neuron") == "mtj" else "comparator"
     other_op = "comparator" if neuron_op == "mtj_sample" else "mtj_sample"
     assert rbm.ledger_.count(neuron_op) > 0 and rbm.ledger_.count(other_op) == 0
