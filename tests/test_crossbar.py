@@ -511,7 +511,7 @@ def test_from_state_dict_rejects_bad_input():
         with pytest.raises(ValueError, match=key):
             Crossbar.from_state_dict(arrays, bad)
     bad = dict(meta, rows=5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=r"'state_plus' has shape \(2, 20\), expected \(2, 25\)"):
         Crossbar.from_state_dict(arrays, bad)
 
 

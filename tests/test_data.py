@@ -375,5 +375,5 @@ def test_train_validation_split_deterministic_stratified():
     assert np.all(np.abs(np.bincount(y_val, minlength=10) - expected) <= 1)
     c = train_validation_split(X, y, 500, seed=4)
     assert not np.array_equal(a[3], c[3])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n_validation must lie in 1..1796, not 1797"):
         train_validation_split(X, y, len(y), seed=0)
