@@ -864,8 +864,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{path}: array {key!r} fails its checksum (file altered?)")
         try:
             try:
-                # the estimator's own checks: every parameter, and the RBM parameters
-                # (shared and rbm_params / top_rbm_params) through an RBM's
+                # the network's own checks; they pass the RBM parameters (the shared
+                # ones, rbm_params, top_rbm_params) through MemristiveRBM's
                 dbn = cls(**_params_from_json(meta["params"]))
                 dbn.hidden_layer_sizes = tuple(dbn.hidden_layer_sizes)
                 dbn.top_anneal_epochs = tuple(dbn.top_anneal_epochs)  # JSON keeps lists
