@@ -45,7 +45,7 @@ from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from neuromem import SoftmaxWTA
+from neuromem import SoftmaxWTA, get_device
 
 from .rbm import MemristiveRBM, _jsonable_params, _softplus, program_rbm_weights
 
@@ -863,10 +863,16 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             if hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest() != hashes[key]:
                 raise ValueError(f"{path}: array {key!r} fails its checksum (file altered?)")
         try:
-            dbn = cls(**_params_from_json(meta["params"]))
-            dbn.hidden_layer_sizes = tuple(dbn.hidden_layer_sizes)
-            dbn.top_anneal_epochs = tuple(dbn.top_anneal_epochs)  # JSON keeps lists
-            dbn.n_features_in_ = int(meta["n_features_in"])
+            try:
+                # the network's own checks; they pass the RBM parameters (the shared
+                # ones, rbm_params, top_rbm_params) through MemristiveRBM's
+                dbn = cls(**_params_from_json(meta["params"]))
+                dbn.hidden_layer_sizes = tuple(dbn.hidden_layer_sizes)
+                dbn.top_anneal_epochs = tuple(dbn.top_anneal_epochs)  # JSON keeps lists
+                dbn._check_params()
+            except (TypeError, ValueError) as exc:
+                raise ValueError(f"{path}: invalid saved parameters: {exc}") from None
+            dbn.n_features_in_ = meta["n_features_in"]
             dbn.classes_ = arrays["classes"]
             dbn.progress_ = dict(meta["progress"])
             dbn.history_ = list(meta["history"])
@@ -877,12 +883,68 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             dbn.layers_, dbn.top_, dbn.generative_ = [], None, []
             for name, mod_meta in meta["modules"].items():
                 sub = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith(name + "/")}
-                if name == "top":
-                    dbn.top_ = _LabelledRBM.from_state(sub, mod_meta)
-                elif name.startswith("layer"):
-                    dbn.layers_.append(MemristiveRBM.from_state(sub, mod_meta))
-                else:
-                    dbn.generative_.append(MemristiveRBM.from_state(sub, mod_meta))
+                try:
+                    if name == "top":
+                        dbn.top_ = _LabelledRBM.from_state(sub, mod_meta)
+                    elif name.startswith("layer"):
+                        dbn.layers_.append(MemristiveRBM.from_state(sub, mod_meta))
+                    else:
+                        dbn.generative_.append(MemristiveRBM.from_state(sub, mod_meta))
+                except (TypeError, ValueError) as exc:
+                    raise ValueError(f"{path}: module {name!r}: {exc}") from None
+            problem = dbn._loaded_mismatch(list(meta["modules"]))
         except KeyError as exc:
             raise ValueError(f"{path}: metadata lacks {exc}") from None
+        if problem:
+            raise ValueError(f"{path}: {problem}")
         return dbn
+
+    def _loaded_mismatch(self, names):
+        """What in a loaded network disagrees with its parameters, or None: the progress
+        against the training plan, the saved modules against the progress, and each
+        module's size and hardware against what the parameters build."""
+        sizes, stages, progress = tuple(self.hidden_layer_sizes), self.stages_, self.progress_
+        stage, epoch = progress.get("stage"), progress.get("epoch")
+        if (set(progress) != {"stage", "epoch"}
+                or any(not isinstance(v, Integral) or isinstance(v, bool) for v in (stage, epoch))
+                or not 0 <= stage <= len(stages)
+                or not 0 <= epoch < (max(stages[stage][1], 1) if stage < len(stages) else 1)):
+            return f"progress {progress!r} is not a point of the training plan {stages}"
+        n_in = self.n_features_in_
+        if not isinstance(n_in, Integral) or isinstance(n_in, bool) or n_in < 1:
+            return f"n_features_in must be an integer >= 1, got {n_in!r}"
+        classes = self.classes_
+        if classes.ndim != 1 or len(classes) < 2 or not np.array_equal(np.unique(classes), classes):
+            return f"classes must be at least 2 distinct sorted labels, got {classes!r}"
+        if len(self._seeds) != 16 or any(not isinstance(s, Integral) for s in self._seeds):
+            return f"seeds must be 16 integers, got {self._seeds!r}"
+        # a stage's module is built by its first epoch; up-down fine-tuning adds the
+        # generative copies of the lower layers
+        begun = lambda i: stage > i or (stage == i and epoch > 0)  # noqa: E731
+        expected = [f"layer{i}" for i in range(len(sizes)) if begun(i)]
+        expected += ["top"] if begun(len(sizes)) else []
+        if self.finetune == "up-down" and self.n_finetune and begun(len(sizes) + 1):
+            expected += [f"gen{i}" for i in range(len(sizes))]
+        if names != expected:
+            return f"modules {names} do not match the progress {progress} (expected {expected})"
+        visible = (n_in,) + sizes
+        shapes = [(f"layer{i}", m, visible[i], sizes[i]) for i, m in enumerate(self.layers_)]
+        if self.top_ is not None:
+            n_top_visible = sizes[-1] + len(classes) * self.label_lines
+            shapes.append(("top", self.top_, n_top_visible, self.n_top))
+        shapes += [(f"gen{i}", m, sizes[i], visible[i]) for i, m in enumerate(self.generative_)]
+        for name, mod, n_visible, n_hidden in shapes:
+            if (mod.n_features_in_, mod.n_components) != (n_visible, n_hidden):
+                return (f"module {name!r} is {mod.n_features_in_} x {mod.n_components} (visible x "
+                        f"hidden), the parameters make it {n_visible} x {n_hidden}")
+            for key in ("device", "neuron", "update"):  # the DBN's for every module
+                mine, theirs = getattr(self, key), getattr(mod, key)
+                if key == "device":
+                    mine, theirs = get_device(mine), get_device(theirs)
+                if mine != theirs:
+                    return f"module {name!r} has {key}={theirs!r}, the parameters {key}={mine!r}"
+        top = self.top_
+        if top is not None and (top.n_labels, top.label_lines) != (len(classes), self.label_lines):
+            return (f"module 'top' has {top.n_labels} labels x {top.label_lines} lines, the "
+                    f"parameters {len(classes)} classes x label_lines={self.label_lines}")
+        return None

@@ -486,9 +486,18 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         try:
             rbm = cls(**_params_from_json(meta["params"]))
             device = rbm._check_params()
-            rbm._initialize_empty(int(meta["n_features_in"]), device)
+            n_features = meta["n_features_in"]
+            if not isinstance(n_features, Integral) or isinstance(n_features, bool) or n_features < 1:
+                raise ValueError(f"n_features_in must be an integer >= 1, got {n_features!r}")
+            rbm._initialize_empty(n_features, device)
+            built = rbm.crossbar_  # what the parameters make
             xbar_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("crossbar/")}
             rbm.crossbar_ = Crossbar.from_state_dict(xbar_arrays, meta["crossbar"], ledger=rbm.ledger_)
+            for what in ("shape", "device", "scheme", "read_noise_rel"):
+                saved, expected = getattr(rbm.crossbar_, what), getattr(built, what)
+                if saved != expected:
+                    raise ValueError(f"the saved crossbar's {what} {saved!r} does not match the "
+                                     f"parameters, which make {expected!r}")
             rbm.ledger_.load_dict(meta["ledger"])
             expected = rbm.crossbar_.shape
             for key in ("counter", "velocity", "initial_conductance", "initial_pulse_count"):
@@ -498,6 +507,10 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
             rbm._velocity[...] = arrays["velocity"]
             rbm.initial_conductance_ = np.array(arrays["initial_conductance"])
             rbm.initial_pulse_count_ = np.array(arrays["initial_pulse_count"], dtype=np.int64)
+            if "fantasy" in arrays and (arrays["fantasy"].ndim != 2
+                                        or arrays["fantasy"].shape[1] != rbm.n_components):
+                raise ValueError(f"array 'fantasy' has shape {arrays['fantasy'].shape}, expected "
+                                 f"(chains, {rbm.n_components})")
             rbm.fantasy_ = np.array(arrays["fantasy"]) if "fantasy" in arrays else None
             rbm._rng.bit_generator.state = meta["rng"]
             rbm._neuron.rng.bit_generator.state = meta["neuron_rng"]

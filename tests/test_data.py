@@ -166,11 +166,15 @@ def test_env_var_dir_or_mnist_subfolder(monkeypatch, tmp_path, no_env, sub):
 
 
 def test_path_argument_beats_env_var(monkeypatch, tmp_path, no_env):
-    _, labels, sums = write_small(tmp_path / "a", kind="train", n=20)
-    monkeypatch.setenv("NEUROMEM_DATA", str(tmp_path / "elsewhere"))
-    monkeypatch.setattr(data, "MNIST_MD5", sums)
+    """Both places hold a valid set; the path argument's is loaded."""
+    images, labels, sums = write_small(tmp_path / "a", kind="train", n=20)
+    _, _, env_sums = write_small(tmp_path / "env", kind="train", n=30)
+    monkeypatch.setenv("NEUROMEM_DATA", str(tmp_path / "env"))
+    monkeypatch.setattr(data, "MNIST_MD5", {k: sums[k] + env_sums[k] for k in sums})
+    assert load_mnist(kind="train")[0].shape == (30, 784)  # the env folder is usable
     X, y = load_mnist(tmp_path / "a")
-    assert X.shape == (20, 784)
+    np.testing.assert_array_equal(X, images.reshape(20, -1))
+    np.testing.assert_array_equal(y, labels)
 
 
 def test_default_cache_dir(monkeypatch, tmp_path, no_env):
@@ -371,5 +375,5 @@ def test_train_validation_split_deterministic_stratified():
     assert np.all(np.abs(np.bincount(y_val, minlength=10) - expected) <= 1)
     c = train_validation_split(X, y, 500, seed=4)
     assert not np.array_equal(a[3], c[3])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="n_validation must lie in 1..1796, not 1797"):
         train_validation_split(X, y, len(y), seed=0)

@@ -13,7 +13,9 @@ import numpy as np
 import pytest
 
 from experiments import mnist_dbn
+from networks import MemristiveDBN
 from neuromem import cli
+from neuromem.data import load_digits_binary, train_validation_split
 
 ROOT = Path(__file__).resolve().parents[1]
 # 2 + 2 + 1 = 5 epochs over the plan: layer0, top, finetune
@@ -73,8 +75,17 @@ def test_main_writes_results_and_figures(tiny_run):
     res = _results(tiny_run)
     assert RESULT_KEYS <= set(res)
     assert set(res["accuracy"]) == {"validation"}  # no --final: the test split is untouched
+    # the recorded accuracies are the saved network's own on the validation split, scored
+    # here from the split the results describe (this tiny network is near chance: 0.10
+    # freeze, 0.125 sampling, so a floor would prove little)
+    data = res["dataset"]
+    X, y = load_digits_binary()
+    X, _, y, _ = train_validation_split(X, y, data["digits_test_fraction"], data["split_seed"])
+    _, X_val, _, y_val = train_validation_split(X, y, data["n_validation"], data["split_seed"])
+    dbn = MemristiveDBN.load(tiny_run / "checkpoint.npz")
     for mode in ("freeze", "sampling"):
-        assert 0.0 <= res["accuracy"]["validation"][mode] <= 1.0
+        score = np.mean(dbn.predict(X_val.astype(np.float32), inference=mode) == y_val)
+        assert res["accuracy"]["validation"][mode] == score, mode
     s = res["settings"]
     assert s["layers"] == [16] and s["top"] == 32 and s["epochs"] == 2 and s["preset"] == "quick"
     assert s["device"] == "yflash" and s["update"] == "counter" and s["neuron"] == "comparator"
@@ -308,6 +319,7 @@ def test_console_script_runs(tmp_path):
     assert _results(tmp_path / "cli")["settings"]["preset"] == "quick"
 
 
+@pytest.mark.slow  # the full quick preset: about a minute alone
 def test_quick_preset_reaches_90_percent_on_held_out_digits(tmp_path):
     """The issue's acceptance run, in full: ``--preset quick --final`` (Y-Flash, counters,
     comparators; trained on 80 % of the digits, scored once on the held-out 20 %)."""
