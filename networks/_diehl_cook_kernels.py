@@ -155,7 +155,8 @@ def _trace(value, since, table):
 def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn, rule,
              w, acc, pending, listed, cells, n_listed,
              v_e, ge_e, gi_e, theta, last_e, v_i, ge_i, gi_i, last_i,
-             pre, pre_t, post1, post2, post_t, counts, events, refrac_e, refrac_i,
+             pre, pre_t, post1, post2, post_t, counts, events, thresh_e, refrac_e,
+             refrac_e_base, refrac_e_jitter, refrac_i,
              table_pre, table_post1, table_post2, rng_state):
     """Steps ``first .. stop - 1`` of one presentation; returns the next step to run.
 
@@ -165,7 +166,10 @@ def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn,
     read from ``trace_table``. After a step whose absolute index is a multiple of
     ``sync_every`` the kernel returns early when pulses are pending, for the caller to
     apply them. ``counts[j]`` counts the spikes of excitatory neuron ``j``;
-    ``events[i]`` the spikes of input ``i`` (synaptic reads).
+    ``events[i]`` the spikes of input ``i`` (synaptic reads). Excitatory neuron ``j``
+    fires above ``theta[j] + thresh_e[j]`` and stays refractory ``refrac_e[j]`` steps;
+    with ``refrac_e_jitter > 0`` each spike draws its refractory period uniformly
+    within ``refrac_e_base[j] * (1 +- refrac_e_jitter)`` (volatile-memristor neurons).
     """
     n_in = pre.size
     n_e = v_e.size
@@ -185,7 +189,7 @@ def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn,
         t = step_offset + s
         # -- state update (Euler; every right-hand side from the old values)
         for j in range(n_e):
-            if t - last_e[j] >= refrac_e:
+            if t - last_e[j] >= refrac_e[j]:
                 v = v_e[j]
                 v_e[j] = v + rate_e * ((p[V_REST_E] - v) + ge_e[j] * (-v)
                                        + gi_e[j] * (p[E_INH_E] - v))
@@ -203,10 +207,13 @@ def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn,
         n_fe = 0
         n_fi = 0
         for j in range(n_e):
-            if t - last_e[j] >= refrac_e and v_e[j] > theta[j] + p[V_THRESH_E]:
+            if t - last_e[j] >= refrac_e[j] and v_e[j] > theta[j] + thresh_e[j]:
                 fired_e[n_fe] = j
                 n_fe += 1
                 last_e[j] = t
+                if refrac_e_jitter > 0.0:  # cycle-to-cycle spread of a volatile device
+                    x = refrac_e_base[j] * (1.0 + refrac_e_jitter * (2.0 * uniform(rng_state) - 1.0))
+                    refrac_e[j] = max(1, int(x + 0.5))
             if t - last_i[j] >= refrac_i and v_i[j] > p[V_THRESH_I]:
                 fired_i[n_fi] = j
                 n_fi += 1

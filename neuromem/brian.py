@@ -57,7 +57,7 @@ from .devices import Device, get_device
 from .devices.ideal import Ideal
 
 __all__ = ["CrossbarSynapses", "CrossbarSync", "pair_stdp", "nominal_pulse_step",
-           "use_cython"]
+           "use_cython", "diffusive_neurons"]
 
 ROUNDINGS = ("residual", "stochastic")
 _WRITES_W = re.compile(r"^\s*w\s*(\+|-|\*|/)?=(?!=)", re.MULTILINE)
@@ -567,3 +567,49 @@ def _positive_number(name, value) -> float:
     if not (v > 0 and np.isfinite(v)):
         raise ValueError(f"{name} must be finite and > 0, got {value!r}")
     return v
+
+
+# ---------------------------------------------------------------------- volatile neurons
+#: equations of a diffusive-memristor integrate-and-fire neuron (neuromem.volatile)
+DIFFUSIVE_NEURON_EQUATIONS = """
+dv/dt = (I_in - g_leak * v - g_device * v) / c_membrane : volt
+g_device = g_off + (g_on - g_off) * x : siemens
+dx/dt = -x / tau_relax : 1
+I_in : amp
+v_threshold : volt (constant)
+tau_relax : second (constant)
+"""
+
+
+def diffusive_neurons(n: int, device=None, *, seed: int | None = 0, name="diffusive*", **kwargs):
+    """``n`` integrate-and-fire neurons made of diffusive memristors (a ``NeuronGroup``).
+
+    ``device`` is a :class:`neuromem.volatile.DiffusiveMemristor` (default parameters
+    if None); each neuron gets its own threshold and relaxation time (device-to-device
+    spread, drawn from ``seed``). The input is the current ``I_in`` (set it, or add to
+    it from synapses with ``(summed)`` variables); ``x`` is the filament, ``g_device``
+    the device's conductance. A spike is the switching ON (``x = 1``); the membrane is
+    integrated with ``exponential_euler``, exact for the fast discharge through the ON
+    device at any ``dt``. Other keyword arguments go to :class:`brian2.NeuronGroup`.
+    """
+    from brian2 import NeuronGroup, amp, farad, second, siemens, volt
+
+    from .volatile import DiffusiveMemristor
+
+    device = DiffusiveMemristor() if device is None else device
+    if not isinstance(device, DiffusiveMemristor):
+        raise TypeError(f"device must be a DiffusiveMemristor, got {type(device).__name__}")
+    if not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive integer, got {n!r}")
+    ns = {"c_membrane": device.c_membrane_f * farad, "g_leak": device.g_leak_s * siemens,
+          "g_on": device.g_on_s * siemens, "g_off": device.g_off_s * siemens,
+          "v_switch": device.v_threshold_v * volt}
+    ns.update(kwargs.pop("namespace", {}))
+    group = NeuronGroup(n, DIFFUSIVE_NEURON_EQUATIONS, threshold="v > v_threshold",
+                        reset="x = 1", method="exponential_euler", namespace=ns, name=name,
+                        **kwargs)
+    drawn = device.draw(n, np.random.default_rng(seed))
+    group.v_threshold = drawn["v_threshold_v"] * volt
+    group.tau_relax = drawn["tau_relax_s"] * second
+    group.I_in = 0 * amp
+    return group
