@@ -45,7 +45,7 @@ STREAM_TRAIN, STREAM_LABEL, STREAM_EVAL = 0, 1, 2
 PAPER_ACCURACY = {100: 0.829, 400: 0.870, 1600: 0.919, 6400: 0.950}
 
 #: settings that change what training does: a checkpoint must agree on all of them
-TRAINING_SETTINGS = ("device", "n_neurons", "n_train", "seed", "sync_ms", "rounding",
+TRAINING_SETTINGS = ("device", "neuron", "n_neurons", "n_train", "seed", "sync_ms", "rounding",
                      "between_images", "pulse_width", "dt_ms", "final", "n_validation")
 
 
@@ -57,6 +57,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="device of the input->excitatory synapses (neuromem devices lists "
                         "them), or 'none' for plain software STDP")
     g.add_argument("--n-neurons", type=int, default=100, help="excitatory neurons")
+    g.add_argument("--neuron", choices=("lif", "diffusive"), default="lif",
+                   help="excitatory neurons: the paper's LIF, or diffusive (volatile) "
+                        "memristor neurons with device spread")
     g.add_argument("--dt-ms", type=float, default=0.5, help="simulation step (ms)")
     g.add_argument("--between-images", choices=("reset", "rest"), default="reset",
                    help="jump over the 150 ms rest between images (state set to rest) or "
@@ -128,7 +131,8 @@ def resolve_settings(args, ap) -> dict:
             device = make_device(device).name
         except ValueError as exc:
             ap.error(f"--device: {exc}")
-    return {"device": device or "none", "n_neurons": args.n_neurons, "n_train": n_train,
+    return {"device": device or "none", "neuron": args.neuron, "n_neurons": args.n_neurons,
+            "n_train": n_train,
             "n_label": args.n_label, "n_test": args.n_test, "n_validation": n_validation,
             "final": bool(args.final), "seed": args.seed, "sync_ms": args.sync_ms,
             "rounding": args.rounding, "between_images": args.between_images,
@@ -137,6 +141,8 @@ def resolve_settings(args, ap) -> dict:
 
 def run_name(s: dict) -> str:
     parts = ["snn", s["device"], f"n{s['n_neurons']}", f"t{s['n_train']}"]
+    if s["neuron"] != "lif":
+        parts.append(s["neuron"])
     if s["pulse_width"] != 1.0:
         parts.append(f"pw{s['pulse_width']:g}")
     if s["rounding"] != "residual":
@@ -153,13 +159,15 @@ def run_name(s: dict) -> str:
 
 def build_engine(s: dict):
     """The network the settings describe (fresh)."""
+    from neuromem.volatile import DiffusiveMemristor
     from networks import DiehlCookEngine
     from networks.stdp import DiehlCookParams
 
     params = DiehlCookParams(n_neurons=s["n_neurons"], dt_ms=s["dt_ms"])
     return DiehlCookEngine(None if s["device"] == "none" else s["device"], params=params,
                            seed=s["seed"], sync_interval_ms=s["sync_ms"], rounding=s["rounding"],
-                           between_images=s["between_images"], pulse_width=s["pulse_width"])
+                           between_images=s["between_images"], pulse_width=s["pulse_width"],
+                           neuron=DiffusiveMemristor() if s["neuron"] == "diffusive" else None)
 
 
 # ---------------------------------------------------------------------- data
@@ -399,6 +407,7 @@ def main(argv=None, *, on_checkpoint=None) -> dict:
         "experiment": "Diehl & Cook 2015 unsupervised MNIST, STDP on memristive synapses",
         "command": "neuromem snn " + " ".join(argv if argv is not None else sys.argv[1:]),
         "settings": s,
+        "neuron_device": (None if engine.neuron is None else engine.neuron.describe()),
         "evaluated_on": (f"first {s['n_test']} MNIST test images" if s["final"] else
                          f"first {s['n_test']} of the last {s['n_validation']} training images (validation)"),
         "accuracy": accuracy,

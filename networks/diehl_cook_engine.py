@@ -27,6 +27,7 @@ import numpy as np
 
 from neuromem import Crossbar
 from neuromem.brian import nominal_pulse_step
+from neuromem.volatile import DiffusiveMemristor
 
 from . import _diehl_cook_kernels as kern
 from .stdp import DiehlCookParams, make_device
@@ -81,13 +82,17 @@ class DiehlCookEngine:
         conversion; default measured on a probe array of the device.
     crossbar, theta_v : optional
         Start from an existing crossbar (e.g. a checkpoint) and thresholds (volts).
+    neuron : DiffusiveMemristor, optional
+        Excitatory neurons made of diffusive (volatile) memristors instead of the
+        paper's LIF neurons: per-device thresholds and refractory periods (the time
+        the device stays ON), jittered from spike to spike.
     """
 
     def __init__(self, device="ideal", *, params: DiehlCookParams = DiehlCookParams(),
                  seed: int = 0, sync_interval_ms: float = 10.0, rounding: str = "residual",
                  between_images: str = "reset", pulse_width: float = 1.0,
                  dw_per_pulse=None, crossbar: Crossbar | None = None, theta_v=None,
-                 program_tolerance: float = 0.05):
+                 program_tolerance: float = 0.05, neuron: DiffusiveMemristor | None = None):
         if not isinstance(params, DiehlCookParams):
             raise TypeError(f"params must be a DiehlCookParams, got {type(params).__name__}")
         p = self.params = params
@@ -156,7 +161,9 @@ class DiehlCookEngine:
         dt_s = p.dt_ms * 1e-3
         self._tables = tuple(kern.trace_table(dt_s, tau * 1e-3)
                              for tau in (p.tc_pre_ms, p.tc_post1_ms, p.tc_post2_ms))
-        self._refrac = (int(round(p.refrac_e_ms / p.dt_ms)), int(round(p.refrac_i_ms / p.dt_ms)))
+        self._refrac_i = int(round(p.refrac_i_ms / p.dt_ms))
+        self.neuron = neuron
+        self._thresh_e, self._refrac_e_base, self._refrac_jitter = self._excitatory_neurons()
         self._acc = np.zeros(n_cells)
         self._pending = np.zeros(n_cells, np.int64)
         self._listed = np.zeros(n_cells, np.uint8)
@@ -222,6 +229,29 @@ class DiehlCookEngine:
         vec[kern.PER_DW_UP], vec[kern.PER_DW_DOWN] = 1.0 / self._dw[0], 1.0 / self._dw[1]
         return vec
 
+    def _excitatory_neurons(self):
+        """Per-neuron threshold (V), refractory steps and their cycle-to-cycle jitter.
+
+        LIF neurons: the paper's values for all. Diffusive-memristor neurons: the
+        device's threshold spread scales the distance from rest to threshold, and the
+        refractory period is the time the device stays ON after switching (its own
+        relaxation time, drawn per device, jittered per spike).
+        """
+        p = self.params
+        n_e = p.n_neurons
+        base = (p.v_thresh_e_mv - p.offset_mv) * 1e-3
+        if self.neuron is None:
+            return (np.full(n_e, base), np.full(n_e, p.refrac_e_ms / p.dt_ms), 0.0)
+        if not isinstance(self.neuron, DiffusiveMemristor):
+            raise TypeError(f"neuron must be None (LIF) or a DiffusiveMemristor, got "
+                            f"{type(self.neuron).__name__}")
+        dev = self.neuron
+        drawn = dev.draw(n_e, np.random.default_rng([self.seed, 7]))
+        spread = drawn["v_threshold_v"] / dev.v_threshold_v - 1.0
+        thresh = base + (p.v_thresh_e_mv - p.v_rest_e_mv) * 1e-3 * spread
+        on_time_s = drawn["tau_relax_s"] * (dev.on_time_s / dev.tau_relax_s)
+        return thresh, np.maximum(on_time_s / (p.dt_ms * 1e-3), 1.0), float(dev.c2c_tau_relax_rel)
+
     def _initial_state(self) -> dict:
         p = self.params
         n_e, n_in = p.n_neurons, p.n_input
@@ -231,6 +261,7 @@ class DiehlCookEngine:
             "last_e": np.full(n_e, _FAR_PAST, np.int64),
             "v_i": np.full(n_e, (p.v_rest_i_mv - 40) * 1e-3), "ge_i": np.zeros(n_e),
             "gi_i": np.zeros(n_e), "last_i": np.full(n_e, _FAR_PAST, np.int64),
+            "refrac_e": np.rint(self._refrac_e_base).astype(np.int64),
             "pre": np.zeros(n_in), "pre_t": np.zeros(n_in, np.int64),
             "post1": np.zeros(n_e), "post2": np.zeros(n_e), "post_t": np.zeros(n_e, np.int64),
         }
@@ -298,7 +329,8 @@ class DiehlCookEngine:
                 self._cells, self._n_listed, st["v_e"], st["ge_e"], st["gi_e"], st["theta"],
                 st["last_e"], st["v_i"], st["ge_i"], st["gi_i"], st["last_i"], st["pre"],
                 st["pre_t"], st["post1"], st["post2"], st["post_t"], counts, self._events,
-                *self._refrac, *self._tables, self._rng_state)
+                self._thresh_e, st["refrac_e"], self._refrac_e_base, self._refrac_jitter,
+                self._refrac_i, *self._tables, self._rng_state)
             if s_next < stop:  # a sync point with pulses pending
                 saved = self.step
                 self.step = saved + s_next  # the flush happens at the end of that step
@@ -429,7 +461,8 @@ class DiehlCookEngine:
     def from_frozen_state(cls, frozen: dict) -> "DiehlCookEngine":
         """A weights-only engine (no crossbar) that answers as the frozen network does."""
         engine = cls(None, params=frozen["params"], seed=frozen["seed"],
-                     sync_interval_ms=frozen["sync_interval_ms"], theta_v=frozen["theta_v"])
+                     sync_interval_ms=frozen["sync_interval_ms"], theta_v=frozen["theta_v"],
+                     neuron=frozen["neuron"])
         weights = np.asarray(frozen["weights"], dtype=float)
         if weights.shape != engine._w.shape:
             raise ValueError(f"weights must have {engine._w.size} entries, got {weights.shape}")
@@ -440,7 +473,8 @@ class DiehlCookEngine:
     def frozen_state(self) -> dict:
         """What a worker needs to answer images with learning off (no crossbar)."""
         return {"params": self.params, "seed": self.seed, "weights": self._w.copy(),
-                "theta_v": self._state["theta"].copy(), "sync_interval_ms": self.sync_interval_ms}
+                "theta_v": self._state["theta"].copy(), "sync_interval_ms": self.sync_interval_ms,
+                "neuron": self.neuron}
 
     # -------------------------------------------------------------- inspection
     def weights(self) -> np.ndarray:

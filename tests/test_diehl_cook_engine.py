@@ -141,3 +141,24 @@ def test_bad_images_are_refused():
         engine.present(np.zeros((2, 100)), learn=False)
     with pytest.raises(ValueError, match="non-negative"):
         engine.present(-np.ones((1, 784)), learn=False)
+
+
+def test_diffusive_memristor_neurons_spread_and_jitter():
+    from neuromem.volatile import DiffusiveMemristor
+
+    images = _images(3, seed=9)
+    lif = DiehlCookEngine("ideal", params=DiehlCookParams(n_neurons=10), seed=4)
+    vol = DiehlCookEngine("ideal", params=DiehlCookParams(n_neurons=10), seed=4,
+                          neuron=DiffusiveMemristor())
+    assert set(lif.state()["refrac_e"].tolist()) == {10}  # 5 ms at 0.5 ms
+    before = vol.state()["refrac_e"]
+    assert np.ptp(before) > 0  # every device relaxes at its own pace
+    counts = vol.present(images, learn=True)
+    assert counts.sum() > 0
+    fired = counts.sum(axis=0) > 0
+    # each spike draws a new refractory period around the device's own
+    assert np.any(vol.state()["refrac_e"][fired] != before[fired])
+    # frozen copies (Dask shards) keep the neuron devices
+    assert DiehlCookEngine.from_frozen_state(vol.frozen_state()).neuron == vol.neuron
+    with pytest.raises(TypeError, match="DiffusiveMemristor"):
+        DiehlCookEngine("ideal", neuron="diffusive")
