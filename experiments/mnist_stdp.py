@@ -46,7 +46,8 @@ PAPER_ACCURACY = {100: 0.829, 400: 0.870, 1600: 0.919, 6400: 0.950}
 
 #: settings that change what training does: a checkpoint must agree on all of them
 TRAINING_SETTINGS = ("device", "neuron", "n_neurons", "n_train", "seed", "sync_ms", "rounding",
-                     "between_images", "pulse_width", "dt_ms", "final", "n_validation")
+                     "between_images", "pulse_width", "step_calibration", "dt_ms", "final",
+                     "n_validation")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -71,6 +72,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="how desired weight changes become whole pulses")
     g.add_argument("--pulse-width", type=float, default=1.0,
                    help="programming pulse duration relative to the device's nominal pulse")
+    g.add_argument("--step-calibration", choices=("swing", "operating"), default="swing",
+                   help="measure the pulse step the conversion assumes over the device's "
+                        "whole swing, or at the weights' operating point")
     g = ap.add_argument_group("protocol")
     g.add_argument("--n-train", type=int, default=None,
                    help="training images (default: all of the training split)")
@@ -136,7 +140,8 @@ def resolve_settings(args, ap) -> dict:
             "n_label": args.n_label, "n_test": args.n_test, "n_validation": n_validation,
             "final": bool(args.final), "seed": args.seed, "sync_ms": args.sync_ms,
             "rounding": args.rounding, "between_images": args.between_images,
-            "pulse_width": args.pulse_width, "dt_ms": args.dt_ms}
+            "pulse_width": args.pulse_width, "step_calibration": args.step_calibration,
+            "dt_ms": args.dt_ms}
 
 
 def run_name(s: dict) -> str:
@@ -145,6 +150,8 @@ def run_name(s: dict) -> str:
         parts.append(s["neuron"])
     if s["pulse_width"] != 1.0:
         parts.append(f"pw{s['pulse_width']:g}")
+    if s["step_calibration"] != "swing":
+        parts.append(s["step_calibration"])
     if s["rounding"] != "residual":
         parts.append(s["rounding"])
     if s["between_images"] != "reset":
@@ -167,7 +174,8 @@ def build_engine(s: dict):
     return DiehlCookEngine(None if s["device"] == "none" else s["device"], params=params,
                            seed=s["seed"], sync_interval_ms=s["sync_ms"], rounding=s["rounding"],
                            between_images=s["between_images"], pulse_width=s["pulse_width"],
-                           neuron=DiffusiveMemristor() if s["neuron"] == "diffusive" else None)
+                           neuron=DiffusiveMemristor() if s["neuron"] == "diffusive" else None,
+                           step_calibration=s["step_calibration"])
 
 
 # ---------------------------------------------------------------------- data

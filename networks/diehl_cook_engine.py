@@ -35,6 +35,7 @@ from .stdp import DiehlCookParams, make_device
 __all__ = ["DiehlCookEngine", "BETWEEN_IMAGES", "ROUNDINGS"]
 
 BETWEEN_IMAGES = ("reset", "rest")
+STEP_CALIBRATIONS = ("swing", "operating")
 ROUNDINGS = ("residual", "stochastic")
 _RULES = {"residual": kern.RULE_RESIDUAL, "stochastic": kern.RULE_STOCHASTIC}
 _STATE = ("v_e", "ge_e", "gi_e", "theta", "last_e", "v_i", "ge_i", "gi_i", "last_i",
@@ -82,6 +83,12 @@ class DiehlCookEngine:
         conversion; default measured on a probe array of the device.
     crossbar, theta_v : optional
         Start from an existing crossbar (e.g. a checkpoint) and thresholds (volts).
+    step_calibration : {"swing", "operating"}
+        Where the nominal step of a pulse (which the pulse conversion divides by) is
+        measured: over the device's whole swing (``"swing"``, as ``CrossbarSynapses``
+        does), or at the mean weight normalisation holds the neurons at
+        (``"operating"``, ``norm_total / n_input``), where a nonlinear device's up and
+        down steps differ most from their swing averages.
     neuron : DiffusiveMemristor, optional
         Excitatory neurons made of diffusive (volatile) memristors instead of the
         paper's LIF neurons: per-device thresholds and refractory periods (the time
@@ -92,7 +99,8 @@ class DiehlCookEngine:
                  seed: int = 0, sync_interval_ms: float = 10.0, rounding: str = "residual",
                  between_images: str = "reset", pulse_width: float = 1.0,
                  dw_per_pulse=None, crossbar: Crossbar | None = None, theta_v=None,
-                 program_tolerance: float = 0.05, neuron: DiffusiveMemristor | None = None):
+                 program_tolerance: float = 0.05, neuron: DiffusiveMemristor | None = None,
+                 step_calibration: str = "swing"):
         if not isinstance(params, DiehlCookParams):
             raise TypeError(f"params must be a DiehlCookParams, got {type(params).__name__}")
         p = self.params = params
@@ -102,6 +110,10 @@ class DiehlCookEngine:
             raise ValueError(f"seed must be a non-negative integer, got {seed!r}")
         if rounding not in ROUNDINGS:
             raise ValueError(f"rounding must be one of {ROUNDINGS}, got {rounding!r}")
+        if step_calibration not in STEP_CALIBRATIONS:
+            raise ValueError(f"step_calibration must be one of {STEP_CALIBRATIONS}, got "
+                             f"{step_calibration!r}")
+        self.step_calibration = step_calibration
         if between_images not in BETWEEN_IMAGES:
             raise ValueError(f"between_images must be one of {BETWEEN_IMAGES}, got {between_images!r}")
         if not (isinstance(pulse_width, (int, float)) and pulse_width > 0 and math.isfinite(pulse_width)):
@@ -140,9 +152,14 @@ class DiehlCookEngine:
                                  f"'single' scheme, got {crossbar.shape} {crossbar.scheme!r}")
             self.crossbar = crossbar
             if dw_per_pulse is None:
-                up, down = nominal_pulse_step(crossbar.device)
-                if self.pulse_width != 1.0:
-                    up, down = self._probe_steps(crossbar.device)
+                if step_calibration == "operating":
+                    # the mean weight that normalisation holds every neuron at
+                    level = (p.norm_total or 0.5 * p.w_init_max * p.n_input) / p.n_input / p.w_max
+                    up, down = self._probe_steps(crossbar.device, level)
+                elif self.pulse_width != 1.0:
+                    up, down = self._probe_steps(crossbar.device, 0.5)
+                else:
+                    up, down = nominal_pulse_step(crossbar.device)
                 self._dw = (up * p.w_max, down * p.w_max)
             else:
                 pair = tuple(float(x) for x in np.broadcast_to(dw_per_pulse, (2,)))
@@ -184,13 +201,15 @@ class DiehlCookEngine:
             self._state["theta"][:] = theta_v
 
     # -------------------------------------------------------------- set-up helpers
-    def _probe_steps(self, device):
-        """Nominal steps at ``pulse_width``: pulses of that width on a probe array."""
+    def _probe_steps(self, device, level: float):
+        """Mean change of the crossbar weight (conductance over range) per pulse of width
+        ``pulse_width`` at weight ``level``, measured on a probe array (a calibration,
+        as from a datasheet; no ADC in the learning loop)."""
         probe = Crossbar(1, 64, device, scheme="single", seed=0)
         ones = np.ones((1, 64), dtype=np.int64)
-        probe.program_weights(np.full((1, 64), 0.5), tolerance=0.05, max_pulses=2000)
         out = []
         for sign in (+1, -1):
+            probe.program_weights(np.full((1, 64), level), tolerance=0.05, max_pulses=2000)
             before = probe.weights.astype(float).mean()
             probe.apply_pulses(sign * ones, width=self.pulse_width)
             step = abs(probe.weights.astype(float).mean() - before)

@@ -162,3 +162,23 @@ def test_diffusive_memristor_neurons_spread_and_jitter():
     assert DiehlCookEngine.from_frozen_state(vol.frozen_state()).neuron == vol.neuron
     with pytest.raises(TypeError, match="DiffusiveMemristor"):
         DiehlCookEngine("ideal", neuron="diffusive")
+
+
+def test_operating_point_calibration_measures_the_steps_where_the_weights_live():
+    from neuromem.brian import nominal_pulse_step
+
+    swing = DiehlCookEngine("yflash", params=DiehlCookParams(n_neurons=4))
+    operating = DiehlCookEngine("yflash", params=DiehlCookParams(n_neurons=4),
+                                step_calibration="operating")
+    assert swing.dw_per_pulse == pytest.approx(nominal_pulse_step("yflash"))
+    # Y-Flash programming is geometric in G: near the mean weight (78 / 784 ~ 0.1 of
+    # the range) a depressing pulse moves w by well under its swing average
+    up, down = operating.dw_per_pulse
+    assert down < 0.6 * swing.dw_per_pulse[1]
+    assert 0.5 < up / down < 2.0  # and up and down balance there
+    # a linear device has the same step everywhere
+    ideal = DiehlCookEngine("ideal", params=DiehlCookParams(n_neurons=4),
+                            step_calibration="operating")
+    assert ideal.dw_per_pulse == pytest.approx((0.001, 0.001), rel=0.05)
+    with pytest.raises(ValueError, match="step_calibration must be one of"):
+        DiehlCookEngine("ideal", step_calibration="datasheet")
