@@ -156,7 +156,7 @@ def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn,
              w, acc, pending, listed, cells, n_listed,
              v_e, ge_e, gi_e, theta, last_e, v_i, ge_i, gi_i, last_i,
              pre, pre_t, post1, post2, post_t, counts, events, thresh_e, refrac_e,
-             refrac_e_base, refrac_e_jitter, refrac_i,
+             refrac_e_base, refrac_e_jitter, spike_block_e, refrac_i,
              table_pre, table_post1, table_post2, rng_state):
     """Steps ``first .. stop - 1`` of one presentation; returns the next step to run.
 
@@ -167,7 +167,8 @@ def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn,
     ``sync_every`` the kernel returns early when pulses are pending, for the caller to
     apply them. ``counts[j]`` counts the spikes of excitatory neuron ``j``;
     ``events[i]`` the spikes of input ``i`` (synaptic reads). Excitatory neuron ``j``
-    fires above ``theta[j] + thresh_e[j]`` and stays refractory ``refrac_e[j]`` steps;
+    fires above ``theta[j] + thresh_e[j]``, its membrane is clamped for ``refrac_e[j]``
+    steps and it cannot fire again for ``spike_block_e`` steps;
     with ``refrac_e_jitter > 0`` each spike draws its refractory period uniformly
     within ``refrac_e_base[j] * (1 +- refrac_e_jitter)`` (volatile-memristor neurons).
     """
@@ -207,7 +208,8 @@ def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn,
         n_fe = 0
         n_fi = 0
         for j in range(n_e):
-            if t - last_e[j] >= refrac_e[j] and v_e[j] > theta[j] + thresh_e[j]:
+            since = t - last_e[j]
+            if since >= refrac_e[j] and since >= spike_block_e and v_e[j] > theta[j] + thresh_e[j]:
                 fired_e[n_fe] = j
                 n_fe += 1
                 last_e[j] = t

@@ -179,6 +179,7 @@ class DiehlCookEngine:
         self._tables = tuple(kern.trace_table(dt_s, tau * 1e-3)
                              for tau in (p.tc_pre_ms, p.tc_post1_ms, p.tc_post2_ms))
         self._refrac_i = int(round(p.refrac_i_ms / p.dt_ms))
+        self._spike_block_e = int(round(p.spike_block_e_ms / p.dt_ms))
         self.neuron = neuron
         self._thresh_e, self._refrac_e_base, self._refrac_jitter = self._excitatory_neurons()
         self._acc = np.zeros(n_cells)
@@ -349,7 +350,7 @@ class DiehlCookEngine:
                 st["last_e"], st["v_i"], st["ge_i"], st["gi_i"], st["last_i"], st["pre"],
                 st["pre_t"], st["post1"], st["post2"], st["post_t"], counts, self._events,
                 self._thresh_e, st["refrac_e"], self._refrac_e_base, self._refrac_jitter,
-                self._refrac_i, *self._tables, self._rng_state)
+                self._spike_block_e, self._refrac_i, *self._tables, self._rng_state)
             if s_next < stop:  # a sync point with pulses pending
                 saved = self.step
                 self.step = saved + s_next  # the flush happens at the end of that step

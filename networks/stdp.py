@@ -182,6 +182,10 @@ class DiehlCookParams:
     v_thresh_e_mv: float = -52.0
     offset_mv: float = 20.0
     refrac_e_ms: float = 5.0
+    # The published code blocks spikes with a timer, ``dtimer/dt = 100.0 : ms`` (0.1 ms
+    # per ms) tested against 5 ms: an excitatory neuron cannot fire again for 50 ms
+    # (its membrane is clamped for 5 ms). Set to refrac_e_ms for a plain 5 ms.
+    spike_block_e_ms: float = 50.0
     tau_e_ms: float = 100.0
     theta_plus_mv: float = 0.05
     tau_theta_ms: float = 1e7
@@ -265,7 +269,8 @@ class DiehlCook2015:
                theta_decays : 1 (shared)
                theta_step : volt (shared)
                count : integer""",
-            threshold="v > theta - offset + v_thresh_e",
+            threshold="v > theta - offset + v_thresh_e and "
+                      "timestep(t - lastspike, dt) >= timestep(spike_block_e, dt)",
             reset="v = v_reset_e\ntheta += theta_step\ncount += 1",
             refractory=p.refrac_e_ms * ms, method="euler", namespace=ns, dt=dt, name="dc_exc")
         self.exc.v = (p.v_rest_e_mv - 40) * mV
