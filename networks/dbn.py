@@ -31,6 +31,7 @@ followed by the exact label posterior of the top RBM (free energy per label);
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -773,7 +774,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         return counts / counts.sum(axis=1, keepdims=True)
 
     def predict(self, X, **kwargs):
-        return self.classes_[np.argmax(self.predict_proba(X, **kwargs), axis=1)]
+        proba = self.predict_proba(X, **kwargs)  # raises NotFittedError before fit
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def _modules(self):
         mods = list(self.layers_)
@@ -822,8 +824,11 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         meta["metadata_sha256"] = _meta_digest(meta)
         arrays["__metadata__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(path)  # atomic: an interrupted save never leaves half a file
+        try:
+            np.savez_compressed(tmp, **arrays)
+            tmp.replace(path)  # atomic: an interrupted save never leaves half a file
+        finally:
+            tmp.unlink(missing_ok=True)  # nothing left behind, even on Ctrl-C
         return path
 
     @classmethod
@@ -831,6 +836,10 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         """Read a file written by :meth:`save`; a tampered or foreign file raises ValueError."""
         from .rbm import _params_from_json
         path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path} is not a neuromem DBN archive (not an .npz file)")
         damaged = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
         try:
             archive = np.load(path, allow_pickle=False)

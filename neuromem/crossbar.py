@@ -256,11 +256,15 @@ class Crossbar:
     def read(self, v, *, binary: bool | None = None, noise: bool = True) -> np.ndarray:
         """Column currents (amperes) for row voltages ``v`` (forward read).
 
-        ``v`` has shape ``(rows,)`` or ``(batch, rows)``. By default float input is in
-        volts; with ``binary=True`` (the default for boolean arrays) a 0/1 input drives
-        its row at the device's ``read_voltage_v`` or leaves it at 0 V, so binary
-        inputs need no DAC. Returns float32 currents of shape ``(cols,)`` or
-        ``(batch, cols)``: the differential current ``I+ - I-`` of each column.
+        ``v`` has shape ``(rows,)`` or ``(batch, rows)``. Float input is in volts and
+        must stay within the device's read range ``|v| <= read_voltage_v`` (a larger
+        voltage would disturb the stored state; it is refused). With ``binary=True`` a
+        0/1 input drives its row at the device's ``read_voltage_v`` or leaves it at
+        0 V, so binary inputs need no DAC; ``binary=None`` (the default) takes boolean
+        arrays and integer arrays holding only 0 and 1 (e.g. the uint8 output of
+        :func:`neuromem.data.binarize`) as binary drive. Returns float32 currents of
+        shape ``(cols,)`` or ``(batch, cols)``: the differential current ``I+ - I-`` of
+        each column.
         """
         return self._read(v, binary, noise, backward=False)
 
@@ -280,7 +284,8 @@ class Crossbar:
         if v.dtype.kind not in "biuf":
             raise TypeError(f"v must be a numeric or boolean array, got dtype {v.dtype}")
         if binary is None:
-            binary = v.dtype == np.bool_
+            # booleans, and integers that hold only 0 and 1, are binary drive, not volts
+            binary = v.dtype == np.bool_ or (v.dtype.kind in "iu" and bool(np.all((v == 0) | (v == 1))))
         self._sync_drift()
         x = v.astype(np.float32, copy=False)
         line_sum = self._col_sum if backward else self._row_sum
@@ -302,6 +307,13 @@ class Crossbar:
         else:
             if not np.all(np.isfinite(x)):
                 raise ValueError("v must be finite (no NaN or inf)")
+            v_max = self.device.read_voltage_v
+            peak = float(np.max(np.abs(x))) if x.size else 0.0
+            if peak > v_max * (1 + 1e-6):
+                raise ValueError(
+                    f"read voltage {peak:g} V exceeds the {type(self.device).__name__} read "
+                    f"range (|v| <= read_voltage_v = {v_max:g} V); a larger drive would "
+                    "disturb the stored state. Pass 0/1 input (binary drive) or volts in range")
             scale = 1.0
             # energy: every driven line dissipates V^2 times its total conductance (a matvec)
             energy = self.device.read_time_s * float(
