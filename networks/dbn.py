@@ -48,12 +48,16 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neuromem import SoftmaxWTA
 
-from .rbm import MemristiveRBM, _jsonable_params, _softplus, program_rbm_weights
+from .rbm import MemristiveRBM, _jsonable_params, _softplus, auto_batch_size, program_rbm_weights
 
 FORMAT = "neuromem-dbn"
 FORMAT_VERSION = 1
 INFERENCE = ("freeze", "sampling")
 FINETUNE = ("up-down", "discriminative")
+#: ``n_iter="auto"``: mini-batches of pre-training per lower layer (5 MNIST epochs of 100)
+AUTO_LAYER_UPDATES = 2500
+#: ``n_top_iter="auto"``: mini-batches of the top RBM (40 MNIST epochs of 100)
+AUTO_TOP_UPDATES = 20000
 #: MemristiveRBM parameters that the DBN sets for every layer itself.
 _SET_BY_DBN = frozenset({"n_components", "device", "neuron", "update", "cd_k", "batch_size",
                          "n_iter", "random_state"})
@@ -105,8 +109,8 @@ class _LabelledRBM(MemristiveRBM):
         out[:, n:] = self.expand_labels(self._wta.probability(self._label_currents(currents)))
         return out
 
-    def get_state(self):
-        arrays, meta = super().get_state()
+    def get_state(self, training_state=True):
+        arrays, meta = super().get_state(training_state)
         meta["wta_rng"] = self._wta.rng.bit_generator.state
         meta["n_labels"] = self.n_labels
         meta["label_lines"] = self.label_lines
@@ -261,11 +265,15 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     n_top : int
         Hidden units of the top (associative) RBM (2000).
     device, neuron, update, cd_k, batch_size :
-        As in :class:`MemristiveRBM`, shared by all layers.
-    n_iter : int
-        Pre-training epochs per layer (also for the top RBM unless ``n_top_iter``).
-    n_top_iter : int or None
-        Epochs of the top RBM (``None``: ``n_iter``).
+        As in :class:`MemristiveRBM`, shared by all layers (``batch_size="auto"``: 10
+        to 100, one hundredth of the training set).
+    n_iter : int or "auto"
+        Pre-training epochs per layer (also for the top RBM when ``n_top_iter`` is
+        ``None``). ``"auto"``: enough epochs for about :data:`AUTO_LAYER_UPDATES`
+        mini-batches (5 epochs on MNIST, more on small sets).
+    n_top_iter : int, "auto" or None
+        Epochs of the top RBM (``None``: ``n_iter``; ``"auto"``: about
+        :data:`AUTO_TOP_UPDATES` mini-batches).
     top_cd_k : int
         CD steps of the top RBM.
     n_finetune : int
@@ -359,6 +367,22 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.random_state = random_state
 
+    @classmethod
+    def from_recipe(cls, recipe="digits", **params) -> "MemristiveDBN":
+        """A network built from a named recipe (``neuromem recipes`` lists them), the
+        path of a recipe TOML file, or a ``results.json`` of ``neuromem dbn``;
+        keyword arguments override single parameters (as ``set_params``).
+
+        >>> dbn = MemristiveDBN.from_recipe("yflash-headline", random_state=1)
+        >>> dbn.n_top_iter, dbn.top_rbm_params["scheme"]
+        (40, 'differential')
+        """
+        from .recipes import load_recipe, recipe_estimator_params
+
+        settings = recipe_estimator_params(recipe if isinstance(recipe, dict) else load_recipe(recipe))
+        settings.update(params)
+        return cls(**settings)
+
     # ------------------------------------------------------------------ plan
     def _check_params(self):
         sizes = tuple(self.hidden_layer_sizes)
@@ -367,9 +391,12 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         for s in sizes:
             _check_int("hidden_layer_sizes", s, 1)
         _check_int("n_top", self.n_top, 1)
-        _check_int("n_iter", self.n_iter, 0)
-        if self.n_top_iter is not None:
+        if self.n_iter != "auto":
+            _check_int("n_iter", self.n_iter, 0)
+        if self.n_top_iter not in (None, "auto"):
             _check_int("n_top_iter", self.n_top_iter, 1)
+        if self.batch_size != "auto":
+            _check_int("batch_size", self.batch_size, 1)
         _check_int("n_finetune", self.n_finetune, 0)
         _check_int("top_cd_k", self.top_cd_k, 1)
         _check_int("finetune_cd_k", self.finetune_cd_k, 1)
@@ -392,14 +419,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                              f"update != 'ideal' (got discriminative_weight={dw!r}, "
                              f"update={self.update!r})")
         n_top = self.n_iter if self.n_top_iter is None else self.n_top_iter
-        anneal = self.top_anneal_epochs
-        if (not isinstance(anneal, (tuple, list))
-                or any(not isinstance(e, Integral) or isinstance(e, bool) for e in anneal)
-                or list(anneal) != sorted(set(anneal))
-                or any(not 1 <= e < n_top for e in anneal)):
-            raise ValueError("top_anneal_epochs must be increasing whole numbers of top epochs "
-                             f"in [1, {n_top - 1}] (n_top_iter={n_top}), got {anneal!r}")
-        if anneal and self.update == "ideal":
+        self._check_anneal(None if n_top == "auto" else n_top)
+        if self.top_anneal_epochs and self.update == "ideal":
             raise ValueError("top_anneal_epochs doubles the counters' threshold; update="
                              "'ideal' has no counters (set its learning_rate instead)")
         if self.inference not in INFERENCE:
@@ -436,20 +457,49 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             self._rbm(0, 1, seed=0, top=True)._check_params()
         return sizes
 
+    def _check_anneal(self, n_top):
+        """``top_anneal_epochs`` against ``n_top`` top epochs (None: not known yet)."""
+        anneal = self.top_anneal_epochs
+        high = math.inf if n_top is None else n_top
+        if (not isinstance(anneal, (tuple, list))
+                or any(not isinstance(e, Integral) or isinstance(e, bool) for e in anneal)
+                or list(anneal) != sorted(set(anneal))
+                or any(not 1 <= e < high for e in anneal)):
+            raise ValueError("top_anneal_epochs must be increasing whole numbers of top epochs "
+                             f"in [1, {high - 1}] (n_top_iter={n_top}), got {anneal!r}")
+
+    def _resolve_plan(self, n_samples):
+        """Batch size and epochs for ``n_samples`` training rows (``"auto"`` resolved):
+        ``batch_size_``, ``n_iter_``, ``n_top_iter_``."""
+        batch = auto_batch_size(n_samples) if self.batch_size == "auto" else int(self.batch_size)
+        per_epoch = max(1, math.ceil(n_samples / batch))
+        n_iter = (math.ceil(AUTO_LAYER_UPDATES / per_epoch) if self.n_iter == "auto"
+                  else int(self.n_iter))
+        if self.n_top_iter is None:
+            n_top = n_iter
+        elif self.n_top_iter == "auto":
+            n_top = math.ceil(AUTO_TOP_UPDATES / per_epoch)
+        else:
+            n_top = int(self.n_top_iter)
+        self.batch_size_, self.n_iter_, self.n_top_iter_ = batch, n_iter, max(n_top, 1)
+        self._check_anneal(self.n_top_iter_)
+
     def _rbm(self, n_hidden, index, seed, cls=MemristiveRBM, cd_k=None, top=False):
         params = dict(self.rbm_params or {})
         if top:
             params.update(self.top_rbm_params or {})
+        batch = getattr(self, "batch_size_", self.batch_size)
         return cls(max(n_hidden, 1), device=self.device, neuron=self.neuron, update=self.update,
-                   cd_k=cd_k or self.cd_k, batch_size=self.batch_size, n_iter=1,
+                   cd_k=cd_k or self.cd_k, batch_size=batch, n_iter=1,
                    random_state=seed, **params)
 
     @property
     def stages_(self):
         """Training plan: ``(name, epochs)`` per stage."""
+        check_is_fitted(self, "n_iter_")
         sizes = tuple(self.hidden_layer_sizes)
-        plan = [(f"layer{i}", self.n_iter) for i in range(len(sizes))]
-        plan.append(("top", self.n_iter if self.n_top_iter is None else self.n_top_iter))
+        plan = [(f"layer{i}", self.n_iter_) for i in range(len(sizes))]
+        plan.append(("top", self.n_top_iter_))
         if self.n_finetune:
             plan.append(("finetune", self.n_finetune))
         return plan
@@ -469,6 +519,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(f"y must hold at least 2 classes, got {len(self.classes_)}")
+        self._resolve_plan(len(X))
         seeds = check_random_state(self.random_state).randint(0, 2**31 - 1, size=16)
         self._seeds = [int(s) for s in seeds]
         self._rng = np.random.default_rng(self._seeds[-1])
@@ -476,6 +527,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self.top_ = None
         self.generative_ = []
         self.progress_ = {"stage": 0, "epoch": 0}
+        self.training_state_ = True
         self.history_ = []
         self._data_cache = None
         return X, y
@@ -523,6 +575,9 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     def train_epoch(self, X, y):
         """Run the next epoch of the plan; returns ``(stage_name, epoch)`` just done."""
         check_is_fitted(self, "progress_")
+        if not getattr(self, "training_state_", True):
+            raise RuntimeError("this network was saved without its training state "
+                               "(save(..., training_state=True) keeps it); it can only predict")
         if self.done_:
             raise RuntimeError("training plan already finished")
         name, epochs = self.stages_[self.progress_["stage"]]
@@ -597,7 +652,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             target = np.zeros(gen.crossbar_.shape)
             target[:nh, :nv] = full[:nv, :nh].T
             target[nh:, :nv] = full[:nv, nh:].T  # visible biases move to the bias rows
-            program_rbm_weights(gen.crossbar_, target, gen._g_to_w, gen.scheme, gen.reference_level)
+            program_rbm_weights(gen.crossbar_, target, gen._g_to_w, gen.scheme, gen.reference_level_)
             gen._mark_initial_state()
             self.generative_.append(gen)
 
@@ -643,8 +698,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         order = self._rng.permutation(n)
         top = self.top_
         n_h = top.n_data_
-        for start in range(0, n, self.batch_size):
-            idx = order[start: start + self.batch_size]
+        for start in range(0, n, self.batch_size_):
+            idx = order[start: start + self.batch_size_]
             v = self.layers_[0]._binary_input(X[idx])
             # wake: recognition pass
             wake = [v]
@@ -676,8 +731,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         order = self._rng.permutation(n)
         top = self.top_
         labels = top.expand_labels(Y)
-        for start in range(0, n, self.batch_size):
-            idx = order[start: start + self.batch_size]
+        for start in range(0, n, self.batch_size_):
+            idx = order[start: start + self.batch_size_]
             self._gradient_batch(X[idx], labels[idx])
 
     def _gradient_batch(self, x, labels):
@@ -797,8 +852,15 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         return total
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path) -> Path:
-        """Write a ``.npz`` archive (arrays plus JSON metadata with SHA-256 per array)."""
+    def save(self, path, *, training_state: bool = True) -> Path:
+        """Write a ``.npz`` archive (arrays plus JSON metadata with SHA-256 per array).
+
+        ``training_state=True`` keeps everything to resume training bit for bit (device
+        states, counters, random streams: the checkpoints of ``neuromem dbn``).
+        ``False`` keeps what prediction needs, the conductances of the recognition and
+        top arrays, about a quarter of the size for Y-Flash; such a model predicts
+        exactly as the saved one but cannot train further.
+        """
         check_is_fitted(self, "progress_")
         path = Path(path)
         arrays = {"classes": np.asarray(self.classes_)}
@@ -806,17 +868,21 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         named = [(f"layer{i}", r) for i, r in enumerate(self.layers_)]
         if self.top_ is not None:
             named.append(("top", self.top_))
-        named += [(f"gen{i}", g) for i, g in enumerate(self.generative_)]
+        if training_state:
+            named += [(f"gen{i}", g) for i, g in enumerate(self.generative_)]
         for name, mod in named:
-            a, m = mod.get_state()
+            a, m = mod.get_state(training_state)
             modules[name] = m
             arrays.update({f"{name}/{k}": v for k, v in a.items()})
         meta = {
             "format": FORMAT, "version": FORMAT_VERSION,
             "params": _jsonable_params(self.get_params()),
             "n_features_in": int(self.n_features_in_),
+            "plan": {"batch_size": self.batch_size_, "n_iter": self.n_iter_,
+                     "n_top_iter": self.n_top_iter_},
             "progress": self.progress_, "history": self.history_,
             "seeds": self._seeds, "rng": self._rng.bit_generator.state,
+            "training_state": bool(training_state),
             "modules": modules,
             "sha256": {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
                        for k, v in arrays.items()},
@@ -877,7 +943,13 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             dbn.top_anneal_epochs = tuple(dbn.top_anneal_epochs)  # JSON keeps lists
             dbn.n_features_in_ = int(meta["n_features_in"])
             dbn.classes_ = arrays["classes"]
+            plan = meta.get("plan") or {  # archives before "auto" settings held numbers
+                "batch_size": dbn.batch_size, "n_iter": dbn.n_iter,
+                "n_top_iter": dbn.n_iter if dbn.n_top_iter is None else dbn.n_top_iter}
+            dbn.batch_size_ = int(plan["batch_size"])
+            dbn.n_iter_, dbn.n_top_iter_ = int(plan["n_iter"]), int(plan["n_top_iter"])
             dbn.progress_ = dict(meta["progress"])
+            dbn.training_state_ = bool(meta.get("training_state", True))
             dbn.history_ = list(meta["history"])
             dbn._seeds = list(meta["seeds"])
             dbn._rng = np.random.default_rng(0)

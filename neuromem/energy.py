@@ -57,7 +57,8 @@ class EnergyLedger:
 
     @property
     def total_j(self) -> float:
-        return sum(e.energy_j for e in self._entries.values())
+        # in name order, so a ledger restored from as_dict() sums to the same last bit
+        return sum(self._entries[k].energy_j for k in sorted(self._entries))
 
     def as_dict(self) -> dict:
         """JSON-ready summary: ``{operation: {"count": n, "energy_j": e}, "total_j": t}``."""

@@ -44,3 +44,21 @@ def test_interrupted_save_leaves_no_temporary_file(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         dbn.save(tmp_path / "model.npz")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_model_saved_for_prediction_is_small_and_predicts_the_same(tmp_path):
+    X, y = load_digits_binary()
+    dbn = MemristiveDBN((32,), 48, n_iter=2, batch_size=20, n_finetune=1, random_state=0)
+    dbn.fit(X[:400], y[:400])
+    full = dbn.save(tmp_path / "full.npz")
+    slim = dbn.save(tmp_path / "slim.npz", training_state=False)
+    assert slim.stat().st_size < 0.5 * full.stat().st_size
+    model = MemristiveDBN.load(slim)
+    for mode in ("freeze", "sampling"):
+        np.testing.assert_array_equal(model.predict_proba(X[400:600], inference=mode),
+                                      dbn.predict_proba(X[400:600], inference=mode))
+    with pytest.raises(RuntimeError, match="training state"):
+        model.train_epoch(X[:400], y[:400])
+    with pytest.raises(RuntimeError, match="read but not pulsed"):
+        model.top_.crossbar_.apply_pulses(np.ones(model.top_.crossbar_.shape, dtype=np.int64))
+    model.fit(X[:100], y[:100])  # a fresh fit starts over and trains again

@@ -372,6 +372,10 @@ class YFlash(Device):
     full_cycle_g_high_s: float = 0.3e-6
 
     name: ClassVar[str] = "yflash"
+    #: program steps are geometric and erase steps shrink with G, so up and down steps
+    #: balance only near 100 nS (about +19 / -20 nS per pulse there, against +33 / -66 nS
+    #: at 500 nS): 0.1 of the ~1 uS range
+    operating_level: ClassVar[float] = 0.1
     state_names: ClassVar[tuple[str, ...]] = ("q_fg_c", "va_v", "beta_v")
     source: ClassVar[str] = (
         "Wang et al., Appl. Phys. Lett. 119, 263504 (2021) (physical compact model); "
