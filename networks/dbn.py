@@ -54,10 +54,20 @@ FORMAT = "neuromem-dbn"
 FORMAT_VERSION = 1
 INFERENCE = ("freeze", "sampling")
 FINETUNE = ("up-down", "discriminative")
-#: ``n_iter="auto"``: mini-batches of pre-training per lower layer (5 MNIST epochs of 100)
-AUTO_LAYER_UPDATES = 2500
-#: ``n_top_iter="auto"``: mini-batches of the top RBM (40 MNIST epochs of 100)
-AUTO_TOP_UPDATES = 20000
+#: ``n_iter="auto"``: mini-batches of pre-training per lower layer (5 MNIST epochs of
+#: 100), in at most ``AUTO_LAYER_EPOCHS`` epochs (long pre-training hurts classification)
+AUTO_LAYER_UPDATES, AUTO_LAYER_EPOCHS = 2500, 20
+#: ``n_top_iter="auto"``: mini-batches of the top RBM (40 MNIST epochs of 100), in at
+#: most ``AUTO_TOP_EPOCHS`` epochs
+AUTO_TOP_UPDATES, AUTO_TOP_EPOCHS = 20000, 100
+#: ``discriminative_weight="auto"``: the hybrid top RBM's weight with counters, and with
+#: the float rule (the MNIST results' values)
+AUTO_HYBRID_WEIGHT, AUTO_FLOAT_WEIGHT = 8.0, 10.0
+#: ``guess_sweeps="auto"`` with the counters' hybrid step
+AUTO_GUESS_SWEEPS = 5
+#: ``top_anneal_epochs="auto"``: the counter threshold doubles after these fractions of
+#: the top epochs (25, 32, 37 of 40 in the MNIST headline)
+AUTO_ANNEAL_FRACTIONS = (25 / 40, 32 / 40, 37 / 40)
 #: MemristiveRBM parameters that the DBN sets for every layer itself.
 _SET_BY_DBN = frozenset({"n_components", "device", "neuron", "update", "cd_k", "batch_size",
                          "n_iter", "random_state"})
@@ -333,12 +343,13 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, hidden_layer_sizes=(500, 500), n_top=2000, *, device="yflash",
-                 neuron="comparator", update="counter", cd_k=1, top_cd_k=1, batch_size=100,
-                 n_iter=10, n_top_iter=None, n_finetune=0, finetune="up-down", finetune_cd_k=3,
-                 finetune_learning_rate=0.01, finetune_momentum=0.0, finetune_decay=1.0,
-                 inference="freeze", n_samples=10, label_lines=1, discriminative_weight=0.0,
-                 guess_sweeps=1, paired_noise=False, top_anneal_epochs=(), rbm_params=None,
-                 top_rbm_params=None, verbose=False, random_state=None):
+                 neuron="comparator", update="counter", cd_k=1, top_cd_k=1, batch_size="auto",
+                 n_iter="auto", n_top_iter="auto", n_finetune=0, finetune="up-down",
+                 finetune_cd_k=3, finetune_learning_rate=0.01, finetune_momentum=0.0,
+                 finetune_decay=1.0, inference="freeze", n_samples=10, label_lines=1,
+                 discriminative_weight="auto", guess_sweeps="auto", paired_noise="auto",
+                 top_anneal_epochs="auto", rbm_params=None, top_rbm_params="auto",
+                 verbose=False, random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_top = n_top
         self.device = device
@@ -402,17 +413,19 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         _check_int("finetune_cd_k", self.finetune_cd_k, 1)
         _check_int("n_samples", self.n_samples, 1)
         _check_int("label_lines", self.label_lines, 1)
-        dw = self.discriminative_weight
+        counters = self.update != "ideal"
+        dw = self._auto("discriminative_weight", AUTO_HYBRID_WEIGHT if counters else AUTO_FLOAT_WEIGHT)
         if (isinstance(dw, bool) or not isinstance(dw, Real) or not math.isfinite(dw)
                 or dw < 0):
             raise ValueError(f"discriminative_weight must be a finite number >= 0, got {dw!r}")
         if self.update != "ideal" and dw != int(dw):
             raise ValueError("discriminative_weight must be a whole number with counter "
                              f"updates (update={self.update!r}), got {dw!r}")
-        _check_int("guess_sweeps", self.guess_sweeps, 1)
-        if not isinstance(self.paired_noise, (bool, np.bool_)):
-            raise ValueError(f"paired_noise must be True or False, got {self.paired_noise!r}")
-        if (self.guess_sweeps != 1 or self.paired_noise) and (self.update == "ideal" or not dw):
+        sweeps, paired = self._auto("guess_sweeps", 1), self._auto("paired_noise", False)
+        _check_int("guess_sweeps", sweeps, 1)
+        if not isinstance(paired, (bool, np.bool_)):
+            raise ValueError(f"paired_noise must be True or False, got {paired!r}")
+        if (sweeps != 1 or paired) and (self.update == "ideal" or not dw):
             # the float rule takes the exact gradient of log p(y | x): no guess, no reads
             raise ValueError("guess_sweeps and paired_noise shape the counter rules' "
                              "discriminative step; they need discriminative_weight > 0 and "
@@ -420,7 +433,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                              f"update={self.update!r})")
         n_top = self.n_iter if self.n_top_iter is None else self.n_top_iter
         self._check_anneal(None if n_top == "auto" else n_top)
-        if self.top_anneal_epochs and self.update == "ideal":
+        if self._auto("top_anneal_epochs", ()) and self.update == "ideal":
             raise ValueError("top_anneal_epochs doubles the counters' threshold; update="
                              "'ideal' has no counters (set its learning_rate instead)")
         if self.inference not in INFERENCE:
@@ -429,7 +442,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             raise ValueError(f"finetune must be one of {FINETUNE}, got {self.finetune!r}")
         if self.finetune == "discriminative" and self.update != "ideal":
             # back-propagation needs error magnitudes (an ADC) and the sigmoid slope; a
-            # mistake-driven sign version on Y-Flash did not beat the hybrid top (issue 3)
+            # mistake-driven sign version on Y-Flash did not beat the hybrid top in short trials
             raise ValueError("finetune='discriminative' needs update='ideal' (a float "
                              f"gradient), got update={self.update!r}; use 'up-down'")
         if not (self.finetune_learning_rate > 0 and math.isfinite(self.finetune_learning_rate)):
@@ -441,7 +454,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         if isinstance(fd, bool) or not isinstance(fd, Real) or not 0 < fd <= 1:
             raise ValueError(f"finetune_decay must be a number in (0, 1], got {fd!r}")
         for name in ("rbm_params", "top_rbm_params"):
-            value = getattr(self, name)
+            value = self._auto(name, None)
             if value is not None and not isinstance(value, dict):
                 raise TypeError(f"{name} must be a dict or None, got {type(value).__name__}")
             unknown = set(value or {}) - set(MemristiveRBM().get_params())
@@ -453,13 +466,18 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{name} cannot set {sorted(reserved)}: the DBN sets them")
         # an RBM validates the shared parameters (device, neuron, update, ...)
         self._rbm(0, 1, seed=0)._check_params()
-        if self.top_rbm_params:
+        if self._auto("top_rbm_params", None):
             self._rbm(0, 1, seed=0, top=True)._check_params()
         return sizes
 
+    def _auto(self, name, value):
+        """The parameter ``name``, or ``value`` where it is ``"auto"``."""
+        setting = getattr(self, name)
+        return value if isinstance(setting, str) and setting == "auto" else setting
+
     def _check_anneal(self, n_top):
         """``top_anneal_epochs`` against ``n_top`` top epochs (None: not known yet)."""
-        anneal = self.top_anneal_epochs
+        anneal = self._auto("top_anneal_epochs", ())
         high = math.inf if n_top is None else n_top
         if (not isinstance(anneal, (tuple, list))
                 or any(not isinstance(e, Integral) or isinstance(e, bool) for e in anneal)
@@ -469,25 +487,49 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                              f"in [1, {high - 1}] (n_top_iter={n_top}), got {anneal!r}")
 
     def _resolve_plan(self, n_samples):
-        """Batch size and epochs for ``n_samples`` training rows (``"auto"`` resolved):
-        ``batch_size_``, ``n_iter_``, ``n_top_iter_``."""
+        """Every ``"auto"`` setting for ``n_samples`` training rows, into ``batch_size_``,
+        ``n_iter_``, ``n_top_iter_``, ``discriminative_weight_``, ``guess_sweeps_``,
+        ``paired_noise_``, ``top_anneal_epochs_`` and ``top_rbm_params_``."""
         batch = auto_batch_size(n_samples) if self.batch_size == "auto" else int(self.batch_size)
         per_epoch = max(1, math.ceil(n_samples / batch))
-        n_iter = (math.ceil(AUTO_LAYER_UPDATES / per_epoch) if self.n_iter == "auto"
-                  else int(self.n_iter))
+        n_iter = (min(AUTO_LAYER_EPOCHS, math.ceil(AUTO_LAYER_UPDATES / per_epoch))
+                  if self.n_iter == "auto" else int(self.n_iter))
         if self.n_top_iter is None:
             n_top = n_iter
         elif self.n_top_iter == "auto":
-            n_top = math.ceil(AUTO_TOP_UPDATES / per_epoch)
+            n_top = min(AUTO_TOP_EPOCHS, math.ceil(AUTO_TOP_UPDATES / per_epoch))
         else:
             n_top = int(self.n_top_iter)
-        self.batch_size_, self.n_iter_, self.n_top_iter_ = batch, n_iter, max(n_top, 1)
+        n_top = max(n_top, 1)
+        counters = self.update != "ideal"
+        dw = float(self._auto("discriminative_weight",
+                              AUTO_HYBRID_WEIGHT if counters else AUTO_FLOAT_WEIGHT))
+        hybrid = counters and dw > 0  # the hardware hybrid step runs
+        anneal = ()
+        if counters:
+            anneal = tuple(sorted({e for e in (round(n_top * f) for f in AUTO_ANNEAL_FRACTIONS)
+                                   if 1 <= e < n_top}))
+        top_params = {"scheme": "differential", "counter_threshold": 2 * batch} if counters else {}
+        self.batch_size_, self.n_iter_, self.n_top_iter_ = batch, n_iter, n_top
+        self.discriminative_weight_ = dw
+        self.guess_sweeps_ = int(self._auto("guess_sweeps", AUTO_GUESS_SWEEPS if hybrid else 1))
+        self.paired_noise_ = bool(self._auto("paired_noise", hybrid))
+        self.top_anneal_epochs_ = tuple(self._auto("top_anneal_epochs", anneal))
+        self.top_rbm_params_ = dict(self._auto("top_rbm_params", top_params) or {})
         self._check_anneal(self.n_top_iter_)
+
+    def _plan(self) -> dict:
+        return {"batch_size": self.batch_size_, "n_iter": self.n_iter_,
+                "n_top_iter": self.n_top_iter_, "discriminative_weight": self.discriminative_weight_,
+                "guess_sweeps": self.guess_sweeps_, "paired_noise": self.paired_noise_,
+                "top_anneal_epochs": list(self.top_anneal_epochs_),
+                "top_rbm_params": self.top_rbm_params_}
 
     def _rbm(self, n_hidden, index, seed, cls=MemristiveRBM, cd_k=None, top=False):
         params = dict(self.rbm_params or {})
         if top:
-            params.update(self.top_rbm_params or {})
+            params.update(getattr(self, "top_rbm_params_", None)
+                          or self._auto("top_rbm_params", {"scheme": "differential"}) or {})
         batch = getattr(self, "batch_size_", self.batch_size)
         return cls(max(n_hidden, 1), device=self.device, neuron=self.neuron, update=self.update,
                    cd_k=cd_k or self.cd_k, batch_size=batch, n_iter=1,
@@ -625,11 +667,11 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     def _configure_top(self, top, top_epoch):
         """Hybrid-step settings, and the counter threshold for top epoch ``top_epoch``
         (0-based; recomputed every epoch, so a resumed run takes the same schedule)."""
-        top.discriminative_weight = float(self.discriminative_weight)
-        top.guess_sweeps = int(self.guess_sweeps)
-        top.paired_noise = bool(self.paired_noise)
+        top.discriminative_weight = self.discriminative_weight_
+        top.guess_sweeps = self.guess_sweeps_
+        top.paired_noise = self.paired_noise_
         if hasattr(top, "_counter"):  # absent before the first batch (then no doubling)
-            doublings = sum(e <= top_epoch for e in self.top_anneal_epochs)
+            doublings = sum(e <= top_epoch for e in self.top_anneal_epochs_)
             top._counter.threshold = top.counter_threshold_ * 2 ** doublings
 
     def fit(self, X, y):
@@ -878,8 +920,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             "format": FORMAT, "version": FORMAT_VERSION,
             "params": _jsonable_params(self.get_params()),
             "n_features_in": int(self.n_features_in_),
-            "plan": {"batch_size": self.batch_size_, "n_iter": self.n_iter_,
-                     "n_top_iter": self.n_top_iter_},
+            "plan": self._plan(),
             "progress": self.progress_, "history": self.history_,
             "seeds": self._seeds, "rng": self._rng.bit_generator.state,
             "training_state": bool(training_state),
@@ -940,14 +981,24 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         try:
             dbn = cls(**_params_from_json(meta["params"]))
             dbn.hidden_layer_sizes = tuple(dbn.hidden_layer_sizes)
-            dbn.top_anneal_epochs = tuple(dbn.top_anneal_epochs)  # JSON keeps lists
+            if isinstance(dbn.top_anneal_epochs, list):  # JSON keeps lists
+                dbn.top_anneal_epochs = tuple(dbn.top_anneal_epochs)
             dbn.n_features_in_ = int(meta["n_features_in"])
             dbn.classes_ = arrays["classes"]
             plan = meta.get("plan") or {  # archives before "auto" settings held numbers
                 "batch_size": dbn.batch_size, "n_iter": dbn.n_iter,
-                "n_top_iter": dbn.n_iter if dbn.n_top_iter is None else dbn.n_top_iter}
+                "n_top_iter": dbn.n_iter if dbn.n_top_iter is None else dbn.n_top_iter,
+                "discriminative_weight": dbn.discriminative_weight,
+                "guess_sweeps": dbn.guess_sweeps, "paired_noise": dbn.paired_noise,
+                "top_anneal_epochs": dbn.top_anneal_epochs,
+                "top_rbm_params": dbn.top_rbm_params}
             dbn.batch_size_ = int(plan["batch_size"])
             dbn.n_iter_, dbn.n_top_iter_ = int(plan["n_iter"]), int(plan["n_top_iter"])
+            dbn.discriminative_weight_ = float(plan["discriminative_weight"])
+            dbn.guess_sweeps_ = int(plan["guess_sweeps"])
+            dbn.paired_noise_ = bool(plan["paired_noise"])
+            dbn.top_anneal_epochs_ = tuple(plan["top_anneal_epochs"])
+            dbn.top_rbm_params_ = dict(plan["top_rbm_params"] or {})
             dbn.progress_ = dict(meta["progress"])
             dbn.training_state_ = bool(meta.get("training_state", True))
             dbn.history_ = list(meta["history"])

@@ -7,7 +7,7 @@ constant 1 in the upward pass (hidden biases), the extra columns in the downward
 random reference, or an MTJ p-bit) that see the column current directly: no ADC, no
 sigmoid circuit. Learning follows contrastive divergence with the statistics
 ``v0 h0 - vk hk`` accumulated in integer counters that fire programming pulses
-(Wang et al., Nat. Electron. 5, 870, 2022; DESIGN.md §2).
+(Wang et al., Nat. Electron. 5, 870, 2022; docs/hardware.md §3).
 
 Weight units: the hidden input is ``x = I / I0`` with ``I0 = V_read * g_range /
 weight_range``, so a conductance difference spanning the device range ``g_range`` is

@@ -440,7 +440,7 @@ class Crossbar:
 
         Row ``i`` is driven with polarity ``row_signs[i]`` in {-1, 0, +1}, column ``j``
         with a pulse ``col_pulses[j] >= 0`` nominal pulses long, so cell ``(i, j)`` gets
-        ``row_signs[i] * col_pulses[j]`` pulses (DESIGN.md §2, ``ΔG = f(ΔT_j V_i)``).
+        ``row_signs[i] * col_pulses[j]`` pulses (docs/hardware.md §1, ``ΔG = f(ΔT_j V_i)``).
         """
         row_signs = np.asarray(row_signs)
         col_pulses = np.asarray(col_pulses)
@@ -581,6 +581,11 @@ class Crossbar:
         ``G-`` (faults applied): a fraction of the size, restored as a ``read_only``
         crossbar that reads bit for bit as this one but takes no pulses (and no drift).
         """
+        # the per-line sums (read energy) are kept up to date incrementally between full
+        # refreshes; recompute them here so a restored copy and this one book reads
+        # identically to the last bit
+        self._sync_drift()
+        self._refresh_effective()
         if conductance_only:
             arrays = {"g_plus": self._g_plus.copy()}
             if self.scheme != "single":

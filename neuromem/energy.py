@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-#: Digital reference costs at 45 nm, 16-bit operand (Horowitz, ISSCC 2014, as quoted in
-#: DESIGN.md §2 "Energy"). Used as defaults of the periphery below.
+#: Digital reference costs at 45 nm, 16-bit operand (Horowitz, ISSCC 2014; see
+#: docs/hardware.md §1). Used as defaults of the periphery below.
 ADD_16BIT_J = 0.18e-12
 SRAM_LOAD_J = 11e-12
 DRAM_LOAD_J = 640e-12

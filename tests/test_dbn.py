@@ -32,9 +32,14 @@ def small():
     return X[:200].astype(np.float32), y[:200]
 
 
+#: the generative protocol these tests were written for (the defaults add the hybrid top)
+GENERATIVE = dict(n_top_iter=None, discriminative_weight=0.0, guess_sweeps=1, paired_noise=False,
+                  top_anneal_epochs=(), top_rbm_params=None)
+
+
 def _small_dbn(**kw):
     params = dict(hidden_layer_sizes=(16,), n_top=32, n_iter=2, n_finetune=2, batch_size=10,
-                  random_state=0)
+                  random_state=0, **GENERATIVE)
     params.update(kw)
     return MemristiveDBN(**params)
 
@@ -47,7 +52,8 @@ def _small_dbn(**kw):
 ], ids=["ideal", "yflash-counter"])
 def test_dbn_classifies_digits_in_both_modes(digits, kw, floor):
     Xtr, Xte, ytr, yte = digits
-    dbn = MemristiveDBN((64,), 128, n_iter=10, batch_size=10, random_state=0, **kw).fit(Xtr, ytr)
+    dbn = MemristiveDBN((64,), 128, n_iter=10, batch_size=10, random_state=0, **GENERATIVE,
+                        **kw).fit(Xtr, ytr)
     assert dbn.done_
     freeze = dbn.score(Xte, yte)
     sampling = np.mean(dbn.predict(Xte, inference="sampling") == yte)
@@ -651,7 +657,8 @@ def test_guess_options_change_training_only_when_set(small):
 def test_hybrid_top_rbm_classifies_better_than_generative_only(digits, kw, weight, epochs, gain):
     Xtr, Xte, ytr, yte = digits
     scores = {w: np.mean([MemristiveDBN((64,), 128, n_iter=epochs, batch_size=10, random_state=seed,
-                                        discriminative_weight=w, **kw).fit(Xtr, ytr).score(Xte, yte)
+                                        **{**GENERATIVE, "discriminative_weight": w}, **kw)
+                          .fit(Xtr, ytr).score(Xte, yte)
                           for seed in (0, 1)])
               for w in (0, weight)}
     assert scores[weight] > scores[0] + gain, scores
@@ -703,7 +710,8 @@ def test_discriminative_finetune_gradient_matches_finite_differences(small):
     cell by cell of each crossbar (bias lines included)."""
     X, y = small
     dbn = MemristiveDBN((12, 9), 15, device="ideal", update="ideal", n_iter=1, batch_size=20,
-                        random_state=0, rbm_params={"weight_range": 20, "init_std": 0.5})
+                        random_state=0, rbm_params={"weight_range": 20, "init_std": 0.5},
+                        **GENERATIVE)
     dbn.fit(X, y)
     x, labels = X[:8], y[:8]
     # the freeze pass of predict_proba is the network being differentiated
@@ -737,7 +745,8 @@ def test_discriminative_finetune_lifts_accuracy(digits):
     kw = dict(device="ideal", update="ideal", n_iter=5, batch_size=10,
               rbm_params={"learning_rate": 0.1}, finetune="discriminative",
               finetune_learning_rate=0.5, finetune_decay=0.7)
-    scores = {n: np.mean([MemristiveDBN((64,), 128, n_finetune=n, random_state=seed, **kw)
+    scores = {n: np.mean([MemristiveDBN((64,), 128, n_finetune=n, random_state=seed, **GENERATIVE,
+                                        **kw)
                           .fit(Xtr, ytr).score(Xte, yte) for seed in (0, 1)])
               for n in (0, 5)}
     assert scores[5] > scores[0] + 0.03, scores
