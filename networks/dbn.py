@@ -119,6 +119,14 @@ class _LabelledRBM(MemristiveRBM):
         out[:, n:] = self.expand_labels(self._wta.probability(self._label_currents(currents)))
         return out
 
+    def random_streams(self):
+        return super().random_streams() + [self._wta.rng]
+
+    def sample_labels(self, h):
+        """Drive the columns with hidden states ``h`` and let the winner-take-all pick a
+        label from the label rows' currents (one-hot rows)."""
+        return self._wta.sample(self._label_currents(self._visible_currents(self._with_bias(h))))
+
     def get_state(self, training_state=True):
         arrays, meta = super().get_state(training_state)
         meta["wta_rng"] = self._wta.rng.bit_generator.state
@@ -244,6 +252,11 @@ class _LabelledRBM(MemristiveRBM):
         if input_gradient:
             return stats, dh @ W.T
         return stats
+
+    def label_gradient(self, v0, input_gradient=False):
+        """The float rule's exact ``d log p(y | x)`` statistics (see
+        :meth:`_discriminative_gradient`), for back-propagation from the layers below."""
+        return self._discriminative_gradient(v0, input_gradient)
 
     def label_log_posterior(self, h):
         """Exact ``log p(y | h)`` of the joint top RBM, by the free energy of each label."""
@@ -465,9 +478,9 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             if reserved:
                 raise ValueError(f"{name} cannot set {sorted(reserved)}: the DBN sets them")
         # an RBM validates the shared parameters (device, neuron, update, ...)
-        self._rbm(0, 1, seed=0)._check_params()
+        self._rbm(0, 1, seed=0).check_params()
         if self._auto("top_rbm_params", None):
-            self._rbm(0, 1, seed=0, top=True)._check_params()
+            self._rbm(0, 1, seed=0, top=True).check_params()
         return sizes
 
     def _auto(self, name, value):
@@ -585,7 +598,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     def _up_mean(self, X, n_layers):
         h = np.asarray(X, dtype=np.float32)
         for rbm in self.layers_[:n_layers]:
-            h = rbm._mean_hiddens(h).astype(np.float32)
+            h = rbm.up_mean(h).astype(np.float32)
         return h
 
     def _stage_input(self, name, X, y):
@@ -670,9 +683,9 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         top.discriminative_weight = self.discriminative_weight_
         top.guess_sweeps = self.guess_sweeps_
         top.paired_noise = self.paired_noise_
-        if hasattr(top, "_counter"):  # absent before the first batch (then no doubling)
+        if hasattr(top, "crossbar_"):  # not built before the first batch (then no doubling)
             doublings = sum(e <= top_epoch for e in self.top_anneal_epochs_)
-            top._counter.threshold = top.counter_threshold_ * 2 ** doublings
+            top.set_counter_threshold(top.counter_threshold_ * 2 ** doublings)
 
     def fit(self, X, y):
         """Greedy pre-training, top RBM, then optional up-down fine-tuning."""
@@ -688,25 +701,18 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         """Generative crossbars for the lower layers, programmed as copies of W.T."""
         for i, rbm in enumerate(self.layers_):
             gen = self._rbm(rbm.n_features_in_, i, self._seeds[11 + i % 4])
-            gen._initialize_empty(rbm.n_components, gen._check_params())
-            full = rbm._weights_full()
-            nv, nh, nb = rbm.n_features_in_, rbm.n_components, rbm.bias_lines
-            target = np.zeros(gen.crossbar_.shape)
+            full = rbm.weights()
+            nv, nh, nb = rbm.n_features_in_, rbm.n_components, gen.bias_lines
+            target = np.zeros((nh + nb, nv + nb))
             target[:nh, :nv] = full[:nv, :nh].T
             target[nh:, :nv] = full[:nv, nh:].T  # visible biases move to the bias rows
-            program_rbm_weights(gen.crossbar_, target, gen._g_to_w, gen.scheme, gen.reference_level_)
-            gen._mark_initial_state()
-            self.generative_.append(gen)
-
-    @staticmethod
-    def _up(rbm, states):
-        return rbm._sample(rbm._hidden_currents(rbm._with_bias(states)))
+            self.generative_.append(gen.program(nh, target))
 
     def _delta_update(self, rbm, inputs, targets, predicted_states, predicted_mean):
         """Delta rule ``x (s - ŝ)`` on one crossbar; ``ŝ`` sampled, or the mean if ideal."""
-        xb = rbm._with_bias(inputs)
+        xb = rbm.with_bias(inputs)
         pred = predicted_mean if rbm.update == "ideal" else predicted_states
-        err = np.zeros((len(inputs), rbm.crossbar_.cols), dtype=np.float32)
+        err = np.zeros((len(inputs), rbm.n_components + rbm.bias_lines), dtype=np.float32)
         err[:, : rbm.n_components] = targets - pred
         stats = xb.T @ err
         n_incr = int(xb.sum(axis=1) @ np.abs(err).sum(axis=1))
@@ -717,23 +723,18 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         """Fine-tuning momentum starts from rest, not from the CD steps before it."""
         for mod in modules:
             if mod.update == "ideal":
-                mod._velocity[...] = 0.0
+                mod.reset_momentum()
 
     def _step(self, rbm, stats, n_samples, n_increments, weight_decay=True):
         """Apply fine-tuning statistics; float rules take the fine-tuning rate of this
         epoch and the fine-tuning momentum."""
         if rbm.update != "ideal":
-            rbm._apply_statistics(stats, n_samples, n_increments)
+            rbm.apply_statistics(stats, n_samples, n_increments)
             return
-        saved = rbm.learning_rate, rbm.momentum, rbm.weight_decay
-        rbm.learning_rate = self.finetune_learning_rate * self.finetune_decay ** self.progress_["epoch"]
-        rbm.momentum = self.finetune_momentum
-        if not weight_decay:
-            rbm.weight_decay = 0.0
-        try:
-            rbm._apply_statistics(stats, n_samples, n_increments)
-        finally:
-            rbm.learning_rate, rbm.momentum, rbm.weight_decay = saved
+        rate = self.finetune_learning_rate * self.finetune_decay ** self.progress_["epoch"]
+        rbm.apply_statistics(stats, n_samples, n_increments, learning_rate=rate,
+                             momentum=self.finetune_momentum,
+                             weight_decay=None if weight_decay else 0.0)
 
     def _finetune_epoch(self, X, Y):
         n = len(X)
@@ -742,29 +743,26 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         n_h = top.n_data_
         for start in range(0, n, self.batch_size_):
             idx = order[start: start + self.batch_size_]
-            v = self.layers_[0]._binary_input(X[idx])
+            v = self.layers_[0].binary_drive(X[idx])
             # wake: recognition pass
             wake = [v]
             for rbm in self.layers_:
-                wake.append(self._up(rbm, wake[-1]))
+                wake.append(rbm.up(wake[-1]))
             # top associative memory: CD from [h_top, label]
             vis0 = np.hstack([wake[-1], Y[idx]]).astype(np.float32)
-            saved_k = top.cd_k
-            top.cd_k = self.finetune_cd_k
-            vis = top._fit_batch(vis0)
-            top.cd_k = saved_k
+            vis = top.cd_step(vis0, cd_k=self.finetune_cd_k)
             # the negative-phase sample of the top layer starts the sleep pass
-            sleep = [top._binary_input(vis[:, :n_h])]
+            sleep = [top.binary_drive(vis[:, :n_h])]
             for gen in reversed(self.generative_):
-                sleep.insert(0, self._up(gen, sleep[0]))
+                sleep.insert(0, gen.up(sleep[0]))
             # generative weights learn to reconstruct the wake states
             for i, gen in enumerate(self.generative_):
-                mean = gen._mean_hiddens(wake[i + 1])
-                self._delta_update(gen, wake[i + 1], wake[i], self._up(gen, wake[i + 1]), mean)
+                mean = gen.up_mean(wake[i + 1])
+                self._delta_update(gen, wake[i + 1], wake[i], gen.up(wake[i + 1]), mean)
             # recognition weights learn to recover the sleep states
             for i, rbm in enumerate(self.layers_):
-                mean = rbm._mean_hiddens(sleep[i])
-                self._delta_update(rbm, sleep[i], sleep[i + 1], self._up(rbm, sleep[i]), mean)
+                mean = rbm.up_mean(sleep[i])
+                self._delta_update(rbm, sleep[i], sleep[i + 1], rbm.up(sleep[i]), mean)
 
     # ------------------------------------------------------------------ discriminative
     def _discriminative_epoch(self, X, Y):
@@ -783,20 +781,20 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         acts = [np.asarray(x, dtype=np.float32)]
         params = []
         for rbm in self.layers_:
-            w = rbm._weights_full().astype(np.float32)
-            W, c = w[: rbm._nv, : rbm.n_components], w[rbm._nv:, : rbm.n_components].sum(axis=0)
+            w, nv, nh = rbm.weights().astype(np.float32), rbm.n_features_in_, rbm.n_components
+            W, c = w[:nv, :nh], w[nv:, :nh].sum(axis=0)
             params.append(W)
             acts.append(1.0 / (1.0 + np.exp(-(acts[-1] @ W + c))))
         top = self.top_
-        stats, grad = top._discriminative_gradient(np.hstack([acts[-1], labels]),
-                                                   input_gradient=True)
+        stats, grad = top.label_gradient(np.hstack([acts[-1], labels]), input_gradient=True)
         updates = [(top, stats)]
         for i in range(len(self.layers_) - 1, -1, -1):
             rbm, a = self.layers_[i], acts[i + 1]
             delta = grad * a * (1 - a)
-            stats = np.zeros(rbm.crossbar_.shape, dtype=np.float32)
-            stats[: rbm._nv, : rbm.n_components] = acts[i].T @ delta
-            stats[rbm._nv:, : rbm.n_components] = delta.sum(axis=0)
+            nv, nh = rbm.n_features_in_, rbm.n_components
+            stats = np.zeros((nv + rbm.bias_lines, nh + rbm.bias_lines), dtype=np.float32)
+            stats[:nv, :nh] = acts[i].T @ delta
+            stats[nv:, :nh] = delta.sum(axis=0)
             updates.append((rbm, stats))
             if i:
                 grad = delta @ params[i].T
@@ -811,18 +809,14 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         was evaluated in between; the ledgers count training only)."""
         saved = []
         for mod in self._modules():
-            gens = [mod._rng, mod._neuron.rng, mod.crossbar_.rng]
-            if hasattr(mod, "_wta"):
-                gens.append(mod._wta.rng)
+            gens = mod.random_streams()
             saved.append((mod, [g.bit_generator.state for g in gens],
                           mod.ledger_.as_dict(), mod.crossbar_.time_s))
         try:
             yield
         finally:
             for mod, states, ledger, time_s in saved:
-                gens = [mod._rng, mod._neuron.rng, mod.crossbar_.rng]
-                if hasattr(mod, "_wta"):
-                    gens.append(mod._wta.rng)
+                gens = mod.random_streams()
                 for g, state in zip(gens, states):
                     g.bit_generator.state = state
                 mod.ledger_.load_dict(ledger)
@@ -858,14 +852,13 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         n_h = top.n_data_
         counts = np.zeros((len(X), top.n_labels))
         for _ in range(n_samples):
-            h = self.layers_[0]._binary_input(X)
+            h = self.layers_[0].binary_drive(X)
             for rbm in self.layers_:
-                h = self._up(rbm, h)
+                h = rbm.up(h)
             # clamp the top layer's input, start with no label, let the labels settle
-            vis = np.hstack([h, np.zeros((len(X), top._nv - n_h), np.float32)])
+            vis = np.hstack([h, np.zeros((len(X), top.n_features_in_ - n_h), np.float32)])
             for _ in range(2):
-                h3 = self._up(top, vis)
-                label = top._wta.sample(top._label_currents(top._visible_currents(top._with_bias(h3))))
+                label = top.sample_labels(top.up(vis))
                 vis[:, n_h:] = top.expand_labels(label)
             counts += label
         return counts / counts.sum(axis=1, keepdims=True)

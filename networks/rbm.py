@@ -379,8 +379,80 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
             return X
         return (self._rng.random(X.shape, dtype=np.float32) < X).astype(np.float32)
 
+    # ------------------------------------------------------------------ layer operations
+    # The hardware steps of one layer. Networks built from RBMs (MemristiveDBN) drive
+    # the array through these alone.
+    def check_params(self):
+        """Validate every parameter (ValueError naming the bad one); returns the device."""
+        return self._check_params()
+
+    def with_bias(self, states):
+        """``states`` with the bias lines appended (driven at 1), float32."""
+        return self._with_bias(np.asarray(states, dtype=np.float32))
+
+    def binary_drive(self, X):
+        """What the rows are driven with: 0/1 data as it is, values in (0, 1) sampled
+        (a new draw at every call, from the layer's random stream)."""
+        return self._binary_input(X)
+
+    def up(self, v):
+        """Drive the rows with 0/1 states ``v`` (bias lines at 1) and let the neurons
+        sample the hidden units; returns 0/1 float32 ``h``."""
+        return self._sample(self._hidden_currents(self._with_bias(v)))
+
+    def up_mean(self, X):
+        """``P(h = 1 | v)`` from a noise-free read with the rows driven at ``X * V_read``."""
+        return self._mean_hiddens(X)
+
+    def down(self, h):
+        """Drive the columns with 0/1 hidden states ``h`` and sample the visible units."""
+        return self._sample_visible(self._visible_currents(self._with_bias(h)))
+
+    def cd_step(self, v0, cd_k=None):
+        """One contrastive-divergence update of the layer's own rule on batch ``v0``
+        (``cd_k`` Gibbs steps, default the estimator's); returns the reconstruction."""
+        return self._fit_batch(np.asarray(v0, dtype=np.float32), cd_k)
+
+    def apply_statistics(self, stats, n_samples, n_increments=0, *, learning_rate=None,
+                         momentum=None, weight_decay=None):
+        """Move the array by dense batch statistics ``stats`` (crossbar shape, summed over
+        ``n_samples`` rows). Counter rules add them to the counters (``n_increments``:
+        the counter steps they took, for the ledger) and fire the pulses that cross the
+        threshold; the float rule takes one step, with this step's ``learning_rate``,
+        ``momentum`` and ``weight_decay`` where given (else the estimator's)."""
+        self._apply_statistics(stats, n_samples, n_increments, learning_rate, momentum,
+                               weight_decay)
+
+    def set_counter_threshold(self, threshold: int):
+        """Set the counters' threshold ``CD_min`` from now on (a schedule anneals the
+        step by raising it)."""
+        self._counter.threshold = int(threshold)
+
+    def reset_momentum(self):
+        """Start the float rule's momentum from rest."""
+        self._velocity[...] = 0.0
+
+    def weights(self):
+        """Every weight of the array in weight units, crossbar layout (bias lines
+        included): ``W = weights()[:n_features, :n_components]``."""
+        check_is_fitted(self, "crossbar_")
+        return self._weights_full()
+
+    def program(self, n_features, weights):
+        """A fresh array for ``n_features`` visible units, programmed to ``weights``
+        (crossbar layout, weight units) by program-and-verify."""
+        self._resolve_batch_size(None)
+        self._initialize_empty(n_features, self._check_params())
+        program_rbm_weights(self.crossbar_, weights, self._g_to_w, self.scheme, self.reference_level_)
+        self._mark_initial_state()
+        return self
+
+    def random_streams(self) -> list:
+        """Every random generator of the layer (to save and restore around evaluation)."""
+        return [self._rng, self._neuron.rng, self.crossbar_.rng]
+
     # ------------------------------------------------------------------ learning
-    def _fit_batch(self, v0):
+    def _fit_batch(self, v0, cd_k=None):
         v0b = self._with_bias(v0)
         ideal = self.update == "ideal"
         if ideal:
@@ -396,9 +468,10 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
             hkb = self._with_bias(self.fantasy_)
         else:
             hkb = h0b
-        for step in range(self.cd_k):
+        cd_k = self.cd_k if cd_k is None else cd_k
+        for step in range(cd_k):
             iv = self._visible_currents(hkb)
-            last = step == self.cd_k - 1
+            last = step == cd_k - 1
             if ideal and last:
                 # software reference: mean-field reconstruction and statistics (Hinton 2010)
                 vk = self._mean_visible(iv).astype(np.float32)
@@ -437,21 +510,26 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         """
         return None
 
-    def _apply_statistics(self, stats, n_samples, n_increments):
+    def _apply_statistics(self, stats, n_samples, n_increments, learning_rate=None,
+                          momentum=None, weight_decay=None):
         """Move the array by batch statistics ``stats`` (rows x cols, summed over the batch).
 
         Counter rules feed the integer statistics to the digital counters, which fire
-        pulses; the ideal rule takes a float SGD step with momentum and weight decay.
+        pulses; the ideal rule takes a float SGD step with momentum and weight decay
+        (the estimator's own, or those given for this step).
         """
+        rate = self.learning_rate if learning_rate is None else learning_rate
+        momentum = self.momentum if momentum is None else momentum
+        decay = self.weight_decay if weight_decay is None else weight_decay
         stats[self._nv:, self.n_components:] = 0.0  # bias row x bias column: no device
         if self.update == "ideal":
             grad = stats
             grad *= np.float32(1.0 / n_samples)
-            if self.weight_decay:
+            if decay:
                 w = self.crossbar_._w32[: self._nv, : self.n_components]
-                grad[: self._nv, : self.n_components] -= np.float32(self.weight_decay * self._g_to_w) * w
-            self._velocity *= np.float32(self.momentum)
-            self._velocity += np.float32(self.learning_rate) * grad
+                grad[: self._nv, : self.n_components] -= np.float32(decay * self._g_to_w) * w
+            self._velocity *= np.float32(momentum)
+            self._velocity += np.float32(rate) * grad
             self.crossbar_.add_conductance(self._velocity * np.float32(1.0 / self._g_to_w))
         else:
             cells, pulses = self._counter.update_sparse(stats, n_increments=n_increments)

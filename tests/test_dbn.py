@@ -764,15 +764,16 @@ def test_discriminative_finetune_step_decays_and_skips_weight_decay(small, monke
     dbn.train_epoch(X, y)
     assert np.abs(dbn.top_._velocity).max() > 0  # left over from CD
     seen = []
-    apply = type(dbn.top_)._apply_statistics
+    apply = type(dbn.top_).apply_statistics
 
-    def spy(rbm, *args):
+    def spy(rbm, stats, n_samples, n_increments=0, **step):
         if not seen:
             assert not rbm._velocity.any()  # fine-tuning starts from rest
-        seen.append((dbn.progress_["epoch"], rbm.learning_rate, rbm.momentum, rbm.weight_decay))
-        return apply(rbm, *args)
+        seen.append((dbn.progress_["epoch"], step["learning_rate"], step["momentum"],
+                     step["weight_decay"]))
+        return apply(rbm, stats, n_samples, n_increments, **step)
 
-    monkeypatch.setattr(type(dbn.top_), "_apply_statistics", spy)
+    monkeypatch.setattr(type(dbn.top_), "apply_statistics", spy)
     while not dbn.done_:
         dbn.train_epoch(X, y)
     assert {e: round(rate, 12) for e, rate, _, _ in seen} == {0: 0.2, 1: 0.1, 2: 0.05}

@@ -61,3 +61,39 @@ def test_training_is_bit_identical_to_before(case):
 
 if __name__ == "__main__":  # writes the fingerprints (run once, before a refactoring)
     FINGERPRINTS.write_text(json.dumps({c: fingerprint(c) for c in CASES}, indent=1))
+
+
+def test_the_dbn_uses_only_public_members_of_its_rbms():
+    """No ``rbm._something`` in MemristiveDBN: the layer operations are the contract."""
+    import ast
+    import inspect
+
+    import networks.dbn as module
+
+    tree = ast.parse(inspect.getsource(module.MemristiveDBN))
+    private = sorted({f"{ast.unparse(node.value)}.{node.attr}" for node in ast.walk(tree)
+                      if isinstance(node, ast.Attribute) and node.attr.startswith("_")
+                      and not node.attr.startswith("__")
+                      and ast.unparse(node.value) not in ("self", "cls", "dbn")})
+    assert private == [], private
+
+
+def test_layer_operations_are_the_hardware_steps():
+    from networks import MemristiveRBM
+
+    X, _ = load_digits_binary()
+    rbm = MemristiveRBM(8, n_iter=1, random_state=0).fit(X[:100])
+    h = rbm.up(X[:5])
+    assert h.shape == (5, 8) and set(np.unique(h)) <= {0.0, 1.0}
+    v = rbm.down(h)
+    assert v.shape == (5, 64) and set(np.unique(v)) <= {0.0, 1.0}
+    np.testing.assert_allclose(rbm.up_mean(X[:5]), rbm.transform(X[:5]), rtol=1e-6)
+    w = rbm.weights()
+    np.testing.assert_array_equal(w[:64, :8].T, rbm.components_)
+    before = rbm.crossbar_.pulse_count.sum()
+    stats = np.zeros(rbm.crossbar_.shape, dtype=np.float32)
+    stats[:64, :8] = 10 * rbm.counter_threshold_  # far past the threshold: every cell fires
+    rbm.apply_statistics(stats, 5, int(stats.sum()))
+    assert rbm.crossbar_.pulse_count.sum() == before + 64 * 8
+    rbm.set_counter_threshold(1000)
+    assert rbm._counter.threshold == 1000
