@@ -381,6 +381,14 @@ def _threads(n):
 def main(argv=None, *, on_epoch=None) -> int:
     """Run the experiment; returns 0 (also when ``--stop-after`` ended it early), 130
     after Ctrl-C. ``on_epoch(dbn, entry)`` runs after each epoch's checkpoint."""
+    try:
+        return _main(argv, on_epoch)
+    except KeyboardInterrupt:  # before training began (or while the results were written)
+        print("\ninterrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+
+
+def _main(argv, on_epoch) -> int:
     t_start = time.perf_counter()
     git_at_start = _git_commit()  # the code this invocation runs, even if HEAD moves meanwhile
     parser = build_parser()

@@ -17,7 +17,7 @@ def _blocks():
     text = README.read_text()
     section = None
     out = []
-    for match in re.finditer(r"^(#+ .*)$|^```python\n(.*?)^```", text, re.S | re.M):
+    for match in re.finditer(r"^(#+ [^\n]*)$|^```python\n(.*?)^```", text, re.S | re.M):
         if match.group(1):
             section = match.group(1).lstrip("#").strip()
         else:
