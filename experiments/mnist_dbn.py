@@ -148,16 +148,19 @@ def build_parser() -> argparse.ArgumentParser:
                         "a new draw each presentation)")
     g.add_argument("--threads", type=int, help="BLAS threads")
     g = p.add_argument_group("network (MemristiveDBN parameters, the recipe's [dbn] table)")
+    docs = _parameter_docs(MemristiveDBN)
     for name, default in MemristiveDBN().get_params().items():
         if name in ("verbose", "rbm_params", "top_rbm_params"):
             continue
         kind = _FLAG_KINDS.get(name, type(default))
+        text = docs.get(name, "").replace("%", "%%")
         if kind is bool:
-            g.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None)
+            g.add_argument(_flag(name), action=argparse.BooleanOptionalAction, default=None,
+                           help=text)
         elif kind in (tuple, list):
-            g.add_argument(_flag(name), type=_parse_value, nargs="+", metavar="N")
+            g.add_argument(_flag(name), type=_parse_value, nargs="+", metavar="N", help=text)
         else:
-            g.add_argument(_flag(name), type=_parse_value, metavar="VALUE")
+            g.add_argument(_flag(name), type=_parse_value, metavar="VALUE", help=text)
     g.add_argument("--rbm-param", action="append", type=_rbm_param, metavar="KEY=VALUE",
                    help="MemristiveRBM parameter of every layer (repeatable), e.g. "
                         "weight_range=5 scheme=differential persistent=true")
@@ -181,6 +184,23 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--no-figures", action="store_true", help="skip the PNG figures")
     g.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _parameter_docs(cls) -> dict:
+    """First sentence of each parameter in a numpydoc ``Parameters`` section."""
+    docs, names, lines = {}, [], []
+    text = (cls.__doc__ or "").split("Parameters\n    ----------\n", 1)[-1]
+    for line in text.splitlines():
+        head = re.match(r"    (\w[\w, ]*) :( |$)", line)
+        if head:
+            for name in names:
+                docs[name] = " ".join(lines).split(". ")[0].strip().rstrip(".")
+            names, lines = [n.strip() for n in head.group(1).split(",")], []
+        elif line.startswith("        "):
+            lines.append(line.strip())
+    for name in names:
+        docs[name] = " ".join(lines).split(". ")[0].strip().rstrip(".")
+    return docs
 
 
 def _cli_words(message: str, params) -> str:

@@ -322,25 +322,27 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         Stochastic passes averaged in ``"sampling"`` mode.
     label_lines : int
         Rows driven by each label unit of the top RBM (1 = one row per label).
-    discriminative_weight : float
+    discriminative_weight : float or "auto"
         Weight of the discriminative (conditional) term in training the top RBM, on top
-        of its CD step (hybrid training, Larochelle & Bengio 2008); 0 = generative only.
+        of its CD step (hybrid training, Larochelle & Bengio 2008); 0 = generative only;
+        ``"auto"``: 8 with counters, 10 with ``update="ideal"`` (the MNIST results).
         With ``update="ideal"`` it scales the exact gradient of ``log p(y | x)``. With
         counters it must be an integer: on every batch the network guesses each label
         with the data rows clamped, and where it is wrong the counters take
         ``[x, y] h - [x, guess] h'``, each wrong row presented that many times. The top
         RBM keeps the step during up-down fine-tuning.
-    guess_sweeps : int
-        Counter rules: Gibbs sweeps (hidden units, then the label winner-take-all) with
+    guess_sweeps : int or "auto"
+        ``"auto"``: 5 where the counters' hybrid step runs, else 1. Counter rules: Gibbs sweeps (hidden units, then the label winner-take-all) with
         the data rows clamped that make the network's guess in the discriminative step;
         1 = one up-down pass from the label rows off. More sweeps bring the guess closer
         to a sample of ``p(y | x)``, at one more pair of array reads each.
-    paired_noise : bool
-        Counter rules: the two reads of each wrong row (true label, guess) share the
+    paired_noise : bool or "auto"
+        ``"auto"``: on where the counters' hybrid step runs. Counter rules: the two reads of each wrong row (true label, guess) share the
         hidden comparators' random draws, so ``h - h'`` is non-zero only where the label
         swings a unit: the same expected step with much less noise.
-    top_anneal_epochs : tuple of int
-        Counter rules: the top RBM's counter threshold doubles after each of these top
+    top_anneal_epochs : tuple of int or "auto"
+        ``"auto"``: after 25/40, 32/40 and 37/40 of the top epochs with counters (25, 32,
+        37 of 40 on MNIST), none with the float rule. Counter rules: the top RBM's counter threshold doubles after each of these top
         epochs (the counter form of halving the step), so the last epochs settle instead
         of hopping between neighbouring conductance levels; ``()`` = constant. Fine-tuning
         keeps the last value.
@@ -348,8 +350,11 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         Extra :class:`MemristiveRBM` parameters for every layer (``weight_range``,
         ``learning_rate``, ``scheme``, ``reference_level``, ``bias_lines``,
         ``counter_threshold``, ``max_pulses``, ``persistent``, ``read_noise_rel`` ...).
-    top_rbm_params : dict or None
-        Parameters of the top RBM only, merged over ``rbm_params`` (the associative
+    top_rbm_params : dict, None or "auto"
+        ``"auto"``: with counters, push-pull pairs and twice the batch size as counter
+        threshold (``{"scheme": "differential", "counter_threshold": 2 * batch}``, the
+        MNIST headline's top), nothing with the float rule. Parameters of the top RBM
+        only, merged over ``rbm_params`` (the associative
         layer often wants another rate, e.g. ``{"counter_threshold": 200}``).
     random_state : int or None
         Seeds the whole network.

@@ -33,3 +33,17 @@ def test_default_rbm_features_beat_bernoulli_rbm(digits):
     assert ours[0].crossbar_.device.name == "yflash"  # the same default device as the DBN
     assert ours_acc >= 335 / 360, ours_acc      # measured 0.9306 (335 of 360)
     assert ours_acc >= theirs_acc, (ours_acc, theirs_acc)  # measured 0.9028
+
+
+@pytest.mark.slow
+def test_default_dbn_learns_digits(digits):
+    """``MemristiveDBN(random_state=0)``: 64-500-500-(500+10)-2000 on Y-Flash with the
+    automatic settings (batch 14, 20 epochs per lower layer, 100 hybrid top epochs).
+    Also ``neuromem dbn --final`` (the same network through the command line)."""
+    X_train, X_test, y_train, y_test = digits
+    with threadpool_limits(1):
+        dbn = MemristiveDBN(random_state=0).fit(X_train.astype(np.float32), y_train)
+        accuracy = dbn.score(X_test.astype(np.float32), y_test)
+    assert (dbn.batch_size_, dbn.n_iter_, dbn.n_top_iter_) == (14, 20, 100)
+    assert dbn.top_.crossbar_.scheme == "differential" and dbn.guess_sweeps_ == 5
+    assert accuracy >= DBN_FLOOR, accuracy
