@@ -264,6 +264,13 @@ def test_flags_override_single_recipe_keys():
     assert r["dbn"]["top_anneal_epochs"] == [20, 25] and r["dbn"]["discriminative_weight"] == 2
 
 
+def test_results_json_is_a_recipe_that_reruns_the_run(tiny_run):
+    res = _results(tiny_run)
+    again = _resolve(["--recipe", str(tiny_run / "results.json")])
+    assert again["dbn"] == res["recipe"]["dbn"] and again["run"] == res["recipe"]["run"]
+    assert again["overrides"] == []  # everything came from the file
+
+
 def test_every_estimator_parameter_is_a_flag():
     from networks import MemristiveDBN
 
