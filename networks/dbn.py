@@ -518,8 +518,16 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             n_top = min(AUTO_TOP_EPOCHS, math.ceil(AUTO_TOP_UPDATES / per_epoch))
         else:
             n_top = int(self.n_top_iter)
-        n_top = max(n_top, 1)
+        self.batch_size_, self.n_iter_, self.n_top_iter_ = batch, n_iter, max(n_top, 1)
         counters = self.update != "ideal"
+        top_params = {"scheme": "differential", "counter_threshold": 2 * batch} if counters else {}
+        self.top_rbm_params_ = dict(self._auto("top_rbm_params", top_params) or {})
+        self._resolve_hybrid()
+
+    def _resolve_hybrid(self):
+        """The top RBM's hybrid step from the current parameters (read again at every top
+        epoch, so ``set_params`` between epochs takes effect)."""
+        n_top, counters = self.n_top_iter_, self.update != "ideal"
         dw = float(self._auto("discriminative_weight",
                               AUTO_HYBRID_WEIGHT if counters else AUTO_FLOAT_WEIGHT))
         hybrid = counters and dw > 0  # the hardware hybrid step runs
@@ -527,13 +535,10 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         if counters:
             anneal = tuple(sorted({e for e in (round(n_top * f) for f in AUTO_ANNEAL_FRACTIONS)
                                    if 1 <= e < n_top}))
-        top_params = {"scheme": "differential", "counter_threshold": 2 * batch} if counters else {}
-        self.batch_size_, self.n_iter_, self.n_top_iter_ = batch, n_iter, n_top
         self.discriminative_weight_ = dw
         self.guess_sweeps_ = int(self._auto("guess_sweeps", AUTO_GUESS_SWEEPS if hybrid else 1))
         self.paired_noise_ = bool(self._auto("paired_noise", hybrid))
         self.top_anneal_epochs_ = tuple(self._auto("top_anneal_epochs", anneal))
-        self.top_rbm_params_ = dict(self._auto("top_rbm_params", top_params) or {})
         self._check_anneal(self.n_top_iter_)
 
     def _plan(self) -> dict:
@@ -685,6 +690,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     def _configure_top(self, top, top_epoch):
         """Hybrid-step settings, and the counter threshold for top epoch ``top_epoch``
         (0-based; recomputed every epoch, so a resumed run takes the same schedule)."""
+        self._resolve_hybrid()
         top.discriminative_weight = self.discriminative_weight_
         top.guess_sweeps = self.guess_sweeps_
         top.paired_noise = self.paired_noise_
