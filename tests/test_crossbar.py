@@ -520,6 +520,26 @@ def test_from_state_dict_shares_a_given_ledger():
     assert ledger.count("read") == 1
 
 
+@pytest.mark.parametrize("scheme", ["reference", "differential", "single"])
+def test_conductance_only_state_reads_the_same_and_refuses_writes(scheme):
+    from neuromem.devices import YFlash
+
+    xbar = Crossbar(6, 5, YFlash(), scheme=scheme, read_noise_rel=0.05, seed=3)
+    xbar.apply_pulses(np.random.default_rng(0).integers(-3, 4, xbar.shape))
+    full_arrays, _ = xbar.state_dict()
+    arrays, meta = xbar.state_dict(conductance_only=True)
+    assert sum(a.nbytes for a in arrays.values()) < 0.5 * sum(a.nbytes for a in full_arrays.values())
+    copy = Crossbar.from_state_dict(arrays, meta)
+    assert copy.read_only and not xbar.read_only
+    v = np.random.default_rng(1).random((4, 6)) < 0.5
+    np.testing.assert_array_equal(copy.read(v), xbar.read(v))  # same noise stream too
+    np.testing.assert_array_equal(copy.effective_conductance, xbar.effective_conductance)
+    for write in (lambda: copy.apply_pulses(np.ones(copy.shape, dtype=np.int64)),
+                  lambda: copy.program(np.full(copy.shape, 1e-7))):
+        with pytest.raises(RuntimeError, match="read but not pulsed"):
+            write()
+
+
 def test_from_state_dict_rejects_bad_input():
     xbar = Crossbar(4, 5, scheme="differential", seed=0)
     arrays, meta = xbar.state_dict()
@@ -536,6 +556,8 @@ def test_from_state_dict_rejects_bad_input():
         with pytest.raises(ValueError, match=key):
             Crossbar.from_state_dict(bad, meta)
     for key in meta:
+        if key == "conductance_only":  # optional: absent in older dicts, means False
+            continue
         bad = dict(meta)
         del bad[key]
         with pytest.raises(ValueError, match=key):
