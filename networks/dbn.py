@@ -179,13 +179,12 @@ class _LabelledRBM(MemristiveRBM):
         """
         n, nv = self.n_data_, self._nv
         sweeps = self.guess_sweeps if sweeps is None else sweeps
-        free = np.array(v0b, dtype=np.float32)
-        free[:, n:nv] = 0.0
+        free = np.array(v0b[:, :nv], dtype=np.float32)
+        free[:, n:] = 0.0
         for sweep in range(sweeps):
-            hf = self._with_bias(self._sample(self._hidden_currents(free)))
-            guess = self._wta.sample(self._label_currents(self._visible_currents(hf)))
+            guess = self.sample_labels(self.up(free))
             if sweep < sweeps - 1:
-                free[:, n:nv] = self.expand_labels(guess)
+                free[:, n:] = self.expand_labels(guess)
         return guess
 
     def _discriminative_pulses(self, v0):
@@ -195,29 +194,26 @@ class _LabelledRBM(MemristiveRBM):
         counters take ``[x, y] h - [x, guess] h'``, which lowers the free energy of the
         true label against the guess. With ``paired_noise`` the reads for ``h`` and
         ``h'`` share the comparators' random draws, so they differ only in the units the
-        label swings. Needs only comparators, the WTA and a digital label compare.
+        label swings. Needs only comparators, the WTA and a digital label compare, and
+        only the layer operations of the RBM.
         """
-        n, nv = self.n_data_, self._nv
-        v0b = self._with_bias(v0)
-        guess = self.guess_labels(v0b)
+        n = self.n_data_
+        v0 = np.asarray(v0, dtype=np.float32)
+        guess = self.guess_labels(self.with_bias(v0))
         wrong = np.argmax(guess, axis=1) != self._label_index(v0)
         if not wrong.any():
             return
         # an integer weight: each wrong row is presented that many times, each time
         # with its own hidden samples
         times = int(self.discriminative_weight)
-        pos = np.repeat(v0b[wrong], times, axis=0)
+        pos = np.repeat(v0[wrong], times, axis=0)
         neg = pos.copy()
-        neg[:, n:nv] = self.expand_labels(np.repeat(guess[wrong], times, axis=0))
+        neg[:, n:] = self.expand_labels(np.repeat(guess[wrong], times, axis=0))
         if self.paired_noise:
-            pair = self._neuron.sample_paired(self._hidden_currents(pos), self._hidden_currents(neg))
-            h_pos, h_neg = (self._with_bias(h) for h in pair)  # 0/1 into float32 rows
+            h_pos, h_neg = self.up_paired(pos, neg)
         else:
-            h_pos = self._with_bias(self._sample(self._hidden_currents(pos)))
-            h_neg = self._with_bias(self._sample(self._hidden_currents(neg)))
-        cells, pulses = self._counter.update_outer(pos, h_pos, neg, h_neg,
-                                                   skip_from=(nv, self.n_components))
-        self.crossbar_.apply_pulses_at(cells, pulses, width=self.pulse_width)
+            h_pos, h_neg = self.up(pos), self.up(neg)
+        self.accumulate(pos, h_pos, neg, h_neg)
 
     def _discriminative_gradient(self, v0, input_gradient=False):
         """Exact ``d log p(y | x)`` statistics of the joint RBM (Larochelle & Bengio 2008),

@@ -404,6 +404,21 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         """``P(h = 1 | v)`` from a noise-free read with the rows driven at ``X * V_read``."""
         return self._mean_hiddens(X)
 
+    def up_paired(self, v_a, v_b):
+        """Two reads of the same hidden units, rows driven by ``v_a`` and by ``v_b``, on
+        one random draw of the neurons (the reference held over both reads): each fires
+        with its own probability, and they differ only where the drive swings a unit."""
+        return self._neuron.sample_paired(self._hidden_currents(self._with_bias(v_a)),
+                                          self._hidden_currents(self._with_bias(v_b)))
+
+    def accumulate(self, v_pos, h_pos, v_neg, h_neg):
+        """The counters take ``v_pos^T h_pos - v_neg^T h_neg`` (0/1 states; the bias lines
+        are added here) and fire the pulses whose counts cross the threshold."""
+        pos_v, pos_h, neg_v, neg_h = (self._with_bias(a) for a in (v_pos, h_pos, v_neg, h_neg))
+        cells, pulses = self._counter.update_outer(pos_v, pos_h, neg_v, neg_h,
+                                                   skip_from=(self._nv, self.n_components))
+        self.crossbar_.apply_pulses_at(cells, pulses, width=self.pulse_width)
+
     def down(self, h):
         """Drive the columns with 0/1 hidden states ``h`` and sample the visible units."""
         return self._sample_visible(self._visible_currents(self._with_bias(h)))
