@@ -1,6 +1,6 @@
 """The ``neuromem`` command.
 
-    neuromem dbn  [ARGS...]   experiments/mnist_dbn.py       (Y-Flash DBN on MNIST)
+    neuromem dbn  [ARGS...]   experiments/mnist_dbn.py       (DBN from a recipe, any data set)
     neuromem stdp [ARGS...]   experiments/stdp_song2000.py   (STDP, Song et al. 2000)
     neuromem snn  [ARGS...]   experiments/mnist_stdp.py      (unsupervised STDP on MNIST)
     neuromem recipes [--json] the named training recipes of neuromem dbn, with their results
