@@ -31,6 +31,7 @@ followed by the exact label posterior of the top RBM (free energy per label);
 from __future__ import annotations
 
 import contextlib
+import errno
 import hashlib
 import json
 import math
@@ -47,12 +48,26 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neuromem import SoftmaxWTA, get_device
 
-from .rbm import MemristiveRBM, _jsonable_params, _softplus, program_rbm_weights
+from .rbm import MemristiveRBM, _jsonable_params, _softplus, auto_batch_size, program_rbm_weights
 
 FORMAT = "neuromem-dbn"
 FORMAT_VERSION = 1
 INFERENCE = ("freeze", "sampling")
 FINETUNE = ("up-down", "discriminative")
+#: ``n_iter="auto"``: mini-batches of pre-training per lower layer (5 MNIST epochs of
+#: 100), in at most ``AUTO_LAYER_EPOCHS`` epochs (long pre-training hurts classification)
+AUTO_LAYER_UPDATES, AUTO_LAYER_EPOCHS = 2500, 20
+#: ``n_top_iter="auto"``: mini-batches of the top RBM (40 MNIST epochs of 100), in at
+#: most ``AUTO_TOP_EPOCHS`` epochs
+AUTO_TOP_UPDATES, AUTO_TOP_EPOCHS = 20000, 100
+#: ``discriminative_weight="auto"``: the hybrid top RBM's weight with counters, and with
+#: the float rule (the MNIST results' values)
+AUTO_HYBRID_WEIGHT, AUTO_FLOAT_WEIGHT = 8.0, 10.0
+#: ``guess_sweeps="auto"`` with the counters' hybrid step
+AUTO_GUESS_SWEEPS = 5
+#: ``top_anneal_epochs="auto"``: the counter threshold doubles after these fractions of
+#: the top epochs (25, 32, 37 of 40 in the MNIST headline)
+AUTO_ANNEAL_FRACTIONS = (25 / 40, 32 / 40, 37 / 40)
 #: MemristiveRBM parameters that the DBN sets for every layer itself.
 _SET_BY_DBN = frozenset({"n_components", "device", "neuron", "update", "cd_k", "batch_size",
                          "n_iter", "random_state"})
@@ -104,8 +119,16 @@ class _LabelledRBM(MemristiveRBM):
         out[:, n:] = self.expand_labels(self._wta.probability(self._label_currents(currents)))
         return out
 
-    def get_state(self):
-        arrays, meta = super().get_state()
+    def random_streams(self):
+        return super().random_streams() + [self._wta.rng]
+
+    def sample_labels(self, h):
+        """Drive the columns with hidden states ``h`` and let the winner-take-all pick a
+        label from the label rows' currents (one-hot rows)."""
+        return self._wta.sample(self._label_currents(self._visible_currents(self._with_bias(h))))
+
+    def get_state(self, training_state=True):
+        arrays, meta = super().get_state(training_state)
         meta["wta_rng"] = self._wta.rng.bit_generator.state
         meta["n_labels"] = self.n_labels
         meta["label_lines"] = self.label_lines
@@ -156,13 +179,12 @@ class _LabelledRBM(MemristiveRBM):
         """
         n, nv = self.n_data_, self._nv
         sweeps = self.guess_sweeps if sweeps is None else sweeps
-        free = np.array(v0b, dtype=np.float32)
-        free[:, n:nv] = 0.0
+        free = np.array(v0b[:, :nv], dtype=np.float32)
+        free[:, n:] = 0.0
         for sweep in range(sweeps):
-            hf = self._with_bias(self._sample(self._hidden_currents(free)))
-            guess = self._wta.sample(self._label_currents(self._visible_currents(hf)))
+            guess = self.sample_labels(self.up(free))
             if sweep < sweeps - 1:
-                free[:, n:nv] = self.expand_labels(guess)
+                free[:, n:] = self.expand_labels(guess)
         return guess
 
     def _discriminative_pulses(self, v0):
@@ -172,29 +194,26 @@ class _LabelledRBM(MemristiveRBM):
         counters take ``[x, y] h - [x, guess] h'``, which lowers the free energy of the
         true label against the guess. With ``paired_noise`` the reads for ``h`` and
         ``h'`` share the comparators' random draws, so they differ only in the units the
-        label swings. Needs only comparators, the WTA and a digital label compare.
+        label swings. Needs only comparators, the WTA and a digital label compare, and
+        only the layer operations of the RBM.
         """
-        n, nv = self.n_data_, self._nv
-        v0b = self._with_bias(v0)
-        guess = self.guess_labels(v0b)
+        n = self.n_data_
+        v0 = np.asarray(v0, dtype=np.float32)
+        guess = self.guess_labels(self.with_bias(v0))
         wrong = np.argmax(guess, axis=1) != self._label_index(v0)
         if not wrong.any():
             return
         # an integer weight: each wrong row is presented that many times, each time
         # with its own hidden samples
         times = int(self.discriminative_weight)
-        pos = np.repeat(v0b[wrong], times, axis=0)
+        pos = np.repeat(v0[wrong], times, axis=0)
         neg = pos.copy()
-        neg[:, n:nv] = self.expand_labels(np.repeat(guess[wrong], times, axis=0))
+        neg[:, n:] = self.expand_labels(np.repeat(guess[wrong], times, axis=0))
         if self.paired_noise:
-            pair = self._neuron.sample_paired(self._hidden_currents(pos), self._hidden_currents(neg))
-            h_pos, h_neg = (self._with_bias(h) for h in pair)  # 0/1 into float32 rows
+            h_pos, h_neg = self.up_paired(pos, neg)
         else:
-            h_pos = self._with_bias(self._sample(self._hidden_currents(pos)))
-            h_neg = self._with_bias(self._sample(self._hidden_currents(neg)))
-        cells, pulses = self._counter.update_outer(pos, h_pos, neg, h_neg,
-                                                   skip_from=(nv, self.n_components))
-        self.crossbar_.apply_pulses_at(cells, pulses, width=self.pulse_width)
+            h_pos, h_neg = self.up(pos), self.up(neg)
+        self.accumulate(pos, h_pos, neg, h_neg)
 
     def _discriminative_gradient(self, v0, input_gradient=False):
         """Exact ``d log p(y | x)`` statistics of the joint RBM (Larochelle & Bengio 2008),
@@ -230,6 +249,11 @@ class _LabelledRBM(MemristiveRBM):
             return stats, dh @ W.T
         return stats
 
+    def label_gradient(self, v0, input_gradient=False):
+        """The float rule's exact ``d log p(y | x)`` statistics (see
+        :meth:`_discriminative_gradient`), for back-propagation from the layers below."""
+        return self._discriminative_gradient(v0, input_gradient)
+
     def label_log_posterior(self, h):
         """Exact ``log p(y | h)`` of the joint top RBM, by the free energy of each label."""
         W, U, c, b_y = self._label_parameters(self._weights_full())
@@ -260,11 +284,15 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     n_top : int
         Hidden units of the top (associative) RBM (2000).
     device, neuron, update, cd_k, batch_size :
-        As in :class:`MemristiveRBM`, shared by all layers.
-    n_iter : int
-        Pre-training epochs per layer (also for the top RBM unless ``n_top_iter``).
-    n_top_iter : int or None
-        Epochs of the top RBM (``None``: ``n_iter``).
+        As in :class:`MemristiveRBM`, shared by all layers (``batch_size="auto"``: 10
+        to 100, one hundredth of the training set).
+    n_iter : int or "auto"
+        Pre-training epochs per layer (also for the top RBM when ``n_top_iter`` is
+        ``None``). ``"auto"``: enough epochs for about :data:`AUTO_LAYER_UPDATES`
+        mini-batches (5 epochs on MNIST, more on small sets).
+    n_top_iter : int, "auto" or None
+        Epochs of the top RBM (``None``: ``n_iter``; ``"auto"``: about
+        :data:`AUTO_TOP_UPDATES` mini-batches).
     top_cd_k : int
         CD steps of the top RBM.
     n_finetune : int
@@ -290,25 +318,27 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         Stochastic passes averaged in ``"sampling"`` mode.
     label_lines : int
         Rows driven by each label unit of the top RBM (1 = one row per label).
-    discriminative_weight : float
+    discriminative_weight : float or "auto"
         Weight of the discriminative (conditional) term in training the top RBM, on top
-        of its CD step (hybrid training, Larochelle & Bengio 2008); 0 = generative only.
+        of its CD step (hybrid training, Larochelle & Bengio 2008); 0 = generative only;
+        ``"auto"``: 8 with counters, 10 with ``update="ideal"`` (the MNIST results).
         With ``update="ideal"`` it scales the exact gradient of ``log p(y | x)``. With
         counters it must be an integer: on every batch the network guesses each label
         with the data rows clamped, and where it is wrong the counters take
         ``[x, y] h - [x, guess] h'``, each wrong row presented that many times. The top
         RBM keeps the step during up-down fine-tuning.
-    guess_sweeps : int
-        Counter rules: Gibbs sweeps (hidden units, then the label winner-take-all) with
+    guess_sweeps : int or "auto"
+        ``"auto"``: 5 where the counters' hybrid step runs, else 1. Counter rules: Gibbs sweeps (hidden units, then the label winner-take-all) with
         the data rows clamped that make the network's guess in the discriminative step;
         1 = one up-down pass from the label rows off. More sweeps bring the guess closer
         to a sample of ``p(y | x)``, at one more pair of array reads each.
-    paired_noise : bool
-        Counter rules: the two reads of each wrong row (true label, guess) share the
+    paired_noise : bool or "auto"
+        ``"auto"``: on where the counters' hybrid step runs. Counter rules: the two reads of each wrong row (true label, guess) share the
         hidden comparators' random draws, so ``h - h'`` is non-zero only where the label
         swings a unit: the same expected step with much less noise.
-    top_anneal_epochs : tuple of int
-        Counter rules: the top RBM's counter threshold doubles after each of these top
+    top_anneal_epochs : tuple of int or "auto"
+        ``"auto"``: after 25/40, 32/40 and 37/40 of the top epochs with counters (25, 32,
+        37 of 40 on MNIST), none with the float rule. Counter rules: the top RBM's counter threshold doubles after each of these top
         epochs (the counter form of halving the step), so the last epochs settle instead
         of hopping between neighbouring conductance levels; ``()`` = constant. Fine-tuning
         keeps the last value.
@@ -316,20 +346,24 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         Extra :class:`MemristiveRBM` parameters for every layer (``weight_range``,
         ``learning_rate``, ``scheme``, ``reference_level``, ``bias_lines``,
         ``counter_threshold``, ``max_pulses``, ``persistent``, ``read_noise_rel`` ...).
-    top_rbm_params : dict or None
-        Parameters of the top RBM only, merged over ``rbm_params`` (the associative
+    top_rbm_params : dict, None or "auto"
+        ``"auto"``: with counters, push-pull pairs and twice the batch size as counter
+        threshold (``{"scheme": "differential", "counter_threshold": 2 * batch}``, the
+        MNIST headline's top), nothing with the float rule. Parameters of the top RBM
+        only, merged over ``rbm_params`` (the associative
         layer often wants another rate, e.g. ``{"counter_threshold": 200}``).
     random_state : int or None
         Seeds the whole network.
     """
 
     def __init__(self, hidden_layer_sizes=(500, 500), n_top=2000, *, device="yflash",
-                 neuron="comparator", update="counter", cd_k=1, top_cd_k=1, batch_size=100,
-                 n_iter=10, n_top_iter=None, n_finetune=0, finetune="up-down", finetune_cd_k=3,
-                 finetune_learning_rate=0.01, finetune_momentum=0.0, finetune_decay=1.0,
-                 inference="freeze", n_samples=10, label_lines=1, discriminative_weight=0.0,
-                 guess_sweeps=1, paired_noise=False, top_anneal_epochs=(), rbm_params=None,
-                 top_rbm_params=None, verbose=False, random_state=None):
+                 neuron="comparator", update="counter", cd_k=1, top_cd_k=1, batch_size="auto",
+                 n_iter="auto", n_top_iter="auto", n_finetune=0, finetune="up-down",
+                 finetune_cd_k=3, finetune_learning_rate=0.01, finetune_momentum=0.0,
+                 finetune_decay=1.0, inference="freeze", n_samples=10, label_lines=1,
+                 discriminative_weight="auto", guess_sweeps="auto", paired_noise="auto",
+                 top_anneal_epochs="auto", rbm_params=None, top_rbm_params="auto",
+                 verbose=False, random_state=None):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.n_top = n_top
         self.device = device
@@ -358,6 +392,22 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self.verbose = verbose
         self.random_state = random_state
 
+    @classmethod
+    def from_recipe(cls, recipe="digits", **params) -> "MemristiveDBN":
+        """A network built from a named recipe (``neuromem recipes`` lists them), the
+        path of a recipe TOML file, or a ``results.json`` of ``neuromem dbn``;
+        keyword arguments override single parameters (as ``set_params``).
+
+        >>> dbn = MemristiveDBN.from_recipe("yflash-headline", random_state=1)
+        >>> dbn.n_top_iter, dbn.top_rbm_params["scheme"]
+        (40, 'differential')
+        """
+        from .recipes import load_recipe, recipe_estimator_params
+
+        settings = recipe_estimator_params(recipe if isinstance(recipe, dict) else load_recipe(recipe))
+        settings.update(params)
+        return cls(**settings)
+
     # ------------------------------------------------------------------ plan
     def _check_params(self):
         sizes = tuple(self.hidden_layer_sizes)
@@ -366,39 +416,38 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         for s in sizes:
             _check_int("hidden_layer_sizes", s, 1)
         _check_int("n_top", self.n_top, 1)
-        _check_int("n_iter", self.n_iter, 0)
-        if self.n_top_iter is not None:
+        if self.n_iter != "auto":
+            _check_int("n_iter", self.n_iter, 0)
+        if self.n_top_iter not in (None, "auto"):
             _check_int("n_top_iter", self.n_top_iter, 1)
+        if self.batch_size != "auto":
+            _check_int("batch_size", self.batch_size, 1)
         _check_int("n_finetune", self.n_finetune, 0)
         _check_int("top_cd_k", self.top_cd_k, 1)
         _check_int("finetune_cd_k", self.finetune_cd_k, 1)
         _check_int("n_samples", self.n_samples, 1)
         _check_int("label_lines", self.label_lines, 1)
-        dw = self.discriminative_weight
+        counters = self.update != "ideal"
+        dw = self._auto("discriminative_weight", AUTO_HYBRID_WEIGHT if counters else AUTO_FLOAT_WEIGHT)
         if (isinstance(dw, bool) or not isinstance(dw, Real) or not math.isfinite(dw)
                 or dw < 0):
             raise ValueError(f"discriminative_weight must be a finite number >= 0, got {dw!r}")
         if self.update != "ideal" and dw != int(dw):
             raise ValueError("discriminative_weight must be a whole number with counter "
                              f"updates (update={self.update!r}), got {dw!r}")
-        _check_int("guess_sweeps", self.guess_sweeps, 1)
-        if not isinstance(self.paired_noise, (bool, np.bool_)):
-            raise ValueError(f"paired_noise must be True or False, got {self.paired_noise!r}")
-        if (self.guess_sweeps != 1 or self.paired_noise) and (self.update == "ideal" or not dw):
+        sweeps, paired = self._auto("guess_sweeps", 1), self._auto("paired_noise", False)
+        _check_int("guess_sweeps", sweeps, 1)
+        if not isinstance(paired, (bool, np.bool_)):
+            raise ValueError(f"paired_noise must be True or False, got {paired!r}")
+        if (sweeps != 1 or paired) and (self.update == "ideal" or not dw):
             # the float rule takes the exact gradient of log p(y | x): no guess, no reads
             raise ValueError("guess_sweeps and paired_noise shape the counter rules' "
                              "discriminative step; they need discriminative_weight > 0 and "
                              f"update != 'ideal' (got discriminative_weight={dw!r}, "
                              f"update={self.update!r})")
         n_top = self.n_iter if self.n_top_iter is None else self.n_top_iter
-        anneal = self.top_anneal_epochs
-        if (not isinstance(anneal, (tuple, list))
-                or any(not isinstance(e, Integral) or isinstance(e, bool) for e in anneal)
-                or list(anneal) != sorted(set(anneal))
-                or any(not 1 <= e < n_top for e in anneal)):
-            raise ValueError("top_anneal_epochs must be increasing whole numbers of top epochs "
-                             f"in [1, {n_top - 1}] (n_top_iter={n_top}), got {anneal!r}")
-        if anneal and self.update == "ideal":
+        self._check_anneal(None if n_top == "auto" else n_top)
+        if self._auto("top_anneal_epochs", ()) and self.update == "ideal":
             raise ValueError("top_anneal_epochs doubles the counters' threshold; update="
                              "'ideal' has no counters (set its learning_rate instead)")
         if self.inference not in INFERENCE:
@@ -407,7 +456,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             raise ValueError(f"finetune must be one of {FINETUNE}, got {self.finetune!r}")
         if self.finetune == "discriminative" and self.update != "ideal":
             # back-propagation needs error magnitudes (an ADC) and the sigmoid slope; a
-            # mistake-driven sign version on Y-Flash did not beat the hybrid top (issue 3)
+            # mistake-driven sign version on Y-Flash did not beat the hybrid top in short trials
             raise ValueError("finetune='discriminative' needs update='ideal' (a float "
                              f"gradient), got update={self.update!r}; use 'up-down'")
         if not (self.finetune_learning_rate > 0 and math.isfinite(self.finetune_learning_rate)):
@@ -419,7 +468,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         if isinstance(fd, bool) or not isinstance(fd, Real) or not 0 < fd <= 1:
             raise ValueError(f"finetune_decay must be a number in (0, 1], got {fd!r}")
         for name in ("rbm_params", "top_rbm_params"):
-            value = getattr(self, name)
+            value = self._auto(name, None)
             if value is not None and not isinstance(value, dict):
                 raise TypeError(f"{name} must be a dict or None, got {type(value).__name__}")
             unknown = set(value or {}) - set(MemristiveRBM().get_params())
@@ -430,25 +479,88 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             if reserved:
                 raise ValueError(f"{name} cannot set {sorted(reserved)}: the DBN sets them")
         # an RBM validates the shared parameters (device, neuron, update, ...)
-        self._rbm(0, 1, seed=0)._check_params()
-        if self.top_rbm_params:
-            self._rbm(0, 1, seed=0, top=True)._check_params()
+        self._rbm(0, 1, seed=0).check_params()
+        if self._auto("top_rbm_params", None):
+            self._rbm(0, 1, seed=0, top=True).check_params()
         return sizes
+
+    def _auto(self, name, value):
+        """The parameter ``name``, or ``value`` where it is ``"auto"``."""
+        setting = getattr(self, name)
+        return value if isinstance(setting, str) and setting == "auto" else setting
+
+    def _check_anneal(self, n_top):
+        """``top_anneal_epochs`` against ``n_top`` top epochs (None: not known yet)."""
+        anneal = self._auto("top_anneal_epochs", ())
+        high = math.inf if n_top is None else n_top
+        if (not isinstance(anneal, (tuple, list))
+                or any(not isinstance(e, Integral) or isinstance(e, bool) for e in anneal)
+                or list(anneal) != sorted(set(anneal))
+                or any(not 1 <= e < high for e in anneal)):
+            raise ValueError("top_anneal_epochs must be increasing whole numbers of top epochs "
+                             f"in [1, {high - 1}] (n_top_iter={n_top}), got {anneal!r}")
+
+    def _resolve_plan(self, n_samples):
+        """Every ``"auto"`` setting for ``n_samples`` training rows, into ``batch_size_``,
+        ``n_iter_``, ``n_top_iter_``, ``discriminative_weight_``, ``guess_sweeps_``,
+        ``paired_noise_``, ``top_anneal_epochs_`` and ``top_rbm_params_``."""
+        batch = auto_batch_size(n_samples) if self.batch_size == "auto" else int(self.batch_size)
+        per_epoch = max(1, math.ceil(n_samples / batch))
+        n_iter = (min(AUTO_LAYER_EPOCHS, math.ceil(AUTO_LAYER_UPDATES / per_epoch))
+                  if self.n_iter == "auto" else int(self.n_iter))
+        if self.n_top_iter is None:
+            n_top = n_iter
+        elif self.n_top_iter == "auto":
+            n_top = min(AUTO_TOP_EPOCHS, math.ceil(AUTO_TOP_UPDATES / per_epoch))
+        else:
+            n_top = int(self.n_top_iter)
+        self.batch_size_, self.n_iter_, self.n_top_iter_ = batch, n_iter, max(n_top, 1)
+        counters = self.update != "ideal"
+        top_params = {"scheme": "differential", "counter_threshold": 2 * batch} if counters else {}
+        self.top_rbm_params_ = dict(self._auto("top_rbm_params", top_params) or {})
+        self._resolve_hybrid()
+
+    def _resolve_hybrid(self):
+        """The top RBM's hybrid step from the current parameters (read again at every top
+        epoch, so ``set_params`` between epochs takes effect)."""
+        n_top, counters = self.n_top_iter_, self.update != "ideal"
+        dw = float(self._auto("discriminative_weight",
+                              AUTO_HYBRID_WEIGHT if counters else AUTO_FLOAT_WEIGHT))
+        hybrid = counters and dw > 0  # the hardware hybrid step runs
+        anneal = ()
+        if counters:
+            anneal = tuple(sorted({e for e in (round(n_top * f) for f in AUTO_ANNEAL_FRACTIONS)
+                                   if 1 <= e < n_top}))
+        self.discriminative_weight_ = dw
+        self.guess_sweeps_ = int(self._auto("guess_sweeps", AUTO_GUESS_SWEEPS if hybrid else 1))
+        self.paired_noise_ = bool(self._auto("paired_noise", hybrid))
+        self.top_anneal_epochs_ = tuple(self._auto("top_anneal_epochs", anneal))
+        self._check_anneal(self.n_top_iter_)
+
+    def _plan(self) -> dict:
+        return {"batch_size": self.batch_size_, "n_iter": self.n_iter_,
+                "n_top_iter": self.n_top_iter_, "discriminative_weight": self.discriminative_weight_,
+                "guess_sweeps": self.guess_sweeps_, "paired_noise": self.paired_noise_,
+                "top_anneal_epochs": list(self.top_anneal_epochs_),
+                "top_rbm_params": self.top_rbm_params_}
 
     def _rbm(self, n_hidden, index, seed, cls=MemristiveRBM, cd_k=None, top=False):
         params = dict(self.rbm_params or {})
         if top:
-            params.update(self.top_rbm_params or {})
+            params.update(getattr(self, "top_rbm_params_", None)
+                          or self._auto("top_rbm_params", {"scheme": "differential"}) or {})
+        batch = getattr(self, "batch_size_", self.batch_size)
         return cls(max(n_hidden, 1), device=self.device, neuron=self.neuron, update=self.update,
-                   cd_k=cd_k or self.cd_k, batch_size=self.batch_size, n_iter=1,
+                   cd_k=cd_k or self.cd_k, batch_size=batch, n_iter=1,
                    random_state=seed, **params)
 
     @property
     def stages_(self):
         """Training plan: ``(name, epochs)`` per stage."""
+        check_is_fitted(self, "n_iter_")
         sizes = tuple(self.hidden_layer_sizes)
-        plan = [(f"layer{i}", self.n_iter) for i in range(len(sizes))]
-        plan.append(("top", self.n_iter if self.n_top_iter is None else self.n_top_iter))
+        plan = [(f"layer{i}", self.n_iter_) for i in range(len(sizes))]
+        plan.append(("top", self.n_top_iter_))
         if self.n_finetune:
             plan.append(("finetune", self.n_finetune))
         return plan
@@ -468,6 +580,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self.classes_ = np.unique(y)
         if len(self.classes_) < 2:
             raise ValueError(f"y must hold at least 2 classes, got {len(self.classes_)}")
+        self._resolve_plan(len(X))
         seeds = check_random_state(self.random_state).randint(0, 2**31 - 1, size=16)
         self._seeds = [int(s) for s in seeds]
         self._rng = np.random.default_rng(self._seeds[-1])
@@ -475,6 +588,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self.top_ = None
         self.generative_ = []
         self.progress_ = {"stage": 0, "epoch": 0}
+        self.training_state_ = True
         self.history_ = []
         self._data_cache = None
         return X, y
@@ -490,7 +604,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     def _up_mean(self, X, n_layers):
         h = np.asarray(X, dtype=np.float32)
         for rbm in self.layers_[:n_layers]:
-            h = rbm._mean_hiddens(h).astype(np.float32)
+            h = rbm.up_mean(h).astype(np.float32)
         return h
 
     def _stage_input(self, name, X, y):
@@ -522,6 +636,9 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     def train_epoch(self, X, y):
         """Run the next epoch of the plan; returns ``(stage_name, epoch)`` just done."""
         check_is_fitted(self, "progress_")
+        if not getattr(self, "training_state_", True):
+            raise RuntimeError("this network was saved without its training state "
+                               "(save(..., training_state=True) keeps it); it can only predict")
         if self.done_:
             raise RuntimeError("training plan already finished")
         name, epochs = self.stages_[self.progress_["stage"]]
@@ -569,12 +686,13 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     def _configure_top(self, top, top_epoch):
         """Hybrid-step settings, and the counter threshold for top epoch ``top_epoch``
         (0-based; recomputed every epoch, so a resumed run takes the same schedule)."""
-        top.discriminative_weight = float(self.discriminative_weight)
-        top.guess_sweeps = int(self.guess_sweeps)
-        top.paired_noise = bool(self.paired_noise)
-        if hasattr(top, "_counter"):  # absent before the first batch (then no doubling)
-            doublings = sum(e <= top_epoch for e in self.top_anneal_epochs)
-            top._counter.threshold = top.counter_threshold_ * 2 ** doublings
+        self._resolve_hybrid()
+        top.discriminative_weight = self.discriminative_weight_
+        top.guess_sweeps = self.guess_sweeps_
+        top.paired_noise = self.paired_noise_
+        if hasattr(top, "crossbar_"):  # not built before the first batch (then no doubling)
+            doublings = sum(e <= top_epoch for e in self.top_anneal_epochs_)
+            top.set_counter_threshold(top.counter_threshold_ * 2 ** doublings)
 
     def fit(self, X, y):
         """Greedy pre-training, top RBM, then optional up-down fine-tuning."""
@@ -590,25 +708,18 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         """Generative crossbars for the lower layers, programmed as copies of W.T."""
         for i, rbm in enumerate(self.layers_):
             gen = self._rbm(rbm.n_features_in_, i, self._seeds[11 + i % 4])
-            gen._initialize_empty(rbm.n_components, gen._check_params())
-            full = rbm._weights_full()
-            nv, nh, nb = rbm.n_features_in_, rbm.n_components, rbm.bias_lines
-            target = np.zeros(gen.crossbar_.shape)
+            full = rbm.weights()
+            nv, nh, nb = rbm.n_features_in_, rbm.n_components, gen.bias_lines
+            target = np.zeros((nh + nb, nv + nb))
             target[:nh, :nv] = full[:nv, :nh].T
             target[nh:, :nv] = full[:nv, nh:].T  # visible biases move to the bias rows
-            program_rbm_weights(gen.crossbar_, target, gen._g_to_w, gen.scheme, gen.reference_level)
-            gen._mark_initial_state()
-            self.generative_.append(gen)
-
-    @staticmethod
-    def _up(rbm, states):
-        return rbm._sample(rbm._hidden_currents(rbm._with_bias(states)))
+            self.generative_.append(gen.program(nh, target))
 
     def _delta_update(self, rbm, inputs, targets, predicted_states, predicted_mean):
         """Delta rule ``x (s - ŝ)`` on one crossbar; ``ŝ`` sampled, or the mean if ideal."""
-        xb = rbm._with_bias(inputs)
+        xb = rbm.with_bias(inputs)
         pred = predicted_mean if rbm.update == "ideal" else predicted_states
-        err = np.zeros((len(inputs), rbm.crossbar_.cols), dtype=np.float32)
+        err = np.zeros((len(inputs), rbm.n_components + rbm.bias_lines), dtype=np.float32)
         err[:, : rbm.n_components] = targets - pred
         stats = xb.T @ err
         n_incr = int(xb.sum(axis=1) @ np.abs(err).sum(axis=1))
@@ -619,54 +730,46 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         """Fine-tuning momentum starts from rest, not from the CD steps before it."""
         for mod in modules:
             if mod.update == "ideal":
-                mod._velocity[...] = 0.0
+                mod.reset_momentum()
 
     def _step(self, rbm, stats, n_samples, n_increments, weight_decay=True):
         """Apply fine-tuning statistics; float rules take the fine-tuning rate of this
         epoch and the fine-tuning momentum."""
         if rbm.update != "ideal":
-            rbm._apply_statistics(stats, n_samples, n_increments)
+            rbm.apply_statistics(stats, n_samples, n_increments)
             return
-        saved = rbm.learning_rate, rbm.momentum, rbm.weight_decay
-        rbm.learning_rate = self.finetune_learning_rate * self.finetune_decay ** self.progress_["epoch"]
-        rbm.momentum = self.finetune_momentum
-        if not weight_decay:
-            rbm.weight_decay = 0.0
-        try:
-            rbm._apply_statistics(stats, n_samples, n_increments)
-        finally:
-            rbm.learning_rate, rbm.momentum, rbm.weight_decay = saved
+        rate = self.finetune_learning_rate * self.finetune_decay ** self.progress_["epoch"]
+        rbm.apply_statistics(stats, n_samples, n_increments, learning_rate=rate,
+                             momentum=self.finetune_momentum,
+                             weight_decay=None if weight_decay else 0.0)
 
     def _finetune_epoch(self, X, Y):
         n = len(X)
         order = self._rng.permutation(n)
         top = self.top_
         n_h = top.n_data_
-        for start in range(0, n, self.batch_size):
-            idx = order[start: start + self.batch_size]
-            v = self.layers_[0]._binary_input(X[idx])
+        for start in range(0, n, self.batch_size_):
+            idx = order[start: start + self.batch_size_]
+            v = self.layers_[0].binary_drive(X[idx])
             # wake: recognition pass
             wake = [v]
             for rbm in self.layers_:
-                wake.append(self._up(rbm, wake[-1]))
+                wake.append(rbm.up(wake[-1]))
             # top associative memory: CD from [h_top, label]
             vis0 = np.hstack([wake[-1], Y[idx]]).astype(np.float32)
-            saved_k = top.cd_k
-            top.cd_k = self.finetune_cd_k
-            vis = top._fit_batch(vis0)
-            top.cd_k = saved_k
+            vis = top.cd_step(vis0, cd_k=self.finetune_cd_k)
             # the negative-phase sample of the top layer starts the sleep pass
-            sleep = [top._binary_input(vis[:, :n_h])]
+            sleep = [top.binary_drive(vis[:, :n_h])]
             for gen in reversed(self.generative_):
-                sleep.insert(0, self._up(gen, sleep[0]))
+                sleep.insert(0, gen.up(sleep[0]))
             # generative weights learn to reconstruct the wake states
             for i, gen in enumerate(self.generative_):
-                mean = gen._mean_hiddens(wake[i + 1])
-                self._delta_update(gen, wake[i + 1], wake[i], self._up(gen, wake[i + 1]), mean)
+                mean = gen.up_mean(wake[i + 1])
+                self._delta_update(gen, wake[i + 1], wake[i], gen.up(wake[i + 1]), mean)
             # recognition weights learn to recover the sleep states
             for i, rbm in enumerate(self.layers_):
-                mean = rbm._mean_hiddens(sleep[i])
-                self._delta_update(rbm, sleep[i], sleep[i + 1], self._up(rbm, sleep[i]), mean)
+                mean = rbm.up_mean(sleep[i])
+                self._delta_update(rbm, sleep[i], sleep[i + 1], rbm.up(sleep[i]), mean)
 
     # ------------------------------------------------------------------ discriminative
     def _discriminative_epoch(self, X, Y):
@@ -675,8 +778,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         order = self._rng.permutation(n)
         top = self.top_
         labels = top.expand_labels(Y)
-        for start in range(0, n, self.batch_size):
-            idx = order[start: start + self.batch_size]
+        for start in range(0, n, self.batch_size_):
+            idx = order[start: start + self.batch_size_]
             self._gradient_batch(X[idx], labels[idx])
 
     def _gradient_batch(self, x, labels):
@@ -685,20 +788,20 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         acts = [np.asarray(x, dtype=np.float32)]
         params = []
         for rbm in self.layers_:
-            w = rbm._weights_full().astype(np.float32)
-            W, c = w[: rbm._nv, : rbm.n_components], w[rbm._nv:, : rbm.n_components].sum(axis=0)
+            w, nv, nh = rbm.weights().astype(np.float32), rbm.n_features_in_, rbm.n_components
+            W, c = w[:nv, :nh], w[nv:, :nh].sum(axis=0)
             params.append(W)
             acts.append(1.0 / (1.0 + np.exp(-(acts[-1] @ W + c))))
         top = self.top_
-        stats, grad = top._discriminative_gradient(np.hstack([acts[-1], labels]),
-                                                   input_gradient=True)
+        stats, grad = top.label_gradient(np.hstack([acts[-1], labels]), input_gradient=True)
         updates = [(top, stats)]
         for i in range(len(self.layers_) - 1, -1, -1):
             rbm, a = self.layers_[i], acts[i + 1]
             delta = grad * a * (1 - a)
-            stats = np.zeros(rbm.crossbar_.shape, dtype=np.float32)
-            stats[: rbm._nv, : rbm.n_components] = acts[i].T @ delta
-            stats[rbm._nv:, : rbm.n_components] = delta.sum(axis=0)
+            nv, nh = rbm.n_features_in_, rbm.n_components
+            stats = np.zeros((nv + rbm.bias_lines, nh + rbm.bias_lines), dtype=np.float32)
+            stats[:nv, :nh] = acts[i].T @ delta
+            stats[nv:, :nh] = delta.sum(axis=0)
             updates.append((rbm, stats))
             if i:
                 grad = delta @ params[i].T
@@ -713,18 +816,14 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         was evaluated in between; the ledgers count training only)."""
         saved = []
         for mod in self._modules():
-            gens = [mod._rng, mod._neuron.rng, mod.crossbar_.rng]
-            if hasattr(mod, "_wta"):
-                gens.append(mod._wta.rng)
+            gens = mod.random_streams()
             saved.append((mod, [g.bit_generator.state for g in gens],
                           mod.ledger_.as_dict(), mod.crossbar_.time_s))
         try:
             yield
         finally:
             for mod, states, ledger, time_s in saved:
-                gens = [mod._rng, mod._neuron.rng, mod.crossbar_.rng]
-                if hasattr(mod, "_wta"):
-                    gens.append(mod._wta.rng)
+                gens = mod.random_streams()
                 for g, state in zip(gens, states):
                     g.bit_generator.state = state
                 mod.ledger_.load_dict(ledger)
@@ -760,20 +859,20 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         n_h = top.n_data_
         counts = np.zeros((len(X), top.n_labels))
         for _ in range(n_samples):
-            h = self.layers_[0]._binary_input(X)
+            h = self.layers_[0].binary_drive(X)
             for rbm in self.layers_:
-                h = self._up(rbm, h)
+                h = rbm.up(h)
             # clamp the top layer's input, start with no label, let the labels settle
-            vis = np.hstack([h, np.zeros((len(X), top._nv - n_h), np.float32)])
+            vis = np.hstack([h, np.zeros((len(X), top.n_features_in_ - n_h), np.float32)])
             for _ in range(2):
-                h3 = self._up(top, vis)
-                label = top._wta.sample(top._label_currents(top._visible_currents(top._with_bias(h3))))
+                label = top.sample_labels(top.up(vis))
                 vis[:, n_h:] = top.expand_labels(label)
             counts += label
         return counts / counts.sum(axis=1, keepdims=True)
 
     def predict(self, X, **kwargs):
-        return self.classes_[np.argmax(self.predict_proba(X, **kwargs), axis=1)]
+        proba = self.predict_proba(X, **kwargs)  # raises NotFittedError before fit
+        return self.classes_[np.argmax(proba, axis=1)]
 
     def _modules(self):
         mods = list(self.layers_)
@@ -795,8 +894,15 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         return total
 
     # ------------------------------------------------------------------ persistence
-    def save(self, path) -> Path:
-        """Write a ``.npz`` archive (arrays plus JSON metadata with SHA-256 per array)."""
+    def save(self, path, *, training_state: bool = True) -> Path:
+        """Write a ``.npz`` archive (arrays plus JSON metadata with SHA-256 per array).
+
+        ``training_state=True`` keeps everything to resume training bit for bit (device
+        states, counters, random streams: the checkpoints of ``neuromem dbn``).
+        ``False`` keeps what prediction needs, the conductances of the recognition and
+        top arrays, about a quarter of the size for Y-Flash; such a model predicts
+        exactly as the saved one but cannot train further.
+        """
         check_is_fitted(self, "progress_")
         path = Path(path)
         arrays = {"classes": np.asarray(self.classes_)}
@@ -804,17 +910,20 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         named = [(f"layer{i}", r) for i, r in enumerate(self.layers_)]
         if self.top_ is not None:
             named.append(("top", self.top_))
-        named += [(f"gen{i}", g) for i, g in enumerate(self.generative_)]
+        if training_state:
+            named += [(f"gen{i}", g) for i, g in enumerate(self.generative_)]
         for name, mod in named:
-            a, m = mod.get_state()
+            a, m = mod.get_state(training_state)
             modules[name] = m
             arrays.update({f"{name}/{k}": v for k, v in a.items()})
         meta = {
             "format": FORMAT, "version": FORMAT_VERSION,
             "params": _jsonable_params(self.get_params()),
             "n_features_in": int(self.n_features_in_),
+            "plan": self._plan(),
             "progress": self.progress_, "history": self.history_,
             "seeds": self._seeds, "rng": self._rng.bit_generator.state,
+            "training_state": bool(training_state),
             "modules": modules,
             "sha256": {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
                        for k, v in arrays.items()},
@@ -822,8 +931,11 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         meta["metadata_sha256"] = _meta_digest(meta)
         arrays["__metadata__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
         tmp = path.with_name(path.name + ".tmp.npz")
-        np.savez_compressed(tmp, **arrays)
-        tmp.replace(path)  # atomic: an interrupted save never leaves half a file
+        try:
+            np.savez_compressed(tmp, **arrays)
+            tmp.replace(path)  # atomic: an interrupted save never leaves half a file
+        finally:
+            tmp.unlink(missing_ok=True)  # nothing left behind, even on Ctrl-C
         return path
 
     @classmethod
@@ -831,6 +943,10 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         """Read a file written by :meth:`save`; a tampered or foreign file raises ValueError."""
         from .rbm import _params_from_json
         path = Path(path)
+        if not path.exists():
+            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
+        if not zipfile.is_zipfile(path):
+            raise ValueError(f"{path} is not a neuromem DBN archive (not an .npz file)")
         damaged = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
         try:
             archive = np.load(path, allow_pickle=False)
@@ -868,13 +984,29 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                 # ones, rbm_params, top_rbm_params) through MemristiveRBM's
                 dbn = cls(**_params_from_json(meta["params"]))
                 dbn.hidden_layer_sizes = tuple(dbn.hidden_layer_sizes)
-                dbn.top_anneal_epochs = tuple(dbn.top_anneal_epochs)  # JSON keeps lists
+                if isinstance(dbn.top_anneal_epochs, list):  # JSON keeps lists
+                    dbn.top_anneal_epochs = tuple(dbn.top_anneal_epochs)
                 dbn._check_params()
             except (TypeError, ValueError) as exc:
                 raise ValueError(f"{path}: invalid saved parameters: {exc}") from None
             dbn.n_features_in_ = meta["n_features_in"]
             dbn.classes_ = arrays["classes"]
+            plan = meta.get("plan") or {  # archives before "auto" settings held numbers
+                "batch_size": dbn.batch_size, "n_iter": dbn.n_iter,
+                "n_top_iter": dbn.n_iter if dbn.n_top_iter is None else dbn.n_top_iter,
+                "discriminative_weight": dbn.discriminative_weight,
+                "guess_sweeps": dbn.guess_sweeps, "paired_noise": dbn.paired_noise,
+                "top_anneal_epochs": dbn.top_anneal_epochs,
+                "top_rbm_params": dbn.top_rbm_params}
+            dbn.batch_size_ = int(plan["batch_size"])
+            dbn.n_iter_, dbn.n_top_iter_ = int(plan["n_iter"]), int(plan["n_top_iter"])
+            dbn.discriminative_weight_ = float(plan["discriminative_weight"])
+            dbn.guess_sweeps_ = int(plan["guess_sweeps"])
+            dbn.paired_noise_ = bool(plan["paired_noise"])
+            dbn.top_anneal_epochs_ = tuple(plan["top_anneal_epochs"])
+            dbn.top_rbm_params_ = dict(plan["top_rbm_params"] or {})
             dbn.progress_ = dict(meta["progress"])
+            dbn.training_state_ = bool(meta.get("training_state", True))
             dbn.history_ = list(meta["history"])
             dbn._seeds = list(meta["seeds"])
             dbn._rng = np.random.default_rng(0)
@@ -892,17 +1024,19 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                         dbn.generative_.append(MemristiveRBM.from_state(sub, mod_meta))
                 except (TypeError, ValueError) as exc:
                     raise ValueError(f"{path}: module {name!r}: {exc}") from None
-            problem = dbn._loaded_mismatch(list(meta["modules"]))
+            problem = dbn._loaded_mismatch(list(meta["modules"]),
+                                           training_state=bool(meta.get("training_state", True)))
         except KeyError as exc:
             raise ValueError(f"{path}: metadata lacks {exc}") from None
         if problem:
             raise ValueError(f"{path}: {problem}")
         return dbn
 
-    def _loaded_mismatch(self, names):
+    def _loaded_mismatch(self, names, *, training_state=True):
         """What in a loaded network disagrees with its parameters, or None: the progress
         against the training plan, the saved modules against the progress, and each
-        module's size and hardware against what the parameters build."""
+        module's size and hardware against what the parameters build. A prediction-only
+        archive (``training_state=False``) holds no generative copies."""
         sizes, stages, progress = tuple(self.hidden_layer_sizes), self.stages_, self.progress_
         stage, epoch = progress.get("stage"), progress.get("epoch")
         if (set(progress) != {"stage", "epoch"}
@@ -923,7 +1057,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         begun = lambda i: stage > i or (stage == i and epoch > 0)  # noqa: E731
         expected = [f"layer{i}" for i in range(len(sizes)) if begun(i)]
         expected += ["top"] if begun(len(sizes)) else []
-        if self.finetune == "up-down" and self.n_finetune and begun(len(sizes) + 1):
+        if (training_state and self.finetune == "up-down" and self.n_finetune
+                and begun(len(sizes) + 1)):
             expected += [f"gen{i}" for i in range(len(sizes))]
         if names != expected:
             return f"modules {names} do not match the progress {progress} (expected {expected})"

@@ -7,7 +7,7 @@ constant 1 in the upward pass (hidden biases), the extra columns in the downward
 random reference, or an MTJ p-bit) that see the column current directly: no ADC, no
 sigmoid circuit. Learning follows contrastive divergence with the statistics
 ``v0 h0 - vk hk`` accumulated in integer counters that fire programming pulses
-(Wang et al., Nat. Electron. 5, 870, 2022; DESIGN.md §2).
+(Wang et al., Nat. Electron. 5, 870, 2022; docs/hardware.md §3).
 
 Weight units: the hidden input is ``x = I / I0`` with ``I0 = V_read * g_range /
 weight_range``, so a conductance difference spanning the device range ``g_range`` is
@@ -28,6 +28,16 @@ from neuromem import ComparatorNeuron, Crossbar, DigitalCounter, EnergyLedger, P
 
 NEURONS = {"comparator": ComparatorNeuron, "mtj": PBitNeuron}
 UPDATES = ("counter", "proportional", "ideal")
+
+
+def auto_batch_size(n_samples: int) -> int:
+    """``batch_size="auto"``: one hundredth of the data, between 10 and 100.
+
+    With the counter rule a batch fires at most one pulse per cell, so the number of
+    batches per epoch sets how fast the array learns: 100 (Wang 2022's batch) for
+    MNIST-sized sets, 10 for a few thousand samples or fewer.
+    """
+    return int(min(100, max(10, n_samples // 100)))
 
 
 def _sigmoid(x):
@@ -106,7 +116,8 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
     n_components : int
         Number of hidden units.
     device : str or neuromem.devices.Device
-        Synapse device (``"ideal"`` is the software reference).
+        Synapse device (default Y-Flash, as :class:`MemristiveDBN`; ``"ideal"`` is the
+        software reference).
     neuron : {"comparator", "mtj"}
         Binary stochastic neuron: comparator against a logistic random reference, or
         stochastic-MTJ p-bit.
@@ -122,8 +133,11 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
     persistent : bool
         Persistent CD: negative chains continue across batches instead of restarting
         at the data.
-    batch_size, n_iter : int
-        Mini-batch size and epochs.
+    batch_size : int or "auto"
+        Mini-batch size; ``"auto"``: :func:`auto_batch_size` of the training set (10 to
+        100), resolved at the first fit into ``batch_size_``.
+    n_iter : int
+        Epochs.
     counter_threshold : int or None
         ``CD_min`` of the counters (default: see :attr:`counter_threshold_`).
     max_pulses : int
@@ -133,10 +147,13 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
     scheme : {"reference", "differential"}
         Signed weights as ``G+ - G_ref`` or as a push-pull pair.
     weight_range : float
-        Weight units spanned by the device's conductance range (sets ``I0``).
-    reference_level : float
+        Weight units spanned by the device's conductance range (sets ``I0``; 10 by
+        default, the setting of the MNIST results; Wang 2022 use 3).
+    reference_level : float or "auto"
         Where, as a fraction of the device range, the reference ``G-`` devices (and
-        the initial ``G+``) are programmed.
+        the initial ``G+``) are programmed; ``"auto"``: the device's
+        ``operating_level`` (0.1 for Y-Flash, where its up and down steps balance;
+        0.5 for the others).
     bias_lines : int
         Bias rows/columns per bias (driven together, so a bias spans
         ``bias_lines * weight_range / 2`` units).
@@ -157,11 +174,11 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         Seeds everything: device spread, neuron noise, batches.
     """
 
-    def __init__(self, n_components=256, *, device="ideal", neuron="comparator",
-                 update="counter", cd_k=1, persistent=False, batch_size=100, n_iter=10,
+    def __init__(self, n_components=256, *, device="yflash", neuron="comparator",
+                 update="counter", cd_k=1, persistent=False, batch_size="auto", n_iter=10,
                  counter_threshold=None, max_pulses=4, learning_rate=0.05, momentum=0.5,
-                 weight_decay=2e-4, scheme="reference", weight_range=3.0,
-                 reference_level=0.5, bias_lines=1, init_std=0.01, read_noise_rel=0.0,
+                 weight_decay=2e-4, scheme="reference", weight_range=10.0,
+                 reference_level="auto", bias_lines=1, init_std=0.01, read_noise_rel=0.0,
                  pulse_width=1.0, verbose=False, random_state=None):
         self.n_components = n_components
         self.device = device
@@ -202,7 +219,8 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
 
         integer("n_components", 1)
         integer("cd_k", 1)
-        integer("batch_size", 1)
+        if self.batch_size != "auto":
+            integer("batch_size", 1)
         integer("n_iter", 0)
         integer("max_pulses", 1)
         integer("bias_lines", 1)
@@ -212,7 +230,8 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         real("momentum", 0, 1)
         real("weight_decay", 0)
         real("weight_range", 0, low_open=True)
-        real("reference_level", 0, 1)
+        if not (isinstance(self.reference_level, str) and self.reference_level == "auto"):
+            real("reference_level", 0, 1)
         real("init_std", 0)
         real("read_noise_rel", 0)
         real("pulse_width", 0, low_open=True)
@@ -231,13 +250,27 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         return device
 
     # ------------------------------------------------------------------ construction
-    def _initialize(self, n_features, device):
+    def _initialize(self, n_features, device, n_samples=None):
+        self._resolve_batch_size(n_samples)
         self._initialize_empty(n_features, device)
         init = np.zeros(self.crossbar_.shape)
         init[:n_features, : self.n_components] = self._rng.normal(
             0.0, self.init_std, (n_features, self.n_components))
-        program_rbm_weights(self.crossbar_, init, self._g_to_w, self.scheme, self.reference_level)
+        program_rbm_weights(self.crossbar_, init, self._g_to_w, self.scheme, self.reference_level_)
         self._mark_initial_state()
+
+    def _resolve_batch_size(self, n_samples):
+        if self.batch_size == "auto":
+            self.batch_size_ = auto_batch_size(n_samples if n_samples is not None else 0)
+        else:
+            self.batch_size_ = int(self.batch_size)
+
+    @property
+    def reference_level_(self) -> float:
+        """The reference level in use (``"auto"`` resolved by the device)."""
+        if isinstance(self.reference_level, str):
+            return float(get_device(self.device).operating_level)
+        return float(self.reference_level)
 
     def _mark_initial_state(self):
         """Remember the programmed starting point: conductances and pulses so far."""
@@ -252,6 +285,8 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
 
     def _initialize_empty(self, n_features, device):
         """Build crossbar, neurons and counters without programming any weight."""
+        if not hasattr(self, "batch_size_"):
+            self._resolve_batch_size(None)
         rng = check_random_state(self.random_state)
         seed = int(rng.randint(0, 2**31 - 1))
         self._rng = np.random.default_rng(seed)
@@ -282,9 +317,13 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         agrees fires ``max_pulses`` pulses."""
         if self.counter_threshold is not None:
             return self.counter_threshold
+        batch = getattr(self, "batch_size_", self.batch_size)
+        if batch == "auto":
+            raise AttributeError("counter_threshold_ follows batch_size='auto', which is "
+                                 "resolved by fit")
         if self.update == "proportional":
-            return max(1, self.batch_size // self.max_pulses)
-        return self.batch_size
+            return max(1, batch // self.max_pulses)
+        return batch
 
     # ------------------------------------------------------------------ parameters
     @property
@@ -340,8 +379,95 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
             return X
         return (self._rng.random(X.shape, dtype=np.float32) < X).astype(np.float32)
 
+    # ------------------------------------------------------------------ layer operations
+    # The hardware steps of one layer. Networks built from RBMs (MemristiveDBN) drive
+    # the array through these alone.
+    def check_params(self):
+        """Validate every parameter (ValueError naming the bad one); returns the device."""
+        return self._check_params()
+
+    def with_bias(self, states):
+        """``states`` with the bias lines appended (driven at 1), float32."""
+        return self._with_bias(np.asarray(states, dtype=np.float32))
+
+    def binary_drive(self, X):
+        """What the rows are driven with: 0/1 data as it is, values in (0, 1) sampled
+        (a new draw at every call, from the layer's random stream)."""
+        return self._binary_input(X)
+
+    def up(self, v):
+        """Drive the rows with 0/1 states ``v`` (bias lines at 1) and let the neurons
+        sample the hidden units; returns 0/1 float32 ``h``."""
+        return self._sample(self._hidden_currents(self._with_bias(v)))
+
+    def up_mean(self, X):
+        """``P(h = 1 | v)`` from a noise-free read with the rows driven at ``X * V_read``."""
+        return self._mean_hiddens(X)
+
+    def up_paired(self, v_a, v_b):
+        """Two reads of the same hidden units, rows driven by ``v_a`` and by ``v_b``, on
+        one random draw of the neurons (the reference held over both reads): each fires
+        with its own probability, and they differ only where the drive swings a unit."""
+        return self._neuron.sample_paired(self._hidden_currents(self._with_bias(v_a)),
+                                          self._hidden_currents(self._with_bias(v_b)))
+
+    def accumulate(self, v_pos, h_pos, v_neg, h_neg):
+        """The counters take ``v_pos^T h_pos - v_neg^T h_neg`` (0/1 states; the bias lines
+        are added here) and fire the pulses whose counts cross the threshold."""
+        pos_v, pos_h, neg_v, neg_h = (self._with_bias(a) for a in (v_pos, h_pos, v_neg, h_neg))
+        cells, pulses = self._counter.update_outer(pos_v, pos_h, neg_v, neg_h,
+                                                   skip_from=(self._nv, self.n_components))
+        self.crossbar_.apply_pulses_at(cells, pulses, width=self.pulse_width)
+
+    def down(self, h):
+        """Drive the columns with 0/1 hidden states ``h`` and sample the visible units."""
+        return self._sample_visible(self._visible_currents(self._with_bias(h)))
+
+    def cd_step(self, v0, cd_k=None):
+        """One contrastive-divergence update of the layer's own rule on batch ``v0``
+        (``cd_k`` Gibbs steps, default the estimator's); returns the reconstruction."""
+        return self._fit_batch(np.asarray(v0, dtype=np.float32), cd_k)
+
+    def apply_statistics(self, stats, n_samples, n_increments=0, *, learning_rate=None,
+                         momentum=None, weight_decay=None):
+        """Move the array by dense batch statistics ``stats`` (crossbar shape, summed over
+        ``n_samples`` rows). Counter rules add them to the counters (``n_increments``:
+        the counter steps they took, for the ledger) and fire the pulses that cross the
+        threshold; the float rule takes one step, with this step's ``learning_rate``,
+        ``momentum`` and ``weight_decay`` where given (else the estimator's)."""
+        self._apply_statistics(stats, n_samples, n_increments, learning_rate, momentum,
+                               weight_decay)
+
+    def set_counter_threshold(self, threshold: int):
+        """Set the counters' threshold ``CD_min`` from now on (a schedule anneals the
+        step by raising it)."""
+        self._counter.threshold = int(threshold)
+
+    def reset_momentum(self):
+        """Start the float rule's momentum from rest."""
+        self._velocity[...] = 0.0
+
+    def weights(self):
+        """Every weight of the array in weight units, crossbar layout (bias lines
+        included): ``W = weights()[:n_features, :n_components]``."""
+        check_is_fitted(self, "crossbar_")
+        return self._weights_full()
+
+    def program(self, n_features, weights):
+        """A fresh array for ``n_features`` visible units, programmed to ``weights``
+        (crossbar layout, weight units) by program-and-verify."""
+        self._resolve_batch_size(None)
+        self._initialize_empty(n_features, self._check_params())
+        program_rbm_weights(self.crossbar_, weights, self._g_to_w, self.scheme, self.reference_level_)
+        self._mark_initial_state()
+        return self
+
+    def random_streams(self) -> list:
+        """Every random generator of the layer (to save and restore around evaluation)."""
+        return [self._rng, self._neuron.rng, self.crossbar_.rng]
+
     # ------------------------------------------------------------------ learning
-    def _fit_batch(self, v0):
+    def _fit_batch(self, v0, cd_k=None):
         v0b = self._with_bias(v0)
         ideal = self.update == "ideal"
         if ideal:
@@ -357,9 +483,10 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
             hkb = self._with_bias(self.fantasy_)
         else:
             hkb = h0b
-        for step in range(self.cd_k):
+        cd_k = self.cd_k if cd_k is None else cd_k
+        for step in range(cd_k):
             iv = self._visible_currents(hkb)
-            last = step == self.cd_k - 1
+            last = step == cd_k - 1
             if ideal and last:
                 # software reference: mean-field reconstruction and statistics (Hinton 2010)
                 vk = self._mean_visible(iv).astype(np.float32)
@@ -398,21 +525,26 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         """
         return None
 
-    def _apply_statistics(self, stats, n_samples, n_increments):
+    def _apply_statistics(self, stats, n_samples, n_increments, learning_rate=None,
+                          momentum=None, weight_decay=None):
         """Move the array by batch statistics ``stats`` (rows x cols, summed over the batch).
 
         Counter rules feed the integer statistics to the digital counters, which fire
-        pulses; the ideal rule takes a float SGD step with momentum and weight decay.
+        pulses; the ideal rule takes a float SGD step with momentum and weight decay
+        (the estimator's own, or those given for this step).
         """
+        rate = self.learning_rate if learning_rate is None else learning_rate
+        momentum = self.momentum if momentum is None else momentum
+        decay = self.weight_decay if weight_decay is None else weight_decay
         stats[self._nv:, self.n_components:] = 0.0  # bias row x bias column: no device
         if self.update == "ideal":
             grad = stats
             grad *= np.float32(1.0 / n_samples)
-            if self.weight_decay:
+            if decay:
                 w = self.crossbar_._w32[: self._nv, : self.n_components]
-                grad[: self._nv, : self.n_components] -= np.float32(self.weight_decay * self._g_to_w) * w
-            self._velocity *= np.float32(self.momentum)
-            self._velocity += np.float32(self.learning_rate) * grad
+                grad[: self._nv, : self.n_components] -= np.float32(decay * self._g_to_w) * w
+            self._velocity *= np.float32(momentum)
+            self._velocity += np.float32(rate) * grad
             self.crossbar_.add_conductance(self._velocity * np.float32(1.0 / self._g_to_w))
         else:
             cells, pulses = self._counter.update_sparse(stats, n_increments=n_increments)
@@ -421,8 +553,8 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
     def _epoch(self, X, rng):
         n = X.shape[0]
         order = rng.permutation(n)
-        for start in range(0, n, self.batch_size):
-            batch = X[order[start: start + self.batch_size]]
+        for start in range(0, n, self.batch_size_):
+            batch = X[order[start: start + self.batch_size_]]
             # hardware rows are driven 0/1; the software reference takes probabilities
             self._fit_batch(batch.astype(np.float32) if self.update == "ideal"
                             else self._binary_input(batch))
@@ -431,7 +563,7 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         """Train on ``X`` (values in [0, 1]; non-binary values are sampled to 0/1)."""
         device = self._check_params()
         X = self._validate_X(X, reset=True)
-        self._initialize(X.shape[1], device)
+        self._initialize(X.shape[1], device, n_samples=X.shape[0])
         for epoch in range(self.n_iter):
             self._epoch(X, self._rng)
             if self.verbose:
@@ -445,7 +577,7 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         device = self._check_params() if first else None
         X = self._validate_X(X, reset=first)
         if first:
-            self._initialize(X.shape[1], device)
+            self._initialize(X.shape[1], device, n_samples=X.shape[0])
         self._epoch(X, self._rng)
         return self
 
@@ -459,20 +591,25 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         return X
 
     # ------------------------------------------------------------------ persistence
-    def get_state(self) -> tuple[dict, dict]:
-        """``(arrays, metadata)`` holding everything to resume training bit for bit."""
+    def get_state(self, training_state: bool = True) -> tuple[dict, dict]:
+        """``(arrays, metadata)`` holding everything to resume training bit for bit; with
+        ``training_state=False`` only what inference needs (the conductances, no device
+        state, counters or momentum), a small fraction of the size."""
         check_is_fitted(self, "crossbar_")
-        arrays, xmeta = self.crossbar_.state_dict()
+        arrays, xmeta = self.crossbar_.state_dict(conductance_only=not training_state)
         arrays = {f"crossbar/{k}": v for k, v in arrays.items()}
-        arrays["counter"] = self._counter.count.copy()
-        arrays["velocity"] = self._velocity.copy()
-        arrays["initial_conductance"] = self.initial_conductance_
-        arrays["initial_pulse_count"] = self.initial_pulse_count_
-        if self.fantasy_ is not None:
-            arrays["fantasy"] = self.fantasy_.copy()
+        if training_state:
+            arrays["counter"] = self._counter.count.copy()
+            arrays["velocity"] = self._velocity.copy()
+            arrays["initial_conductance"] = self.initial_conductance_
+            arrays["initial_pulse_count"] = self.initial_pulse_count_
+            if self.fantasy_ is not None:
+                arrays["fantasy"] = self.fantasy_.copy()
         meta = {
             "params": _jsonable_params(self.get_params()),
             "n_features_in": int(self.n_features_in_),
+            "batch_size": int(self.batch_size_),
+            "training_state": bool(training_state),
             "crossbar": xmeta,
             "rng": self._rng.bit_generator.state,
             "neuron_rng": self._neuron.rng.bit_generator.state,
@@ -489,6 +626,7 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
             n_features = meta["n_features_in"]
             if not isinstance(n_features, Integral) or isinstance(n_features, bool) or n_features < 1:
                 raise ValueError(f"n_features_in must be an integer >= 1, got {n_features!r}")
+            rbm.batch_size_ = int(meta.get("batch_size", rbm.batch_size))
             rbm._initialize_empty(n_features, device)
             built = rbm.crossbar_  # what the parameters make
             xbar_arrays = {k.split("/", 1)[1]: v for k, v in arrays.items() if k.startswith("crossbar/")}
@@ -500,18 +638,22 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
                                      f"parameters, which make {expected!r}")
             rbm.ledger_.load_dict(meta["ledger"])
             expected = rbm.crossbar_.shape
-            for key in ("counter", "velocity", "initial_conductance", "initial_pulse_count"):
-                if arrays[key].shape != expected:
-                    raise ValueError(f"array {key!r} has shape {arrays[key].shape}, expected {expected}")
-            rbm._counter.count[...] = arrays["counter"]
-            rbm._velocity[...] = arrays["velocity"]
-            rbm.initial_conductance_ = np.array(arrays["initial_conductance"])
-            rbm.initial_pulse_count_ = np.array(arrays["initial_pulse_count"], dtype=np.int64)
-            if "fantasy" in arrays and (arrays["fantasy"].ndim != 2
-                                        or arrays["fantasy"].shape[1] != rbm.n_components):
-                raise ValueError(f"array 'fantasy' has shape {arrays['fantasy'].shape}, expected "
-                                 f"(chains, {rbm.n_components})")
-            rbm.fantasy_ = np.array(arrays["fantasy"]) if "fantasy" in arrays else None
+            if meta.get("training_state", True):
+                for key in ("counter", "velocity", "initial_conductance", "initial_pulse_count"):
+                    if arrays[key].shape != expected:
+                        raise ValueError(f"array {key!r} has shape {arrays[key].shape}, expected {expected}")
+                rbm._counter.count[...] = arrays["counter"]
+                rbm._velocity[...] = arrays["velocity"]
+                rbm.initial_conductance_ = np.array(arrays["initial_conductance"])
+                rbm.initial_pulse_count_ = np.array(arrays["initial_pulse_count"], dtype=np.int64)
+                if "fantasy" in arrays and (arrays["fantasy"].ndim != 2
+                                            or arrays["fantasy"].shape[1] != rbm.n_components):
+                    raise ValueError(f"array 'fantasy' has shape {arrays['fantasy'].shape}, expected "
+                                     f"(chains, {rbm.n_components})")
+                rbm.fantasy_ = np.array(arrays["fantasy"]) if "fantasy" in arrays else None
+            else:
+                rbm.initial_conductance_ = rbm.crossbar_.conductance
+                rbm.initial_pulse_count_ = rbm.crossbar_.pulse_count
             rbm._rng.bit_generator.state = meta["rng"]
             rbm._neuron.rng.bit_generator.state = meta["neuron_rng"]
         except KeyError as exc:

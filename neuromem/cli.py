@@ -1,8 +1,10 @@
 """The ``neuromem`` command.
 
-    neuromem dbn  [ARGS...]   experiments/mnist_dbn.py       (Y-Flash DBN on MNIST)
+    neuromem dbn  [ARGS...]   experiments/mnist_dbn.py       (DBN from a recipe, any data set)
     neuromem stdp [ARGS...]   experiments/stdp_song2000.py   (STDP, Song et al. 2000)
     neuromem snn  [ARGS...]   experiments/mnist_stdp.py      (unsupervised STDP on MNIST)
+    neuromem recipes [--json] the named training recipes of neuromem dbn, with their results
+    neuromem data [--dir DIR] download and verify MNIST (for users who are online)
     neuromem devices [--json] the registered device families, their sources and parameters
     neuromem info             versions of neuromem and the libraries it runs on
 
@@ -23,7 +25,7 @@ from pathlib import Path
 
 #: subcommand -> (module, one-line description)
 EXPERIMENTS: dict[str, tuple[str, str]] = {
-    "dbn": ("experiments.mnist_dbn", "Y-Flash deep belief network on MNIST (counters, no ADC)"),
+    "dbn": ("experiments.mnist_dbn", "deep belief network on memristive crossbars (counters, no ADC)"),
     "stdp": ("experiments.stdp_song2000", "pair-based STDP reproduction (Song et al. 2000)"),
     "snn": ("experiments.mnist_stdp", "unsupervised STDP spiking network on MNIST"),
 }
@@ -121,6 +123,44 @@ def cmd_devices(args) -> int:
     return 0
 
 
+def cmd_recipes(args) -> int:
+    import textwrap
+
+    from networks.recipes import available_recipes
+
+    recipes = available_recipes()
+    if args.json:
+        print(json.dumps(recipes, indent=2))
+        return 0
+    for name, recipe in recipes.items():
+        run = recipe["run"]
+        print(f"{name}  (neuromem dbn --recipe {name}; data: {run['dataset']}"
+              f"{', test set' if run['final'] else ', validation split'})")
+        print(textwrap.fill(recipe["description"], 88, initial_indent="  ",
+                            subsequent_indent="  "))
+        print(f"  measured: {recipe['results']}")
+        print()
+    return 0
+
+
+def cmd_data(args) -> int:
+    from neuromem.data import default_data_dir, load_mnist
+
+    target = args.dir
+    try:
+        for kind in ("train", "test"):
+            X, _ = load_mnist(target, kind=kind, download=True, url=args.url)
+            print(f"MNIST {kind}: {len(X)} images, checksums verified")
+    except (ConnectionError, OSError, ValueError) as exc:
+        problem = getattr(exc, "problem", str(exc)).split(" Place the MNIST files")[0]
+        hint = " (--url takes another mirror)" if isinstance(exc, ConnectionError) else ""
+        print(f"neuromem data: error: {problem}{hint}", file=sys.stderr)
+        return 1
+    where = target or "$NEUROMEM_DATA or " + str(default_data_dir())
+    print(f"ready in {where}; neuromem dbn --dataset mnist finds it there")
+    return 0
+
+
 def _version(dist: str) -> str:
     from importlib import metadata
 
@@ -166,6 +206,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, (module, text) in EXPERIMENTS.items():
         sub.add_parser(name, help=f"{text} [{module}]", add_help=False)
+    p = sub.add_parser("recipes", help="list the training recipes of 'neuromem dbn'")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_recipes)
+    p = sub.add_parser("data", help="download and verify MNIST")
+    p.add_argument("--dir", help="target directory (default: $NEUROMEM_DATA, else the cache)")
+    p.add_argument("--url", help="base URL of a mirror holding the four .gz files")
+    p.set_defaults(func=cmd_data)
     p = sub.add_parser("devices", help="list the registered device families")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_devices)

@@ -121,6 +121,8 @@ class Crossbar:
         self.rng = np.random.default_rng(seed)
         self.ledger = ledger if ledger is not None else EnergyLedger()
         self.time_s = 0.0
+        #: True for a crossbar restored from conductances alone: it reads, never writes
+        self.read_only = False
 
         n = self.rows * self.cols
         self._state_plus = self.device.init_state(n, self.rng)
@@ -197,8 +199,13 @@ class Crossbar:
             self._w32t_valid = True
         return self._w32t
 
+    def _check_writable(self):
+        if self.read_only:
+            raise RuntimeError("this crossbar was restored from its conductances alone (no device "
+                               "state): it can be read but not pulsed or programmed")
+
     def _sync_drift(self):
-        if self.device.drifts and self.time_s != self._g_time_s:
+        if self.device.drifts and not self.read_only and self.time_s != self._g_time_s:
             self._refresh_all()
 
     # ------------------------------------------------------------------ views
@@ -270,11 +277,15 @@ class Crossbar:
     def read(self, v, *, binary: bool | None = None, noise: bool = True) -> np.ndarray:
         """Column currents (amperes) for row voltages ``v`` (forward read).
 
-        ``v`` has shape ``(rows,)`` or ``(batch, rows)``. By default float input is in
-        volts; with ``binary=True`` (the default for boolean arrays) a 0/1 input drives
-        its row at the device's ``read_voltage_v`` or leaves it at 0 V, so binary
-        inputs need no DAC. Returns float32 currents of shape ``(cols,)`` or
-        ``(batch, cols)``: the differential current ``I+ - I-`` of each column.
+        ``v`` has shape ``(rows,)`` or ``(batch, rows)``. Float input is in volts and
+        must stay within the device's read range ``|v| <= read_voltage_v`` (a larger
+        voltage would disturb the stored state; it is refused). With ``binary=True`` a
+        0/1 input drives its row at the device's ``read_voltage_v`` or leaves it at
+        0 V, so binary inputs need no DAC; ``binary=None`` (the default) takes boolean
+        arrays and integer arrays holding only 0 and 1 (e.g. the uint8 output of
+        :func:`neuromem.data.binarize`) as binary drive. Returns float32 currents of
+        shape ``(cols,)`` or ``(batch, cols)``: the differential current ``I+ - I-`` of
+        each column.
         """
         return self._read(v, binary, noise, backward=False)
 
@@ -294,7 +305,8 @@ class Crossbar:
         if v.dtype.kind not in "biuf":
             raise TypeError(f"v must be a numeric or boolean array, got dtype {v.dtype}")
         if binary is None:
-            binary = v.dtype == np.bool_
+            # booleans, and integers that hold only 0 and 1, are binary drive, not volts
+            binary = v.dtype == np.bool_ or (v.dtype.kind in "iu" and bool(np.all((v == 0) | (v == 1))))
         self._sync_drift()
         x = v.astype(np.float32, copy=False)
         line_sum = self._col_sum if backward else self._row_sum
@@ -316,6 +328,13 @@ class Crossbar:
         else:
             if not np.all(np.isfinite(x)):
                 raise ValueError("v must be finite (no NaN or inf)")
+            v_max = self.device.read_voltage_v
+            peak = float(np.max(np.abs(x))) if x.size else 0.0
+            if peak > v_max * (1 + 1e-6):
+                raise ValueError(
+                    f"read voltage {peak:g} V exceeds the {type(self.device).__name__} read "
+                    f"range (|v| <= read_voltage_v = {v_max:g} V); a larger drive would "
+                    "disturb the stored state. Pass 0/1 input (binary drive) or volts in range")
             scale = 1.0
             # energy: every driven line dissipates V^2 times its total conductance (a matvec)
             energy = self.device.read_time_s * float(
@@ -379,6 +398,7 @@ class Crossbar:
         pulses applied to ``G+``. :meth:`apply_pulses_at` takes the same update as a
         list of cells (cheaper when few cells move).
         """
+        self._check_writable()
         flat = self._check_counts(counts)
         width = _check_nonneg("width", width)
         cells = np.flatnonzero(flat)
@@ -392,6 +412,7 @@ class Crossbar:
         integers of the same length. The work is proportional to ``len(cells)``; the
         result equals :meth:`apply_pulses` of the matching dense array.
         """
+        self._check_writable()
         cells = np.asarray(cells)
         counts = np.asarray(counts)
         if cells.ndim != 1 or counts.shape != cells.shape:
@@ -433,7 +454,7 @@ class Crossbar:
 
         Row ``i`` is driven with polarity ``row_signs[i]`` in {-1, 0, +1}, column ``j``
         with a pulse ``col_pulses[j] >= 0`` nominal pulses long, so cell ``(i, j)`` gets
-        ``row_signs[i] * col_pulses[j]`` pulses (DESIGN.md §2, ``ΔG = f(ΔT_j V_i)``).
+        ``row_signs[i] * col_pulses[j]`` pulses (docs/hardware.md §1, ``ΔG = f(ΔT_j V_i)``).
         """
         row_signs = np.asarray(row_signs)
         col_pulses = np.asarray(col_pulses)
@@ -456,6 +477,7 @@ class Crossbar:
         ``-delta``); ``array="minus"``: ``G- += delta`` alone. Physical devices move by
         pulses; asking them for an analogue change raises TypeError.
         """
+        self._check_writable()
         if not self.device.analog_update:
             raise TypeError(
                 f"{type(self.device).__name__} moves by pulses only; use apply_pulses or program"
@@ -487,6 +509,7 @@ class Crossbar:
         still outside tolerance (stuck cells, targets outside the device range) are
         reported in ``missed``. ``array`` is ``"plus"`` or ``"minus"`` (the reference).
         """
+        self._check_writable()
         target = np.asarray(target_s, dtype=np.float64)
         if target.shape == ():
             target = np.full(self.shape, float(target))
@@ -564,19 +587,33 @@ class Crossbar:
         self.time_s += _check_nonneg("seconds", seconds)
 
     # ------------------------------------------------------------------ persistence
-    def state_dict(self) -> tuple[dict, dict]:
+    def state_dict(self, *, conductance_only: bool = False) -> tuple[dict, dict]:
         """``(arrays, metadata)``: numpy arrays and a JSON-ready dict that restore it.
 
-        A snapshot: the arrays are copies, later pulses do not change them.
+        A snapshot: the arrays are copies, later pulses do not change them. With
+        ``conductance_only`` it keeps only what a read needs, the conductances ``G+`` and
+        ``G-`` (faults applied): a fraction of the size, restored as a ``read_only``
+        crossbar that reads bit for bit as this one but takes no pulses (and no drift).
         """
-        arrays = {"state_plus": self._state_plus.copy(), "fault_plus": self._fault_plus.copy(),
+        # the per-line sums (read energy) are kept up to date incrementally between full
+        # refreshes; recompute them here so a restored copy and this one book reads
+        # identically to the last bit
+        self._sync_drift()
+        self._refresh_effective()
+        if conductance_only:
+            arrays = {"g_plus": self._g_plus.copy()}
+            if self.scheme != "single":
+                arrays["g_minus"] = self._g_minus.copy()
+        else:
+            arrays = {"state_plus": self._state_plus.copy(), "fault_plus": self._fault_plus.copy(),
                   "fault_kind_plus": self._fault_kind_plus.copy(),
-                  "pulses_plus": self._pulses_plus.copy(), "pulses_minus": self._pulses_minus.copy()}
-        if self._state_minus is not None:
-            arrays["state_minus"] = self._state_minus.copy()
-        if self._fault_minus is not None:
-            arrays["fault_minus"] = self._fault_minus.copy()
-        meta = {
+                      "pulses_plus": self._pulses_plus.copy(),
+                      "pulses_minus": self._pulses_minus.copy()}
+            if self._state_minus is not None:
+                arrays["state_minus"] = self._state_minus.copy()
+            if self._fault_minus is not None:
+                arrays["fault_minus"] = self._fault_minus.copy()
+        meta = {"conductance_only": bool(conductance_only),
             "rows": self.rows, "cols": self.cols, "scheme": self.scheme,
             "device": self.device.describe(),
             "read_noise_rel": self.read_noise_rel, "read_noise_a": self.read_noise_a,
@@ -605,6 +642,24 @@ class Crossbar:
         except KeyError as exc:
             raise ValueError(f"crossbar metadata lacks {exc}") from None
         n = xbar.rows * xbar.cols
+        if meta.get("conductance_only"):
+            expected = {"g_plus": (n,)}
+            if xbar.scheme != "single":
+                expected["g_minus"] = (n,)
+            for key, shape in expected.items():
+                if np.shape(arrays.get(key)) != shape:
+                    raise ValueError(f"crossbar array {key!r} missing or not of shape {shape}")
+            xbar._g_plus[:] = arrays["g_plus"]
+            if "g_minus" in arrays:
+                xbar._g_minus[:] = arrays["g_minus"]
+            xbar.read_only = True
+            xbar.fault_rates = dict(meta["fault_rates"])
+            xbar.time_s = xbar._g_time_s = float(meta["time_s"])
+            xbar.rng.bit_generator.state = meta["rng"]
+            if ledger is None:
+                xbar.ledger = EnergyLedger.from_dict(meta["ledger"])
+            xbar._refresh_effective()
+            return xbar
         expected = {"state_plus": xbar._state_plus.shape, "fault_plus": (n,)}
         if xbar._state_minus is not None:
             expected["state_minus"] = xbar._state_minus.shape

@@ -42,12 +42,14 @@ from pathlib import Path
 import numpy as np
 
 __all__ = [
+    "DataError",
     "DEFAULT_MNIST_URL",
     "MNIST_FILES",
     "MNIST_MD5",
     "binarize",
     "default_data_dir",
     "load_digits_binary",
+    "load_dataset",
     "load_digits_scaled",
     "load_mnist",
     "parse_idx",
@@ -99,6 +101,15 @@ _MNIST_LABELS_MAGIC = 0x00000801  # 2049: uint8, 1 dim
 _MNIST_MAGICS = (_MNIST_IMAGES_MAGIC, _MNIST_LABELS_MAGIC)
 
 
+class DataError(ValueError):
+    """A data file that cannot be used. ``problem`` says what is wrong with which file;
+    the message adds what to do about it from Python (a command line says it its way)."""
+
+    def __init__(self, problem: str, hint: str = ""):
+        super().__init__(f"{problem} {hint}".strip())
+        self.problem = problem
+
+
 # --------------------------------------------------------------------------- locating
 
 
@@ -141,17 +152,14 @@ def _check_md5(name: str, actual: str, where: str) -> None:
     """Raise ValueError unless ``actual`` is an accepted md5 for file ``name``."""
     expected = MNIST_MD5.get(name)
     if not expected:
-        raise ValueError(
-            f"no known md5 checksum for {name!r} ({where}); pass verify=False to skip "
-            "the check"
-        )
+        raise DataError(f"no known md5 checksum for {name!r} ({where})",
+                        "Pass verify=False to skip the check.")
     if actual not in expected:
-        raise ValueError(
+        raise DataError(
             f"checksum mismatch for {name} ({where}): md5 is {actual}, expected "
-            f"{' or '.join(expected)}. The file is corrupt or not the MNIST file: "
-            "delete it and fetch it again (load_mnist(download=True)), or pass "
-            "verify=False to skip the check."
-        )
+            f"{' or '.join(expected)}; the file is corrupt, truncated or not the MNIST file.",
+            "Delete it and fetch it again (load_mnist(download=True)), or pass "
+            "verify=False to skip the check.")
 
 
 # --------------------------------------------------------------------------- IDX parsing
@@ -167,7 +175,7 @@ def _read_bytes(file: Path, verify: bool) -> bytes:
     try:
         return gzip.decompress(raw)
     except (EOFError, OSError, zlib.error) as exc:  # truncated or not gzip at all
-        raise ValueError(f"{file}: corrupt or truncated gzip data ({exc})") from exc
+        raise DataError(f"{file}: corrupt or truncated gzip data ({exc})") from exc
 
 
 def parse_idx(data: bytes, source: str = "<bytes>") -> np.ndarray:
@@ -425,3 +433,145 @@ def train_validation_split(X, y, n_validation, seed=0, *, stratify: bool = True)
         shuffle=True,
         stratify=y if stratify else None,
     )
+
+
+# --------------------------------------------------------------------------- any data set
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _unit_interval(X: np.ndarray, where: str) -> np.ndarray:
+    """Pixels as float32 in [0, 1]: integers over 255 (or their maximum beyond that),
+    floats as they are (they must already lie in [0, 1])."""
+    if X.dtype.kind in "iu":
+        if X.size and X.min() < 0:
+            raise DataError(f"{where}: negative pixel values")
+        top = max(255, int(X.max()) if X.size else 255)
+        return (X.astype(np.float32) / np.float32(top))
+    if X.dtype.kind == "b":
+        return X.astype(np.float32)
+    if X.dtype.kind != "f":
+        raise DataError(f"{where}: pixels must be numbers, got dtype {X.dtype}")
+    X = X.astype(np.float32)
+    if X.size and (not np.all(np.isfinite(X)) or X.min() < 0 or X.max() > 1):
+        raise DataError(f"{where}: float pixels must lie in [0, 1] (scale them first)")
+    return X
+
+
+def _labels(y: np.ndarray, where: str) -> np.ndarray:
+    y = np.asarray(y)
+    if y.ndim != 1:
+        raise DataError(f"{where}: labels must be one-dimensional, got shape {y.shape}")
+    if y.dtype.kind == "f" and y.size and np.any(y != np.round(y)):
+        raise DataError(f"{where}: labels must be whole numbers")
+    if y.dtype.kind not in "iuf":
+        raise DataError(f"{where}: labels must be integers, got dtype {y.dtype}")
+    return y.astype(np.int64)
+
+
+def _pair(X, y, where):
+    if X.ndim not in (2, 3):
+        raise DataError(f"{where}: images must have shape (n, features) or (n, height, width), "
+                        f"got {X.shape}")
+    if len(X) != len(y):
+        raise DataError(f"{where}: {len(X)} images but {len(y)} labels")
+    if len(X) == 0:
+        raise DataError(f"{where}: no images")
+    shape = X.shape[1:] if X.ndim == 3 else (X.shape[1],)
+    return _unit_interval(X.reshape(len(X), -1), where), _labels(y, where), shape
+
+
+def _idx_dir(directory: Path) -> tuple[dict, dict]:
+    arrays, files = {}, {}
+    for kind, (images, labels) in MNIST_FILES.items():
+        for key, name in ((f"X_{kind}", images), (f"y_{kind}", labels)):
+            found = _find_file(directory, name)
+            if found is None:
+                raise FileNotFoundError(f"{directory} lacks {name}[.gz] (an IDX data set needs "
+                                        f"the four files {', '.join(n for p in MNIST_FILES.values() for n in p)})")
+            raw = found.read_bytes()
+            if found.suffix == ".gz":
+                try:
+                    raw = gzip.decompress(raw)
+                except (EOFError, OSError, zlib.error) as exc:
+                    raise DataError(f"{found}: corrupt or truncated gzip data ({exc})") from None
+            arrays[key] = parse_idx(raw, str(found))
+            files[found.name] = _sha256(found)
+    return arrays, files
+
+
+def load_dataset(spec, *, data_dir=None, test_fraction: float = 0.2, seed: int = 0) -> dict:
+    """A labelled image set, split into training and test parts, pixels in [0, 1].
+
+    ``spec`` is ``"mnist"`` (the checksum-verified IDX files, found as by
+    :func:`load_mnist` from ``data_dir``), ``"digits"`` (scikit-learn's bundled 8x8
+    digits; a stratified ``test_fraction`` is held out with ``seed``), a directory of IDX
+    files under the standard MNIST names (any image size and number of classes), or an
+    ``.npz`` file with arrays ``X_train``, ``y_train``, ``X_test``, ``y_test`` (images as
+    ``(n, features)`` or ``(n, height, width)``; integers are divided by 255, floats
+    must already lie in [0, 1]). Files other than the known MNIST set pass structural
+    checks only; their SHA-256 sums are returned in ``info["sha256"]``.
+
+    Returns a dict with ``X_train``, ``y_train``, ``X_test``, ``y_test`` (float32
+    pixels, int64 labels), ``image_shape`` and ``info``. Raises FileNotFoundError,
+    :class:`DataError` (a ValueError) for unusable content.
+    """
+    text = str(spec)
+    info = {"name": text}
+    if text == "mnist":
+        X, y = load_mnist(data_dir, kind="train")
+        Xt, yt = load_mnist(data_dir, kind="test")
+        info["verified"] = "md5 of every file against MNIST_MD5"
+        where = ("MNIST training set", "MNIST test set")
+    elif text == "digits":
+        X_all, y_all = load_digits_scaled(np.float32)
+        X, Xt, y, yt = train_validation_split(X_all, y_all, test_fraction, seed)
+        info["test_fraction"], info["split_seed"] = test_fraction, seed
+        where = ("digits", "digits")
+        X, Xt = X.reshape(-1, 8, 8), Xt.reshape(-1, 8, 8)
+    else:
+        path = Path(text).expanduser()
+        if not path.exists():
+            raise FileNotFoundError(f"{text}: no such file or directory (a data set is mnist, "
+                                    "digits, a directory of IDX files or an .npz file)")
+        if path.is_dir():
+            arrays, files = _idx_dir(path)
+        elif path.suffix == ".npz":
+            try:
+                with np.load(path, allow_pickle=False) as f:
+                    missing = {"X_train", "y_train", "X_test", "y_test"} - set(f.files)
+                    if missing:
+                        raise DataError(f"{path} lacks the arrays {sorted(missing)} (it needs "
+                                        "X_train, y_train, X_test, y_test)")
+                    arrays = {k: f[k] for k in ("X_train", "y_train", "X_test", "y_test")}
+            except DataError:
+                raise
+            except (OSError, ValueError, EOFError, zlib.error) as exc:
+                raise DataError(f"{path} is not a readable .npz file ({exc})") from None
+            files = {path.name: _sha256(path)}
+        else:
+            raise DataError(f"{text}: a data set is mnist, digits, a directory of IDX files or "
+                            "an .npz file")
+        X, y, Xt, yt = arrays["X_train"], arrays["y_train"], arrays["X_test"], arrays["y_test"]
+        info["sha256"] = files
+        info["verified"] = "structural checks only (not a known data set)"
+        where = (f"{text} (training part)", f"{text} (test part)")
+    X, y, shape = _pair(np.asarray(X), np.asarray(y), where[0])
+    Xt, yt, shape_t = _pair(np.asarray(Xt), np.asarray(yt), where[1])
+    if shape != shape_t:
+        raise DataError(f"{text}: training images {shape} and test images {shape_t} differ in shape")
+    unseen = sorted(set(np.unique(yt).tolist()) - set(np.unique(y).tolist()))
+    if unseen:
+        raise DataError(f"{text}: test labels {unseen[:5]} never occur in the training part")
+    if len(np.unique(y)) < 2:
+        raise DataError(f"{text}: the training part holds fewer than 2 classes")
+    info.update({"n_train": int(len(y)), "n_test": int(len(yt)), "image_shape": list(shape),
+                 "n_classes": int(len(np.unique(y)))})
+    return {"X_train": X, "y_train": y, "X_test": Xt, "y_test": yt,
+            "image_shape": tuple(shape), "info": info}

@@ -10,8 +10,8 @@ from __future__ import annotations
 from collections import defaultdict
 from dataclasses import dataclass
 
-#: Digital reference costs at 45 nm, 16-bit operand (Horowitz, ISSCC 2014, as quoted in
-#: DESIGN.md §2 "Energy"). Used as defaults of the periphery below.
+#: Digital reference costs at 45 nm, 16-bit operand (Horowitz, ISSCC 2014; see
+#: docs/hardware.md §1). Used as defaults of the periphery below.
 ADD_16BIT_J = 0.18e-12
 SRAM_LOAD_J = 11e-12
 DRAM_LOAD_J = 640e-12
@@ -57,7 +57,8 @@ class EnergyLedger:
 
     @property
     def total_j(self) -> float:
-        return sum(e.energy_j for e in self._entries.values())
+        # in name order, so a ledger restored from as_dict() sums to the same last bit
+        return sum(self._entries[k].energy_j for k in sorted(self._entries))
 
     def as_dict(self) -> dict:
         """JSON-ready summary: ``{operation: {"count": n, "energy_j": e}, "total_j": t}``."""

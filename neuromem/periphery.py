@@ -4,7 +4,7 @@ Nothing here needs an ADC or an analogue nonlinear function:
 
 * :class:`ComparatorNeuron` fires when its column current beats a logistic-distributed
   random reference, ``1[I > I0 ln(u / (1 - u))]``, which fires with probability
-  ``sigmoid(I / I0)`` (Wang et al., Nat. Electron. 5, 870, 2022; DESIGN.md §2).
+  ``sigmoid(I / I0)`` (Wang et al., Nat. Electron. 5, 870, 2022; docs/hardware.md §2).
 * :class:`PBitNeuron` is the stochastic-MTJ p-bit, ``m = sgn(tanh(x / 2) - r)`` with
   ``r ~ U(-1, 1)`` and ``x = I / I0``, so ``P(m = +1) = sigmoid(x)``
   (Camsari et al., Appl. Phys. Rev. 6, 011305, 2019).
@@ -59,7 +59,7 @@ def all_integral(values):
 
 @njit(cache=True)
 def _fire(value, threshold, max_pulses):
-    """Accumulate-and-threshold (DESIGN.md §2, "CDacc") on one counter value ``C``.
+    """Accumulate-and-threshold (Wang 2022's "CDacc"; docs/hardware.md §3) on one counter value ``C``.
 
     ``n = trunc(C / threshold)``; returns ``(C - n * threshold, sign(n) *
     min(|n|, max_pulses))``. ``max_pulses = 1`` is the published rule (one pulse even
@@ -416,7 +416,7 @@ class DigitalCounter:
     shape : tuple of int
         Shape of the counter array (that of the crossbar it drives).
     threshold : int
-        ``CD_min`` of DESIGN.md §2 (the batch size, 100, in Wang 2022).
+        ``CD_min`` of docs/hardware.md §3 (the batch size, 100, in Wang 2022).
     max_pulses : int
         Largest pulse count emitted per cell per update. 1 is the published rule;
         larger values give pulses proportional to the count (still no ADC).

@@ -51,8 +51,8 @@ def test_read_equals_v_dot_g_float_volts(scheme):
     g = _signed_g(xbar)
     assert np.ptp(g) > 1e-7, "test needs a non-trivial weight matrix"
     rng = np.random.default_rng(1)
-    v1 = rng.uniform(-0.3, 0.3, ROWS)
-    vb = rng.uniform(-0.3, 0.3, (5, ROWS))
+    v1 = rng.uniform(-0.2, 0.2, ROWS)
+    vb = rng.uniform(-0.2, 0.2, (5, ROWS))
     for v in (v1, vb):
         i = xbar.read(v)
         expected = v @ g
@@ -83,7 +83,7 @@ def test_read_back_is_the_transposed_read(scheme):
     xbar = _scrambled(scheme)
     g = _signed_g(xbar)
     rng = np.random.default_rng(30)
-    v = rng.uniform(-0.3, 0.3, (4, COLS))
+    v = rng.uniform(-0.2, 0.2, (4, COLS))
     expected = v @ g.T
     np.testing.assert_allclose(xbar.read_back(v), expected, rtol=1e-5,
                                atol=1e-5 * np.abs(expected).max())
@@ -107,9 +107,39 @@ def test_binary_flag_treats_0_1_floats_as_drive():
     np.testing.assert_array_equal(xbar.read(f, binary=True), xbar.read(b))
     with pytest.raises(ValueError, match="binary"):
         xbar.read(f * 0.5, binary=True)
-    # binary=False reads a boolean array as 0/1 volts
-    np.testing.assert_allclose(xbar.read(b, binary=False), f @ _signed_g(xbar), rtol=1e-5,
-                               atol=1e-12)
+    # binary=False reads the input as volts: 1 V is outside the Ideal read range ...
+    with pytest.raises(ValueError, match="read range"):
+        xbar.read(b, binary=False)
+    # ... and V_read * f is the binary read again, by a float product
+    vr = xbar.device.read_voltage_v
+    np.testing.assert_allclose(xbar.read(f * vr, binary=False), vr * (f @ _signed_g(xbar)),
+                               rtol=1e-5, atol=1e-12)
+
+
+def test_integer_0_1_input_is_binary_drive():
+    """What neuromem.data.binarize returns (uint8 0/1) drives rows at V_read, like bool."""
+    xbar = _scrambled("reference")
+    b = np.random.default_rng(5).random((4, ROWS)) < 0.5
+    for dtype in (np.uint8, np.int64):
+        np.testing.assert_array_equal(xbar.read(b.astype(dtype)), xbar.read(b))
+    np.testing.assert_array_equal(xbar.read_back(b[:, :COLS].astype(np.uint8)),
+                                  xbar.read_back(b[:, :COLS]))
+
+
+def test_drive_outside_the_read_range_is_refused():
+    xbar = _scrambled("reference")
+    vr = xbar.device.read_voltage_v
+    e0 = xbar.ledger.energy_j("read")
+    for v in (1e6, 1.01 * vr, -2 * vr):
+        with pytest.raises(ValueError, match="read range"):
+            xbar.read(np.full(ROWS, v))
+        with pytest.raises(ValueError, match="read range"):
+            xbar.read_back(np.full(COLS, v))
+    assert xbar.ledger.energy_j("read") == e0  # nothing booked for a refused read
+    xbar.read(np.full(ROWS, vr))  # the read voltage itself is fine
+    xbar.read(np.full(ROWS, -vr))
+    with pytest.raises(ValueError, match="read range"):  # integers other than 0/1 are volts
+        xbar.read(np.full(ROWS, 255, dtype=np.uint8))
 
 
 def test_read_uses_weights_property_consistently():
@@ -486,8 +516,28 @@ def test_from_state_dict_shares_a_given_ledger():
     arrays, meta = xbar.state_dict()
     ledger = EnergyLedger()
     copy = Crossbar.from_state_dict(arrays, meta, ledger=ledger)
-    copy.read(np.ones(3))
+    copy.read(np.full(3, 0.1))  # volts within the read range
     assert ledger.count("read") == 1
+
+
+@pytest.mark.parametrize("scheme", ["reference", "differential", "single"])
+def test_conductance_only_state_reads_the_same_and_refuses_writes(scheme):
+    from neuromem.devices import YFlash
+
+    xbar = Crossbar(6, 5, YFlash(), scheme=scheme, read_noise_rel=0.05, seed=3)
+    xbar.apply_pulses(np.random.default_rng(0).integers(-3, 4, xbar.shape))
+    full_arrays, _ = xbar.state_dict()
+    arrays, meta = xbar.state_dict(conductance_only=True)
+    assert sum(a.nbytes for a in arrays.values()) < 0.5 * sum(a.nbytes for a in full_arrays.values())
+    copy = Crossbar.from_state_dict(arrays, meta)
+    assert copy.read_only and not xbar.read_only
+    v = np.random.default_rng(1).random((4, 6)) < 0.5
+    np.testing.assert_array_equal(copy.read(v), xbar.read(v))  # same noise stream too
+    np.testing.assert_array_equal(copy.effective_conductance, xbar.effective_conductance)
+    for write in (lambda: copy.apply_pulses(np.ones(copy.shape, dtype=np.int64)),
+                  lambda: copy.program(np.full(copy.shape, 1e-7))):
+        with pytest.raises(RuntimeError, match="read but not pulsed"):
+            write()
 
 
 def test_from_state_dict_rejects_bad_input():
@@ -506,6 +556,8 @@ def test_from_state_dict_rejects_bad_input():
         with pytest.raises(ValueError, match=key):
             Crossbar.from_state_dict(bad, meta)
     for key in meta:
+        if key == "conductance_only":  # optional: absent in older dicts, means False
+            continue
         bad = dict(meta)
         del bad[key]
         with pytest.raises(ValueError, match=key):

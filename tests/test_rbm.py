@@ -32,6 +32,7 @@ def _one_blas_thread():
 def _tiny(update="counter", n_visible=2, n_hidden=2, **kw):
     """An untrained RBM on a coarse Ideal device; every cell starts at 5e-7 S (W = 0)."""
     kw.setdefault("batch_size", 4)
+    kw.setdefault("weight_range", 3.0)  # the units below: 1 pulse = 0.3
     rbm = MemristiveRBM(n_hidden, device=Ideal(step_s=STEP), update=update, init_std=0.0,
                         random_state=0, **kw)
     rbm._initialize(n_visible, rbm._check_params())
@@ -167,6 +168,7 @@ class _NumpyComparator:
 
 def _prepared_rbm(update, n_visible=7, n_hidden=5, seed=3, **kw):
     """RBM with random weights AND biases (biases are not programmed by init)."""
+    kw.setdefault("weight_range", 3.0)  # bounds at +-1.5 units around the reference
     rbm = MemristiveRBM(n_hidden, device="ideal", update=update, init_std=0.0,
                         random_state=seed, **kw)
     rbm._initialize(n_visible, rbm._check_params())

@@ -1,18 +1,54 @@
-"""The README's crossbar example runs and prints what the README says it prints."""
+"""Every Python block of README.md runs as written, in a fresh namespace and folder."""
 
 import contextlib
 import io
 import re
 from pathlib import Path
 
+import pytest
+from threadpoolctl import threadpool_limits
+
 README = Path(__file__).resolve().parents[1] / "README.md"
+#: sections whose example is known not to run on its own yet (non-strict: fine if it does)
+INCOMPLETE = {"Spiking networks in Brian2"}
 
 
-def test_crossbar_example_runs_as_documented():
+def _blocks():
     text = README.read_text()
-    block = re.search(r"## A crossbar in ten lines\s+```python\n(.*?)```", text, re.S).group(1)
+    section = None
+    out = []
+    for match in re.finditer(r"^(#+ [^\n]*)$|^```python\n(.*?)^```", text, re.S | re.M):
+        if match.group(1):
+            section = match.group(1).lstrip("#").strip()
+        else:
+            out.append((section, match.group(2)))
+    return out
+
+
+BLOCKS = _blocks()
+
+
+def test_readme_has_the_examples_a_newcomer_needs():
+    code = "\n".join(block for _, block in BLOCKS)
+    assert "MemristiveRBM(" in code and "MemristiveDBN(" in code and "from_recipe(" in code
+    assert "Crossbar(" in code
+
+
+@pytest.mark.parametrize("section, block", [
+    pytest.param(section, block, id=f"{i}-{section}",
+                 marks=[pytest.mark.xfail(strict=False)] if section in INCOMPLETE else [])
+    for i, (section, block) in enumerate(BLOCKS)])
+def test_readme_block_runs(section, block, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # blocks may write files (dbn.npz)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out), threadpool_limits(1):
+        exec(compile(block, f"README.md ({section})", "exec"), {"__name__": "__readme__"})
+
+
+def test_crossbar_example_prints_what_the_readme_says():
+    section, block = next(b for b in BLOCKS if b[0] == "A crossbar in ten lines")
     out = io.StringIO()
     with contextlib.redirect_stdout(out):
         exec(compile(block, "README.md", "exec"), {})
     first_line = out.getvalue().splitlines()[0]
-    assert f"prints `{first_line}`" in text
+    assert f"prints `{first_line}`" in README.read_text()

@@ -1,6 +1,6 @@
-"""Y-Flash compact model: contract, bounds, and the measured statistics of DESIGN.md §2.
+"""Y-Flash compact model: contract, bounds, and the published statistics (docs/hardware.md §4).
 
-Targets (DESIGN.md, from Wang et al. APL 2021 / Nat. Electron. 2022) and tolerances:
+Targets (Wang et al. APL 2021 / Nat. Electron. 2022) and tolerances:
 * G spans about 1 nS to 1 uS                      -> g_min in [0.2, 2] nS, g_max in [0.5, 2] uS
 * program step dlnG ~ -0.22, ~15 % spread          -> median over 3-300 nS in [-0.27, -0.17],
                                                      within-device spread in [0.10, 0.20]
@@ -139,13 +139,13 @@ def test_program_steps_near_geometric(dev, program_curve):
     steps = d[m]
     assert steps.size > 500
     median = np.median(steps)
-    assert -0.27 <= median <= -0.17, median  # DESIGN: -0.22
+    assert -0.27 <= median <= -0.17, median  # published: -0.22
     # near-geometric: the lower and upper halves of the mid range step alike
     g0 = np.exp(program_curve[:-1])[m]
     split = math.sqrt(MID_LO_S * MID_HI_S)
     low, high = np.median(steps[g0 < split]), np.median(steps[g0 >= split])
     assert abs(low - high) < 0.25 * abs(median)
-    # pulse-to-pulse spread within one device: DESIGN ~15 %
+    # pulse-to-pulse spread within one device: published ~15 %
     rel = [np.std(d[m[:, k], k]) / abs(np.mean(d[m[:, k], k])) for k in range(d.shape[1])]
     assert 0.10 <= np.mean(rel) <= 0.20, np.mean(rel)
 
@@ -183,9 +183,9 @@ def test_erase_steps_state_dependent(dev, erase_curve):
         meds.append(np.median(d[m]))
     low, mid, high = meds
     assert low > mid > high > 0
-    assert 0.35 <= low <= 0.80, meds  # DESIGN +0.58
-    assert 0.20 <= mid <= 0.40, meds  # DESIGN +0.29
-    assert 0.05 <= high <= 0.13, meds  # DESIGN +0.09
+    assert 0.35 <= low <= 0.80, meds  # published +0.58
+    assert 0.20 <= mid <= 0.40, meds  # published +0.29
+    assert 0.05 <= high <= 0.13, meds  # published +0.09
 
 
 def test_full_program_and_erase_counts_fresh(cycling):

@@ -45,6 +45,9 @@ class Device:
     #: True when the device accepts arbitrary analogue conductance changes
     #: (only the software reference; physical devices move by pulses)
     analog_update: ClassVar[bool] = False
+    #: where, as a fraction of the conductance range, a signed weight's reference sits
+    #: by default: where up and down pulses move the conductance by similar steps
+    operating_level: ClassVar[float] = 0.5
 
     # ------------------------------------------------------------------ validation
     def __post_init__(self) -> None:

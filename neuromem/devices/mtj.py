@@ -17,7 +17,7 @@ angle of the free layer is thermally distributed with spread ``theta0``, it grow
 so ``P_sw = P(|theta| > (pi/2) exp(-t/tau)) = erfc(pi / (2 sqrt 2 theta0) e^(-t/tau))``.
 The formula as written rises from about 0 (``dt -> 0``: ``erfc(pi sqrt(delta) / 2)``,
 about 1e-42 for delta = 60) to 1 (``dt -> inf``) with pulse width and voltage:
-the sign of the exponent in DESIGN.md is right.
+the sign of the exponent as written is right.
 
 A pulse on a cell already in the target state does nothing. Device-to-device spread:
 one lognormal factor per cell on both resistances (resistance-area product spread;

@@ -1,4 +1,4 @@
-"""Y-Flash floating-gate memristor: the physical compact model of DESIGN.md section 2.
+"""Y-Flash floating-gate memristor: the physical compact model (docs/hardware.md §4).
 
 A Y-Flash cell (Danial et al., Nat. Electron. 2019; 180 nm CMOS, single poly) is one
 floating gate (FG) shared by two transistors with a common drain D: a *read*
@@ -8,8 +8,8 @@ its own ageing variables ``V_a`` (hot-electron injection) and ``beta`` (Fowler-N
 tunnelling), drawn at fabrication and drifting with every pulse. State rows:
 ``("q_fg_c", "va_v", "beta_v")``.
 
-Model (Wang et al., APL 119, 263504, 2021, as written in DESIGN.md)
--------------------------------------------------------------------
+Model (Wang et al., APL 119, 263504, 2021; summarised in docs/hardware.md)
+--------------------------------------------------------------------------
 * Charge sharing: ``V_FG = (Q_FG + C_gd V_D + C_gsr V_SR + C_gsi V_SI) / C_sum``.
 * Each transistor: ``I = 1 / (1/I_sub + 1/I_ab)`` with
   ``I_sub = I_s0 exp((V_FG - V_th)/(n V_T)) (1 - exp(-V_DS/V_T))`` and
@@ -32,7 +32,7 @@ Model (Wang et al., APL 119, 263504, 2021, as written in DESIGN.md)
 Choices where the sources are silent (every deviation from a literal reading)
 ----------------------------------------------------------------------------
 1. **Terminals an operation does not name float** (``floating_unbiased_terminals``).
-   DESIGN names V_D and V_SI for program and erase, and only V_D for read; the read
+   The published model names V_D and V_SI for program and erase, and only V_D for read; the read
    source is grounded (it is the read transistor), everything else is left open. A
    floating terminal's coupling capacitor is in series with an open node, carries no
    charge and drops out of the charge-sharing sum (as a public re-implementation of the
@@ -45,7 +45,7 @@ Choices where the sources are silent (every deviation from a literal reading)
    gate while programming and gives program steps of only dlnG = -0.12...-0.14 per
    pulse for the nominal device (-0.09...-0.11 for the population), well short of
    the measured -0.22: it cannot reproduce the data.
-2. **Two sets of ageing variables.** DESIGN gives both nominal ``V_a0 = 22.5 V``,
+2. **Two sets of ageing variables.** The published values give both nominal ``V_a0 = 22.5 V``,
    ``beta0 = 8 V`` and population draws ``N(23.4, 0.8)``, ``N(9, 0.8)``. They are not
    the same device: the single-device step statistics (dlnG = -0.22 per program pulse;
    +0.58 / +0.29 / +0.09 per erase pulse) are reproduced by the nominal values, the
@@ -57,7 +57,7 @@ Choices where the sources are silent (every deviation from a literal reading)
 3. **Full program / full erase thresholds** are not stated. A full cycle here is
    program-and-verify between two read levels: program until ``G <= 0.5 nS`` (read
    current 1 nA at 2 V, the lower end of the paper's 1 nA - 5 uA range), then erase
-   until ``G >= 0.3 uS`` (0.6 uA). The upper level follows from DESIGN's own erase
+   until ``G >= 0.3 uS`` (0.6 uA). The upper level follows from the published erase
    statistics: 25 pulses of +0.58 (below 10 nS), +0.29 (10-100 nS) and +0.09 (above)
    starting at 0.5 nS end near 0.3 uS, so a 1 uS ceiling could not be reached in 25
    pulses by the measured device either. Fields ``full_cycle_g_low_s``,
@@ -94,16 +94,16 @@ Choices where the sources are silent (every deviation from a literal reading)
 Measured with the defaults (tests/test_yflash.py checks them with tolerances)
 ----------------------------------------------------------------------------
 * Window: ``g_min_s`` = 0.336 nS, ``g_max_s`` = 1.025 uS.
-* Nominal fresh device: median program step dlnG = -0.23 over 3-300 nS (DESIGN -0.22),
-  pulse-to-pulse spread 15 % (DESIGN ~15 %); median erase steps +0.52 below 10 nS,
-  +0.31 at 10-100 nS, +0.086 above 100 nS (DESIGN +0.58 / +0.29 / +0.09).
+* Nominal fresh device: median program step dlnG = -0.23 over 3-300 nS (published -0.22),
+  pulse-to-pulse spread 15 % (published ~15 %); median erase steps +0.52 below 10 nS,
+  +0.31 at 10-100 nS, +0.086 above 100 nS (published +0.58 / +0.29 / +0.09).
 * Fresh population (d2d draws): program step -0.17, erase +0.39 / +0.23 / +0.06; the
   within-device spread stays 15 %, pooled over devices it is ~27 %.
-* 96 fresh population devices, full cycles 1-5: program 38-41 +- 8-9 pulses (DESIGN
-  37.8 +- 8.2), erase 25-27 +- 6-7 (DESIGN 25.1 +- 6.1). After 400 full cycles:
+* 96 fresh population devices, full cycles 1-5: program 38-41 +- 8-9 pulses (published
+  37.8 +- 8.2), erase 25-27 +- 6-7 (published 25.1 +- 6.1). After 400 full cycles:
   program 44 +- 1, erase 51 +- 2 (V_a -> 23.97 V, beta -> 11.4 V). The nominal device
-  goes from 30 to 44 program pulses (DESIGN ~33 -> ~45) and from 19 to 50 erase pulses
-  (DESIGN ~40 -> ~110: the model's erase ageing is ~2.5x, the measured ~2.75x, and the
+  goes from 30 to 44 program pulses (published ~33 -> ~45) and from 19 to 50 erase pulses
+  (published ~40 -> ~110: the model's erase ageing is ~2.5x, the measured ~2.75x, and the
   endurance device erased more slowly than the 96-device population to begin with).
 """
 
@@ -372,6 +372,10 @@ class YFlash(Device):
     full_cycle_g_high_s: float = 0.3e-6
 
     name: ClassVar[str] = "yflash"
+    #: program steps are geometric and erase steps shrink with G, so up and down steps
+    #: balance only near 100 nS (about +19 / -20 nS per pulse there, against +33 / -66 nS
+    #: at 500 nS): 0.1 of the ~1 uS range
+    operating_level: ClassVar[float] = 0.1
     state_names: ClassVar[tuple[str, ...]] = ("q_fg_c", "va_v", "beta_v")
     source: ClassVar[str] = (
         "Wang et al., Appl. Phys. Lett. 119, 263504 (2021) (physical compact model); "
