@@ -113,7 +113,9 @@ def resolve_settings(args, ap) -> dict:
 
     need(args.n_neurons >= 2, f"--n-neurons must be >= 2 (lateral inhibition), got {args.n_neurons}")
     need(args.dt_ms > 0 and (50.0 / args.dt_ms).is_integer(),
-         f"--dt-ms must divide 50 ms (e.g. 0.5 or 1), got {args.dt_ms}")
+         f"--dt-ms must divide 50 ms (e.g. 0.5 or 0.25), got {args.dt_ms}")
+    need(args.dt_ms < 1.0, f"--dt-ms must be below 1 ms, the synapses' time constant "
+                           f"(forward Euler silences them at dt = tau), got {args.dt_ms}")
     need(args.sync_ms > 0 and abs(args.sync_ms / args.dt_ms - round(args.sync_ms / args.dt_ms)) < 1e-9,
          f"--sync-ms must be a positive multiple of --dt-ms, got {args.sync_ms}")
     need(args.pulse_width > 0, f"--pulse-width must be > 0, got {args.pulse_width}")

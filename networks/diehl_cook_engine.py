@@ -122,6 +122,12 @@ class DiehlCookEngine:
         self.rounding = rounding
         self.between_images = between_images
         self.pulse_width = float(pulse_width)
+        fastest = min(p.tau_ge_ms, p.tau_gi_ms, p.tau_e_ms, p.tau_i_ms)
+        if not 0 < p.dt_ms < fastest:
+            # forward Euler multiplies a conductance by 1 - dt / tau each step: at
+            # dt = tau an input acts for one step only (the network falls silent)
+            raise ValueError(f"dt_ms must lie in (0, {fastest}) ms, below the fastest time "
+                             f"constant, got {p.dt_ms}")
         self._on_steps = _steps(p.presentation_ms, p.dt_ms, "presentation_ms")
         self._rest_steps = _steps(p.rest_ms, p.dt_ms, "rest_ms")
         if self._on_steps < 1:

@@ -130,6 +130,7 @@ def test_frozen_evaluation_in_dask_shards_equals_serial():
     ({"seed": -1}, "seed must be a non-negative integer"),
     ({"sync_interval_ms": 0.3}, "sync_interval_ms"),
     ({"params": DiehlCookParams(n_neurons=1)}, "n_neurons must be >= 2"),
+    ({"params": DiehlCookParams(dt_ms=1.0)}, "dt_ms must lie in"),
 ])
 def test_bad_engine_arguments(kwargs, message):
     with pytest.raises(ValueError, match=message):

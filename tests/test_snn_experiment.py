@@ -75,6 +75,7 @@ def test_resume_with_other_settings_names_them(mnist, tmp_path, capsys):
     ("--n-neurons", "1", "--n-neurons must be >= 2"),
     ("--device", "flux-capacitor", "--device: unknown device"),
     ("--dt-ms", "0.7", "--dt-ms must divide 50 ms"),
+    ("--dt-ms", "1", "--dt-ms must be below 1 ms"),
     ("--n-test", "20000", "--n-test must lie in"),
     ("--pulse-width", "-1", "--pulse-width must be > 0"),
 ])
