@@ -96,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--checkpoint-every", type=int, default=5000, help="training images")
     g.add_argument("--workers", type=int, default=None,
                    help="Dask worker processes for labelling and testing (default: the "
-                        "machine's cores; 0: run here)")
+                        "machine's cores; 0: run here; with --between-images rest they "
+                        "run here)")
     g.add_argument("--scheduler", default=None,
                    help="address of an existing Dask scheduler (instead of a local cluster)")
     g.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -398,7 +399,9 @@ def main(argv=None, *, on_checkpoint=None) -> dict:
     t0 = time.time()
     client = None
     try:
-        client = _client(args)
+        # shards need every image to start from the same state: with a simulated rest
+        # the state carries from image to image, so the frozen phases run here
+        client = _client(args) if s["between_images"] == "reset" else None
         assignments, pred, label_counts, eval_counts = label_and_classify(
             engine, x_train[:s["n_label"]], y_train[:s["n_label"]], x_eval, client=client, bar=bar)
     finally:
@@ -435,8 +438,10 @@ def main(argv=None, *, on_checkpoint=None) -> dict:
         "wall_s_this_invocation": time.time() - t_start,
         "total_images": n_images,
         "resumed": bool(resuming),
-        "dask": ("scheduler " + args.scheduler) if args.scheduler else
-                (f"local cluster, {args.workers if args.workers is not None else os.cpu_count()} workers"),
+        "dask": ("none: with the rest simulated the frozen phases run here"
+                 if s["between_images"] == "rest" else
+                 ("scheduler " + args.scheduler) if args.scheduler else
+                 f"local cluster, {args.workers if args.workers is not None else os.cpu_count()} workers"),
         "machine": {"cpus": os.cpu_count()},
     }
     if xbar is not None:

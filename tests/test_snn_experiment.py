@@ -115,3 +115,12 @@ def test_labels_come_from_training_responses_only(mnist):
     other, pred2, _, _ = mnist_stdp.label_and_classify(engine, x[:50], shuffled, x[100:130])
     assert not np.array_equal(other, assignments)
     assert eval_counts.shape == (30, 10) and eval_counts.sum() > 0
+
+
+def test_simulated_rest_runs_the_frozen_phases_here(mnist, tmp_path):
+    """With the rest simulated the state carries between images: no Dask shards."""
+    res = mnist_stdp.main(["--device", "none", "--n-neurons", "10", "--n-train", "20",
+                           "--n-label", "20", "--n-test", "20", "--between-images", "rest",
+                           "--workers", "2", "--out", str(tmp_path), "--no-progress"])
+    assert res["settings"]["between_images"] == "rest" and res["dask"].startswith("none")
+    assert sum(map(sum, res["confusion"])) == 20
