@@ -19,10 +19,11 @@ from numba import njit
 
 # rows of the parameter vector (see DiehlCookEngine._parameter_vector)
 # (rates dt/tau instead of time constants: the kernels multiply, they never divide)
-DT, V_REST_E, V_RESET_E, V_THRESH_E, RATE_E, E_INH_E, RATE_GE, RATE_GI, RATE_THETA, \
+# (the excitatory thresholds are per neuron: an array argument of simulate)
+DT, V_REST_E, V_RESET_E, RATE_E, E_INH_E, RATE_GE, RATE_GI, RATE_THETA, \
     THETA_PLUS, V_REST_I, V_RESET_I, V_THRESH_I, RATE_I, E_INH_I, W_EI, W_IE, NU_PRE, \
-    NU_POST, W_MAX, DW_UP, DW_DOWN, PER_DW_UP, PER_DW_DOWN = range(24)
-N_PARAMETERS = 24
+    NU_POST, W_MAX, DW_UP, DW_DOWN, PER_DW_UP, PER_DW_DOWN = range(23)
+N_PARAMETERS = 23
 
 #: traces below this are dropped: adding less than 1e-20 of a step to an accumulator
 #: that holds a remainder of the order of one step changes no bit of it

@@ -234,7 +234,6 @@ class DiehlCookEngine:
         vec[kern.DT] = dt
         vec[kern.V_REST_E] = p.v_rest_e_mv * mv
         vec[kern.V_RESET_E] = p.v_reset_e_mv * mv
-        vec[kern.V_THRESH_E] = (p.v_thresh_e_mv - p.offset_mv) * mv
         vec[kern.RATE_E] = dt / (p.tau_e_ms * ms)
         vec[kern.E_INH_E] = -100 * mv
         vec[kern.RATE_GE] = dt / (p.tau_ge_ms * ms)
