@@ -72,7 +72,7 @@ def _parser() -> argparse.ArgumentParser:
                    help="how desired weight changes become whole pulses")
     g.add_argument("--pulse-width", type=float, default=1.0,
                    help="programming pulse duration relative to the device's nominal pulse")
-    g.add_argument("--step-calibration", choices=("swing", "operating"), default="swing",
+    g.add_argument("--step-calibration", choices=("swing", "operating"), default="operating",
                    help="measure the pulse step the conversion assumes over the device's "
                         "whole swing, or at the weights' operating point")
     g = ap.add_argument_group("protocol")
@@ -153,7 +153,7 @@ def run_name(s: dict) -> str:
         parts.append(s["neuron"])
     if s["pulse_width"] != 1.0:
         parts.append(f"pw{s['pulse_width']:g}")
-    if s["step_calibration"] != "swing":
+    if s["step_calibration"] != "operating":
         parts.append(s["step_calibration"])
     if s["rounding"] != "residual":
         parts.append(s["rounding"])

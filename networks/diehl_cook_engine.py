@@ -85,10 +85,10 @@ class DiehlCookEngine:
         Start from an existing crossbar (e.g. a checkpoint) and thresholds (volts).
     step_calibration : {"swing", "operating"}
         Where the nominal step of a pulse (which the pulse conversion divides by) is
-        measured: over the device's whole swing (``"swing"``, as ``CrossbarSynapses``
-        does), or at the mean weight normalisation holds the neurons at
-        (``"operating"``, ``norm_total / n_input``), where a nonlinear device's up and
-        down steps differ most from their swing averages.
+        measured: at the mean weight normalisation holds the neurons at
+        (``"operating"``, ``norm_total / n_input``, the default: where the weights live,
+        and where a nonlinear device's steps differ most from their swing averages), or
+        over the device's whole swing (``"swing"``, as ``CrossbarSynapses`` does).
     neuron : DiffusiveMemristor, optional
         Excitatory neurons made of diffusive (volatile) memristors instead of the
         paper's LIF neurons: per-device thresholds and refractory periods (the time
@@ -100,7 +100,7 @@ class DiehlCookEngine:
                  between_images: str = "reset", pulse_width: float = 1.0,
                  dw_per_pulse=None, crossbar: Crossbar | None = None, theta_v=None,
                  program_tolerance: float = 0.05, neuron: DiffusiveMemristor | None = None,
-                 step_calibration: str = "swing"):
+                 step_calibration: str = "operating"):
         if not isinstance(params, DiehlCookParams):
             raise TypeError(f"params must be a DiehlCookParams, got {type(params).__name__}")
         p = self.params = params

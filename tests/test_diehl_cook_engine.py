@@ -169,9 +169,9 @@ def test_diffusive_memristor_neurons_spread_and_jitter():
 def test_operating_point_calibration_measures_the_steps_where_the_weights_live():
     from neuromem.brian import nominal_pulse_step
 
-    swing = DiehlCookEngine("yflash", params=DiehlCookParams(n_neurons=4))
-    operating = DiehlCookEngine("yflash", params=DiehlCookParams(n_neurons=4),
-                                step_calibration="operating")
+    swing = DiehlCookEngine("yflash", params=DiehlCookParams(n_neurons=4),
+                            step_calibration="swing")
+    operating = DiehlCookEngine("yflash", params=DiehlCookParams(n_neurons=4))  # the default
     assert swing.dw_per_pulse == pytest.approx(nominal_pulse_step("yflash"))
     # Y-Flash programming is geometric in G: near the mean weight (78 / 784 ~ 0.1 of
     # the range) a depressing pulse moves w by well under its swing average
