@@ -3,7 +3,7 @@
 :class:`DiehlCookEngine` runs the same network as the Brian2 model
 :class:`networks.stdp.DiehlCook2015` (same equations, parameters, step order, pulse
 conversion and flushes to the crossbar) in small Numba kernels
-(:mod:`networks._diehl_cook_kernels`), about two orders of magnitude faster, so the
+(:mod:`networks._diehl_cook_kernels`), about 30 times faster (benchmarks/bench_snn.py), so the
 paper's protocol (60 000 training images, then labelling and testing) fits in minutes.
 Brian2 remains the way to build and change spiking networks; this engine exists for one
 network, and a test checks that it reproduces the Brian2 model spike for spike on the
