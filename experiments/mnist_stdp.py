@@ -47,7 +47,9 @@ PAPER_ACCURACY = {100: 0.829, 400: 0.870, 1600: 0.919, 6400: 0.950}
 #: settings that change what training does: a checkpoint must agree on all of them
 TRAINING_SETTINGS = ("device", "neuron", "n_neurons", "n_train", "seed", "sync_ms", "rounding",
                      "between_images", "pulse_width", "step_calibration", "dt_ms", "final",
-                     "n_validation")
+                     "n_validation", "input_delay_ms")
+#: settings added after checkpoints were first written: what older ones ran with
+_SETTINGS_BEFORE = {"input_delay_ms": 0.0}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -62,6 +64,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="excitatory neurons: the paper's LIF, or diffusive (volatile) "
                         "memristor neurons with device spread")
     g.add_argument("--dt-ms", type=float, default=0.5, help="simulation step (ms)")
+    g.add_argument("--input-delay-ms", type=float, default=0.0,
+                   help="input->excitatory delays drawn per synapse from U(0, this) ms "
+                        "(the published code: 10); 0 for none")
     g.add_argument("--between-images", choices=("reset", "rest"), default="reset",
                    help="jump over the 150 ms rest between images (state set to rest) or "
                         "simulate it as the paper does")
@@ -120,6 +125,8 @@ def resolve_settings(args, ap) -> dict:
     need(args.sync_ms > 0 and abs(args.sync_ms / args.dt_ms - round(args.sync_ms / args.dt_ms)) < 1e-9,
          f"--sync-ms must be a positive multiple of --dt-ms, got {args.sync_ms}")
     need(args.pulse_width > 0, f"--pulse-width must be > 0, got {args.pulse_width}")
+    need(0 <= args.input_delay_ms <= 100, f"--input-delay-ms must lie in [0, 100] ms, got "
+                                         f"{args.input_delay_ms}")
     need(args.seed >= 0, f"--seed must be >= 0, got {args.seed}")
     need(args.checkpoint_every >= 1, "--checkpoint-every must be >= 1")
     need(args.workers is None or args.workers >= 0, "--workers must be >= 0")
@@ -144,7 +151,7 @@ def resolve_settings(args, ap) -> dict:
             "final": bool(args.final), "seed": args.seed, "sync_ms": args.sync_ms,
             "rounding": args.rounding, "between_images": args.between_images,
             "pulse_width": args.pulse_width, "step_calibration": args.step_calibration,
-            "dt_ms": args.dt_ms}
+            "dt_ms": args.dt_ms, "input_delay_ms": args.input_delay_ms}
 
 
 def run_name(s: dict) -> str:
@@ -161,6 +168,8 @@ def run_name(s: dict) -> str:
         parts.append(s["between_images"])
     if s["dt_ms"] != 0.5:
         parts.append(f"dt{s['dt_ms']:g}")
+    if s["input_delay_ms"]:
+        parts.append(f"delay{s['input_delay_ms']:g}")
     parts.append("final" if s["final"] else "val")
     if s["seed"]:
         parts.append(f"s{s['seed']}")
@@ -173,7 +182,8 @@ def build_engine(s: dict):
     from networks import DiehlCookEngine
     from networks.stdp import DiehlCookParams
 
-    params = DiehlCookParams(n_neurons=s["n_neurons"], dt_ms=s["dt_ms"])
+    params = DiehlCookParams(n_neurons=s["n_neurons"], dt_ms=s["dt_ms"],
+                             input_delay_max_ms=s["input_delay_ms"])
     return DiehlCookEngine(None if s["device"] == "none" else s["device"], params=params,
                            seed=s["seed"], sync_interval_ms=s["sync_ms"], rounding=s["rounding"],
                            between_images=s["between_images"], pulse_width=s["pulse_width"],
@@ -219,6 +229,7 @@ def resume(out: Path, s: dict, ap):
     ``out``'s checkpoint, after checking its settings."""
     info = json.loads((out / CHECKPOINT_INFO).read_text())
     saved = info.get("settings", {})
+    saved = {**_SETTINGS_BEFORE, **saved}
     diff = [f"{k}: checkpoint {saved.get(k)!r}, now {s[k]!r}" for k in TRAINING_SETTINGS
             if saved.get(k) != s[k]]
     if diff:

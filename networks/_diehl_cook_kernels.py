@@ -106,11 +106,13 @@ def request(cell, dw, rule, steps, w, acc, pending, listed, cells, n_listed, rng
     n = 0
     if rule == RULE_RESIDUAL:
         a = acc[cell] + dw
+        # divide, as the Brian2 synapses do: a product with the reciprocal can differ
+        # in the last bit and move a pulse
         if a > 0.0:
-            n = int(a * per_up)
+            n = int(a / up)
             a -= n * up
         elif a < 0.0:
-            n = int(a * per_down)
+            n = int(a / down)
             a -= n * down
         acc[cell] = a
     elif rule == RULE_STOCHASTIC:
@@ -153,8 +155,8 @@ def _trace(value, since, table):
 
 
 @njit(cache=True)
-def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn, rule,
-             w, acc, pending, listed, cells, n_listed,
+def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, delay_order,
+             delay_start, n_delays, p, learn, rule, w, acc, pending, listed, cells, n_listed,
              v_e, ge_e, gi_e, theta, last_e, v_i, ge_i, gi_i, last_i,
              pre, pre_t, post1, post2, post_t, counts, events, thresh_e, refrac_e,
              refrac_e_base, refrac_e_jitter, spike_block_e, refrac_i,
@@ -162,6 +164,11 @@ def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn,
     """Steps ``first .. stop - 1`` of one presentation; returns the next step to run.
 
     Input spikes come from ``(ptr, idx)`` for steps below ``on_steps`` (then rest).
+    A spike of input ``i`` sent in step ``n`` reaches the synapses of delay ``d`` in
+    step ``n + d``: ``delay_order[i * n_e + k]`` for ``k`` in
+    ``delay_start[i * (n_delays + 1) + d]`` up to the next start (synapses of one input
+    sorted by delay, see :func:`delay_tables`). The pre trace lives on each synapse
+    (``pre``, ``pre_t``: ``n_in * n_e``), set when a spike arrives there.
     Spike and trace times are absolute steps (``step_offset`` + local step), so the
     state can carry from one presentation to the next; traces are exact exponentials
     read from ``trace_table``. After a step whose absolute index is a multiple of
@@ -173,8 +180,8 @@ def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn,
     with ``refrac_e_jitter > 0`` each spike draws its refractory period uniformly
     within ``refrac_e_base[j] * (1 +- refrac_e_jitter)`` (volatile-memristor neurons).
     """
-    n_in = pre.size
     n_e = v_e.size
+    n_in = pre.size // n_e
     keep_ge = 1.0 - p[RATE_GE]
     keep_gi = 1.0 - p[RATE_GI]
     keep_theta = 1.0 - p[RATE_THETA]
@@ -186,7 +193,6 @@ def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn,
     fired_e = np.empty(n_e, np.int64)
     fired_i = np.empty(n_e, np.int64)
     post1_now = np.empty(n_e)
-    active = np.empty(n_e, np.int64)
     for s in range(first, stop):
         t = step_offset + s
         # -- state update (Euler; every right-hand side from the old values)
@@ -236,35 +242,41 @@ def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn,
                 slow = _trace(post2[j], t - post_t[j], table_post2)
                 if slow > 0.0:
                     for i in range(n_in):
-                        x = _trace(pre[i], t - pre_t[i], table_pre)
+                        c = i * n_e + j
+                        x = _trace(pre[c], t - pre_t[c], table_pre)
                         if x > 0.0:
-                            request(i * n_e + j, nu_post * x * slow, rule, steps, w, acc,
+                            request(c, nu_post * x * slow, rule, steps, w, acc,
                                     pending, listed, cells, n_listed, rng_state)
                 post1[j] = 1.0
                 post2[j] = 1.0
                 post_t[j] = t
-        # -- input pathway: drive, and depression by the fast post trace
-        if s < on_steps and ptr[s + 1] > ptr[s]:
-            n_active = 0
-            if learn:
+        # -- input pathway: spikes arriving now drive, depress by the fast post
+        #    trace, and set the synapse's pre trace
+        traced = False
+        for d in range(n_delays - 1, -1, -1):  # Brian2's order: the earliest sent first
+            sent = s - d
+            if sent < 0 or sent >= on_steps or ptr[sent + 1] == ptr[sent]:
+                continue
+            if learn and not traced:
                 for j in range(n_e):
                     post1_now[j] = _trace(post1[j], t - post_t[j], table_post1)
-                    if post1_now[j] > 0.0:
-                        active[n_active] = j
-                        n_active += 1
-            for m in range(ptr[s], ptr[s + 1]):
+                traced = True
+            for m in range(ptr[sent], ptr[sent + 1]):
                 i = idx[m]
                 base = i * n_e
-                for j in range(n_e):
-                    ge_e[j] += w[base + j]
-                events[i] += 1
-                if learn:
-                    for a in range(n_active):
-                        j = active[a]
-                        request(base + j, -nu_pre * post1_now[j], rule, steps, w, acc,
-                                pending, listed, cells, n_listed, rng_state)
-                    pre[i] = 1.0
-                    pre_t[i] = t
+                if d == 0:
+                    events[i] += 1  # one read of row i per input spike
+                row = i * (n_delays + 1) + d
+                for k in range(delay_start[row], delay_start[row + 1]):
+                    j = delay_order[base + k]
+                    c = base + j
+                    ge_e[j] += w[c]
+                    if learn:
+                        if post1_now[j] > 0.0:
+                            request(c, -nu_pre * post1_now[j], rule, steps, w, acc,
+                                    pending, listed, cells, n_listed, rng_state)
+                        pre[c] = 1.0
+                        pre_t[c] = t
         # -- resets
         for f in range(n_fe):
             j = fired_e[f]
@@ -277,6 +289,21 @@ def simulate(first, stop, step_offset, sync_every, on_steps, ptr, idx, p, learn,
         if n_listed[0] > 0 and t % sync_every == 0:
             return s + 1
     return stop
+
+
+def delay_tables(delay_steps):
+    """``(delay_order, delay_start, n_delays)`` for :func:`simulate` from per-synapse
+    delays ``(n_in, n_e)`` in steps: each input's synapses sorted by delay (stable, so
+    by neuron within a delay), and where each delay's run of them starts."""
+    delay_steps = np.asarray(delay_steps, dtype=np.int64)
+    n_in, n_e = delay_steps.shape
+    n_delays = int(delay_steps.max()) + 1 if delay_steps.size else 1
+    order = np.argsort(delay_steps, axis=1, kind="stable").astype(np.int64)
+    per_delay = np.zeros((n_in, n_delays), np.int64)
+    np.add.at(per_delay, (np.repeat(np.arange(n_in), n_e), delay_steps.ravel()), 1)
+    start = np.zeros((n_in, n_delays + 1), np.int64)
+    np.cumsum(per_delay, axis=1, out=start[:, 1:])
+    return order.ravel(), start.ravel(), n_delays
 
 
 @njit(cache=True)
@@ -312,10 +339,10 @@ def request_all(dw, rule, p, acc, pending, listed, cells, n_listed, rng_state):
         for k in range(dw.size):
             a = acc[k] + dw[k]
             if a > 0.0:
-                n[k] = int(a * per_up)
+                n[k] = int(a / up)
                 a -= n[k] * up
             elif a < 0.0:
-                n[k] = int(a * per_down)
+                n[k] = int(a / down)
                 a -= n[k] * down
             acc[k] = a
     else:

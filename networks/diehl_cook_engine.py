@@ -30,7 +30,7 @@ from neuromem.brian import nominal_pulse_step
 from neuromem.volatile import DiffusiveMemristor
 
 from . import _diehl_cook_kernels as kern
-from .stdp import DiehlCookParams, make_device
+from .stdp import DiehlCookParams, input_delay_steps, make_device
 
 __all__ = ["DiehlCookEngine", "BETWEEN_IMAGES", "ROUNDINGS"]
 
@@ -185,6 +185,9 @@ class DiehlCookEngine:
         self._tables = tuple(kern.trace_table(dt_s, tau * 1e-3)
                              for tau in (p.tc_pre_ms, p.tc_post1_ms, p.tc_post2_ms))
         self._refrac_i = int(round(p.refrac_i_ms / p.dt_ms))
+        self._delays = kern.delay_tables(input_delay_steps(p, self.seed))
+        # spikes sent at the end of an image still arrive: reset mode simulates this tail
+        self._tail_steps = min(self._delays[2] - 1, self._rest_steps)
         self._spike_block_e = int(round(p.spike_block_e_ms / p.dt_ms))
         self.neuron = neuron
         self._thresh_e, self._refrac_e_base, self._refrac_jitter = self._excitatory_neurons()
@@ -287,7 +290,7 @@ class DiehlCookEngine:
             "v_i": np.full(n_e, (p.v_rest_i_mv - 40) * 1e-3), "ge_i": np.zeros(n_e),
             "gi_i": np.zeros(n_e), "last_i": np.full(n_e, _FAR_PAST, np.int64),
             "refrac_e": np.rint(self._refrac_e_base).astype(np.int64),
-            "pre": np.zeros(n_in), "pre_t": np.zeros(n_in, np.int64),
+            "pre": np.zeros(n_in * n_e), "pre_t": np.zeros(n_in * n_e, np.int64),
             "post1": np.zeros(n_e), "post2": np.zeros(n_e), "post_t": np.zeros(n_e, np.int64),
         }
 
@@ -349,7 +352,8 @@ class DiehlCookEngine:
         s = first
         while s < stop:
             s_next = kern.simulate(
-                s, stop, self.step, self._sync_every, self._on_steps, ptr, idx, self._p,
+                s, stop, self.step, self._sync_every, self._on_steps, ptr, idx,
+                *self._delays, self._p,
                 learn, self._rule, self._w, self._acc, self._pending, self._listed,
                 self._cells, self._n_listed, st["v_e"], st["ge_e"], st["gi_e"], st["theta"],
                 st["last_e"], st["v_i"], st["ge_i"], st["gi_i"], st["last_i"], st["pre"],
@@ -365,8 +369,10 @@ class DiehlCookEngine:
 
     def _skip_rest(self, learn: bool) -> None:
         """Jump over the rest: the clock (and with learning the thresholds' decay)
-        advances, the traces decay with the clock, membranes and conductances settle."""
-        n = self._rest_steps
+        advances, the traces decay with the clock, membranes and conductances settle.
+        (The first ``_tail_steps`` of the rest, while delayed spikes still arrive, have
+        been simulated.)"""
+        n = self._rest_steps - self._tail_steps
         if learn:
             self._state["theta"] *= (1.0 - self._p[kern.RATE_THETA]) ** n  # n Euler steps
         self.step += n
@@ -405,6 +411,11 @@ class DiehlCookEngine:
                       np.zeros(p.n_neurons, np.int64))
             self.step += self._on_steps + self._rest_steps
         else:
+            if self._tail_steps:
+                self.step -= self._on_steps
+                self._run(self._on_steps, self._on_steps + self._tail_steps, ptr, idx, learn,
+                          np.zeros(p.n_neurons, np.int64))
+                self.step += self._on_steps + self._tail_steps
             self._skip_rest(learn)
         self.flush()
         return counts

@@ -198,6 +198,9 @@ class DiehlCookParams:
     tau_i_ms: float = 10.0
     tau_ge_ms: float = 1.0
     tau_gi_ms: float = 2.0
+    # input->excitatory delays, drawn per synapse from U(0, input_delay_max_ms) and
+    # rounded to whole steps (the published code: 0-10 ms); 0: no delays
+    input_delay_max_ms: float = 0.0
     w_ei: float = 10.4
     w_ie: float = 17.0
     # STDP (pre trace and two post traces, nearest-spike: traces set to 1)
@@ -209,6 +212,11 @@ class DiehlCookParams:
     tc_post1_ms: float = 20.0
     tc_post2_ms: float = 40.0
     norm_total: float | None = 78.0  # column sum of input weights; None: no normalisation
+
+    def __post_init__(self):
+        if not (self.input_delay_max_ms >= 0 and np.isfinite(self.input_delay_max_ms)):
+            raise ValueError(f"input_delay_max_ms must be a non-negative number of ms, got "
+                             f"{self.input_delay_max_ms!r}")
 
     def namespace(self) -> dict:
         """Brian2 names with units (``tau_e``, ``v_rest_e``, ...)."""
@@ -238,8 +246,9 @@ class DiehlCook2015:
     :meth:`CrossbarSynapses.request_change`) before every training image. Spike counts
     per image are kept in a NeuronGroup counter, so no SpikeMonitor grows with the run.
 
-    Deviations from the paper: no synaptic delays on input->excitatory (they use
-    0-10 ms random delays); ``max_retries`` bounds the intensity ramp.
+    Input->excitatory delays (the published code's random 0-10 ms) are set by
+    ``params.input_delay_max_ms`` (:func:`input_delay_steps`). Deviation from the
+    paper: ``max_retries`` bounds the intensity ramp.
     """
 
     def __init__(self, device="ideal", *, params: DiehlCookParams = DiehlCookParams(),
@@ -333,6 +342,9 @@ class DiehlCook2015:
             if fresh:
                 w0 = self.rng.uniform(0.0, p.w_init_max, len(self.xe))
                 self.program_result = self.xe.program_weights(w0, tolerance=program_tolerance)
+        if p.input_delay_max_ms > 0:
+            steps = input_delay_steps(p, seed)
+            self.xe.delay = steps[np.asarray(self.xe.i[:]), np.asarray(self.xe.j[:])] * dt
         self.set_learning(True)
         self._sequencer = NetworkOperation(self._step, dt=step, when="start", name="dc_sequencer")
         self.network = Network(self.inputs, self.exc, self.inh, self.ei, self.ie, self.xe,
@@ -421,6 +433,20 @@ class DiehlCook2015:
             self.network.run(per_image * len(images))
         self._images = None
         return self._out
+
+
+def input_delay_steps(params: DiehlCookParams, seed: int) -> np.ndarray:
+    """Input->excitatory delays in steps of ``dt``, ``(n_input, n_neurons)``.
+
+    Drawn from ``U(0, input_delay_max_ms)`` by a stream of their own (the weights'
+    draw does not change when delays are switched on) and rounded to whole steps, the
+    resolution a clocked simulation has; Brian2 model and engine use the same draw.
+    """
+    shape = (params.n_input, params.n_neurons)
+    if params.input_delay_max_ms == 0:
+        return np.zeros(shape, np.int64)
+    rng = np.random.default_rng([seed, 11])
+    return np.rint(rng.uniform(0.0, params.input_delay_max_ms, shape) / params.dt_ms).astype(np.int64)
 
 
 def assign_labels(counts: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> np.ndarray:

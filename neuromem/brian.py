@@ -219,7 +219,8 @@ class CrossbarSync(NetworkOperation):
         ``synapses`` restricts the copy to those synapse indices (the pulsed ones).
         """
         S = self.synapses
-        g = S.crossbar.effective_conductance.ravel()
+        # float64 before scaling: w does not depend on the conductances' storage type
+        g = S.crossbar.effective_conductance.ravel().astype(np.float64)
         w = S.variables["w"].get_value()
         cells = self.cells()
         if synapses is None or self._w_written is None or self._w_written.shape != w.shape:
@@ -520,7 +521,7 @@ class CrossbarSynapses(Synapses):
 
     def crossbar_weights(self) -> np.ndarray:
         """``w`` as the crossbar holds it now, one value per synapse (SI units)."""
-        g = self.crossbar.effective_conductance.ravel()
+        g = self.crossbar.effective_conductance.ravel().astype(np.float64)
         return g[self._sync_op.cells()] * self._w_per_siemens
 
     def program_weights(self, values, *, tolerance: float = 0.02, max_pulses: int | None = None):

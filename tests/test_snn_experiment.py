@@ -78,6 +78,7 @@ def test_resume_with_other_settings_names_them(mnist, tmp_path, capsys):
     ("--dt-ms", "1", "--dt-ms must be below 1 ms"),
     ("--n-test", "20000", "--n-test must lie in"),
     ("--pulse-width", "-1", "--pulse-width must be > 0"),
+    ("--input-delay-ms", "-2", "--input-delay-ms must lie in"),
 ])
 def test_bad_arguments_exit_2_before_creating_anything(tmp_path, capsys, flag, value, message):
     out = tmp_path / "never"
