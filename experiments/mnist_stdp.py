@@ -47,9 +47,11 @@ PAPER_ACCURACY = {100: 0.829, 400: 0.870, 1600: 0.919, 6400: 0.950}
 #: settings that change what training does: a checkpoint must agree on all of them
 TRAINING_SETTINGS = ("device", "neuron", "n_neurons", "n_train", "seed", "sync_ms", "rounding",
                      "between_images", "pulse_width", "step_calibration", "dt_ms", "final",
-                     "n_validation", "input_delay_ms")
+                     "n_validation", "input_delay_ms", "params")
 #: settings added after checkpoints were first written: what older ones ran with
-_SETTINGS_BEFORE = {"input_delay_ms": 0.0}
+_SETTINGS_BEFORE = {"input_delay_ms": 0.0, "params": {}}
+#: network parameters the command sets from its own flags (not through --param)
+_PARAMS_FROM_FLAGS = ("n_neurons", "dt_ms", "input_delay_max_ms", "n_input")
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -64,6 +66,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="excitatory neurons: the paper's LIF, or diffusive (volatile) "
                         "memristor neurons with device spread")
     g.add_argument("--dt-ms", type=float, default=0.5, help="simulation step (ms)")
+    g.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
+                   help="set one network parameter of networks.stdp.DiehlCookParams (e.g. "
+                        "theta_plus_mv=0.1); repeat for more")
     g.add_argument("--input-delay-ms", type=float, default=0.0,
                    help="input->excitatory delays drawn per synapse from U(0, this) ms "
                         "(the published code: 10); 0 for none")
@@ -139,6 +144,7 @@ def resolve_settings(args, ap) -> dict:
     need(1 <= args.n_label <= n_split, f"--n-label must lie in [1, {n_split}], got {args.n_label}")
     n_eval_max = N_MNIST_TEST if args.final else n_validation
     need(1 <= args.n_test <= n_eval_max, f"--n-test must lie in [1, {n_eval_max}], got {args.n_test}")
+    params = _parse_params(args.param, ap)
     device = None if args.device.lower() == "none" else args.device
     if device is not None:
         try:
@@ -151,7 +157,33 @@ def resolve_settings(args, ap) -> dict:
             "final": bool(args.final), "seed": args.seed, "sync_ms": args.sync_ms,
             "rounding": args.rounding, "between_images": args.between_images,
             "pulse_width": args.pulse_width, "step_calibration": args.step_calibration,
-            "dt_ms": args.dt_ms, "input_delay_ms": args.input_delay_ms}
+            "dt_ms": args.dt_ms, "input_delay_ms": args.input_delay_ms, "params": params}
+
+
+def _parse_params(items, ap) -> dict:
+    """``--param NAME=VALUE`` pairs as a dict of DiehlCookParams fields (checked)."""
+    from dataclasses import fields
+
+    from networks.stdp import DiehlCookParams
+
+    types = {f.name: f.type for f in fields(DiehlCookParams) if f.name not in _PARAMS_FROM_FLAGS}
+    out = {}
+    for item in items:
+        name, sep, text = item.partition("=")
+        name = name.strip()
+        if not sep or name not in types:
+            ap.error(f"--param takes NAME=VALUE with NAME one of {', '.join(sorted(types))}; "
+                     f"got {item!r}")
+        try:
+            value = int(text) if "int" in str(types[name]) else float(text)
+        except ValueError:
+            ap.error(f"--param {name}: expected a number, got {text!r}")
+        out[name] = value
+    try:
+        DiehlCookParams(**out)
+    except (TypeError, ValueError) as exc:
+        ap.error(f"--param: {exc}")
+    return dict(sorted(out.items()))
 
 
 def run_name(s: dict) -> str:
@@ -170,6 +202,8 @@ def run_name(s: dict) -> str:
         parts.append(f"dt{s['dt_ms']:g}")
     if s["input_delay_ms"]:
         parts.append(f"delay{s['input_delay_ms']:g}")
+    for name, value in s["params"].items():
+        parts.append(f"{name}{value:g}")
     parts.append("final" if s["final"] else "val")
     if s["seed"]:
         parts.append(f"s{s['seed']}")
@@ -183,7 +217,7 @@ def build_engine(s: dict):
     from networks.stdp import DiehlCookParams
 
     params = DiehlCookParams(n_neurons=s["n_neurons"], dt_ms=s["dt_ms"],
-                             input_delay_max_ms=s["input_delay_ms"])
+                             input_delay_max_ms=s["input_delay_ms"], **s["params"])
     return DiehlCookEngine(None if s["device"] == "none" else s["device"], params=params,
                            seed=s["seed"], sync_interval_ms=s["sync_ms"], rounding=s["rounding"],
                            between_images=s["between_images"], pulse_width=s["pulse_width"],

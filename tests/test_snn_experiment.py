@@ -79,6 +79,10 @@ def test_resume_with_other_settings_names_them(mnist, tmp_path, capsys):
     ("--n-test", "20000", "--n-test must lie in"),
     ("--pulse-width", "-1", "--pulse-width must be > 0"),
     ("--input-delay-ms", "-2", "--input-delay-ms must lie in"),
+    ("--param", "theta_plus_mv", "--param takes NAME=VALUE"),
+    ("--param", "n_neurons=3", "--param takes NAME=VALUE"),
+    ("--param", "theta_plus_mv=abc", "--param theta_plus_mv: expected a number"),
+    ("--param", "input_delay_max_ms=-1", "--param takes NAME=VALUE"),
 ])
 def test_bad_arguments_exit_2_before_creating_anything(tmp_path, capsys, flag, value, message):
     out = tmp_path / "never"
@@ -125,3 +129,15 @@ def test_simulated_rest_runs_the_frozen_phases_here(mnist, tmp_path):
                            "--workers", "2", "--out", str(tmp_path), "--no-progress"])
     assert res["settings"]["between_images"] == "rest" and res["dask"].startswith("none")
     assert sum(map(sum, res["confusion"])) == 20
+
+
+def test_param_flag_sets_network_parameters_and_names_the_run(tmp_path):
+    ap = mnist_stdp._parser()
+    args = ap.parse_args(_argv(tmp_path, "--param", "theta_plus_mv=0.1", "--param", "max_retries=2"))
+    s = mnist_stdp.resolve_settings(args, ap)
+    assert s["params"] == {"max_retries": 2, "theta_plus_mv": 0.1}
+    engine = mnist_stdp.build_engine(s)
+    assert engine.params.theta_plus_mv == 0.1 and engine.params.max_retries == 2
+    assert engine.params.n_neurons == 20  # the flags still set their own parameters
+    assert "theta_plus_mv0.1" in mnist_stdp.run_name(s)
+    assert not (tmp_path / "never").exists()
