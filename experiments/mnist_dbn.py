@@ -54,7 +54,7 @@ from experiments.dbn_report import (FIGURES, _git_commit, _git_record, _ops, _op
                                     _write_json, evaluate_epoch, final_accuracy, make_figures,
                                     pulse_summary)
 
-__all__ = ["FIGURES", "build_parser", "main", "resolve_recipe"]
+__all__ = ["FIGURES", "build_parser", "check_argv", "main", "resolve_recipe"]
 
 DEFAULT_RECIPE = "default"
 CHECKPOINT = "checkpoint.npz"
@@ -292,6 +292,14 @@ def resolve_recipe(args, parser) -> dict:
            "results": recipe["results"], "run": run,
            "dbn": json.loads(json.dumps(full, default=_jsonable)), "overrides": overrides}
     return out
+
+
+def check_argv(argv) -> None:
+    """Exit with status 2 and one line when ``argv`` is not a valid run (its flags and
+    recipe; the data set is read only by the run). ``neuromem sweep`` calls it for
+    every point before it starts any."""
+    parser = build_parser()
+    resolve_recipe(parser.parse_args(argv), parser)
 
 
 def _jsonable(obj):
