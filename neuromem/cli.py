@@ -4,6 +4,7 @@
     neuromem stdp [ARGS...]   experiments/stdp_song2000.py   (STDP, Song et al. 2000)
     neuromem snn  [ARGS...]   experiments/mnist_stdp.py      (unsupervised STDP on MNIST)
     neuromem sweep SPEC       experiments/sweep.py           (settings x seeds on Dask)
+    neuromem faults [ARGS...] experiments/faults.py          (stuck-at faults study)
     neuromem recipes [--json] the named training recipes of neuromem dbn, with their results
     neuromem data [--dir DIR] download and verify MNIST (for users who are online)
     neuromem devices [--json] the registered device families, their sources and parameters
@@ -30,6 +31,7 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "dbn": ("experiments.mnist_dbn", "deep belief network on memristive crossbars (counters, no ADC)"),
     "stdp": ("experiments.stdp_song2000", "pair-based STDP reproduction (Song et al. 2000)"),
     "snn": ("experiments.mnist_stdp", "unsupervised STDP spiking network on MNIST"),
+    "faults": ("experiments.faults", "stuck-at faults: in situ vs software written into the same array"),
     "sweep": ("experiments.sweep", "an experiment over settings x seeds on Dask, one table"),
 }
 

@@ -82,6 +82,7 @@ def test_subcommands_map_to_the_experiment_modules():
         "stdp": "experiments.stdp_song2000",
         "snn": "experiments.mnist_stdp",
         "sweep": "experiments.sweep",
+        "faults": "experiments.faults",
     }
 
 

@@ -1,0 +1,184 @@
+"""Stuck-at faults: trained in situ against trained in software and written into the
+same faulty array (``neuromem faults``).
+
+One run, one stuck-at rate, one seed, three accuracies on the evaluation split:
+
+``in_situ``
+    the recipe's network trained on arrays in which ``--stuck-rate`` of the cells are
+    stuck (half at the device's lowest conductance, half at its highest; an
+    assumption: the split is not measured), so training sees and works around them;
+``software``
+    the same network trained in software (ideal analogue device, float contrastive
+    divergence: ``device="ideal"``, ``update="ideal"``), no faults;
+``transferred``
+    the software network's weights written by program-and-verify into the in-situ
+    network's arrays rebuilt fresh from the same seed: the same devices with the same
+    stuck cells (the software weights the array cannot hold are clipped at its range).
+
+``neuromem sweep experiments/sweeps/faults-digits.toml`` runs it over stuck-at rates
+and seeds and draws the accuracies against the rate.
+
+Writes ``results.json`` (settings, the three accuracies under ``metrics``, fault
+counts, programming pulses and misses, wall times) into ``--out``.
+
+Example::
+
+    neuromem faults --recipe digits --stuck-rate 0.1 --seed 1
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+RESULTS = "results.json"
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = Parser(prog="neuromem faults",
+               description="Accuracy under stuck-at faults: trained in situ against trained "
+                           "in software and written into the same faulty arrays.")
+    p.add_argument("--recipe", default="digits", help="DBN recipe (neuromem recipes lists them)")
+    p.add_argument("--stuck-rate", type=float, default=0.0,
+                   help="fraction of cells stuck (half low, half high), in [0, 1]")
+    p.add_argument("--seed", type=int, default=0, help="seed of the networks, devices and faults")
+    p.add_argument("--epochs", type=int, help="epochs per lower layer (default: the recipe's)")
+    p.add_argument("--top-epochs", type=int, help="epochs of the top RBM (default: the recipe's)")
+    p.add_argument("--final", action=argparse.BooleanOptionalAction, default=None,
+                   help="report the test set (default: the recipe's choice; tune without)")
+    p.add_argument("--data-dir", help="where the MNIST files are (default $NEUROMEM_DATA)")
+    p.add_argument("--out", help="output folder (default results/faults-<recipe>-r<rate>-s<seed>)")
+    p.add_argument("--no-progress", action="store_true", help="(accepted; this run prints per stage)")
+    return p
+
+
+def check_argv(argv) -> dict:
+    """Parse and check ``argv``; exit status 2 and one line when it is bad. Returns the
+    resolved settings (recipe, estimator parameters of both networks)."""
+    from networks import MemristiveDBN
+    from networks.recipes import load_recipe, recipe_estimator_params
+
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not 0.0 <= args.stuck_rate <= 1.0:
+        parser.error(f"--stuck-rate must lie in [0, 1], got {args.stuck_rate}")
+    if args.seed < 0:
+        parser.error(f"--seed must be >= 0, got {args.seed}")
+    for flag, value in (("--epochs", args.epochs), ("--top-epochs", args.top_epochs)):
+        if value is not None and value < 1:
+            parser.error(f"{flag} must be >= 1, got {value}")
+    try:
+        recipe = load_recipe(args.recipe)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(f"--recipe: {exc}")
+    if args.final is not None:
+        recipe["run"]["final"] = args.final
+    params = recipe_estimator_params(recipe)
+    params["random_state"] = args.seed
+    if args.epochs is not None:
+        params["n_iter"] = args.epochs
+    if args.top_epochs is not None:
+        params["n_top_iter"] = args.top_epochs
+    half = args.stuck_rate / 2
+    faulty = {**params, "rbm_params": {**(params.get("rbm_params") or {}),
+                                       "stuck_low_rate": half, "stuck_high_rate": half}}
+    software = {**params, "device": "ideal", "update": "ideal"}
+    for name, p in (("in-situ", faulty), ("software", software)):
+        try:
+            MemristiveDBN(**p)._check_params()
+        except (TypeError, ValueError) as exc:
+            parser.error(f"the {name} network of recipe {args.recipe}: {exc}")
+    return {"args": args, "recipe": recipe, "in_situ": faulty, "software": software}
+
+
+def transfer(source, target) -> dict:
+    """Write every layer of ``source`` (a trained MemristiveDBN) into ``target``'s arrays,
+    rebuilt fresh from their own seeds (same devices, same faults), by program-and-verify.
+    Returns the programming pulses and the number of cells."""
+    pulses, cells = 0, 0
+    pairs = list(zip(source.layers_, target.layers_)) + [(source.top_, target.top_)]
+    for src, dst in pairs:
+        dst.program(dst.n_features_in_, src.weights())  # a fresh array: its pulses are these
+        pulses += int(np.sum(dst.crossbar_.pulse_count))
+        cells += dst.crossbar_.rows * dst.crossbar_.cols
+    return {"programming_pulses": pulses, "cells": cells}
+
+
+def _fault_counts(dbn) -> dict:
+    out = {"stuck_low": 0, "stuck_high": 0, "cells": 0}
+    for layer in list(dbn.layers_) + [dbn.top_]:
+        faults = layer.crossbar_.faults
+        out["stuck_low"] += int(faults["stuck_low"].sum())
+        out["stuck_high"] += int(faults["stuck_high"].sum())
+        out["cells"] += int(faults["stuck_low"].size)
+    return out
+
+
+def main(argv=None) -> int:
+    from experiments.mnist_dbn import load_data
+    from networks import MemristiveDBN
+
+    t_start = time.perf_counter()
+    settings = check_argv(argv)
+    args, recipe = settings["args"], settings["recipe"]
+    try:
+        data = load_data(recipe["run"], args.data_dir)
+    except (OSError, ValueError) as exc:
+        build_parser().error(f"--recipe {args.recipe}: data set {recipe['run']['dataset']}: "
+                             f"{getattr(exc, 'problem', exc)}")
+    out = Path(args.out or f"results/faults-{recipe['name']}-r{args.stuck_rate:g}-s{args.seed}")
+    X, y, Xe, ye = data["X_train"], data["y_train"], data["X_eval"], data["y_eval"]
+    out.mkdir(parents=True, exist_ok=True)
+
+    times = {}
+    t0 = time.perf_counter()
+    in_situ = MemristiveDBN(**settings["in_situ"]).fit(X, y)
+    times["in_situ_training"] = time.perf_counter() - t0
+    acc_in_situ = float(in_situ.score(Xe, ye))
+    faults = _fault_counts(in_situ)
+    print(f"in situ, {faults['stuck_low'] + faults['stuck_high']} of {faults['cells']} cells "
+          f"stuck: {100 * acc_in_situ:.2f} %", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    software = MemristiveDBN(**settings["software"]).fit(X, y)
+    times["software_training"] = time.perf_counter() - t0
+    acc_software = float(software.score(Xe, ye))
+    print(f"software: {100 * acc_software:.2f} %", file=sys.stderr)
+
+    t0 = time.perf_counter()
+    written = transfer(software, in_situ)
+    times["transfer"] = time.perf_counter() - t0
+    acc_transferred = float(in_situ.score(Xe, ye))
+    print(f"software weights in the faulty arrays: {100 * acc_transferred:.2f} %", file=sys.stderr)
+
+    results = {
+        "experiment": "stuck-at faults: in situ against software + program-and-verify",
+        "command": "neuromem faults " + " ".join(sys.argv[1:] if argv is None else argv),
+        "recipe": recipe["name"], "stuck_rate": args.stuck_rate, "seed": args.seed,
+        "stuck_split": "half stuck at the lowest conductance, half at the highest (assumed)",
+        "eval_set": data["eval_set"], "dataset": data["info"],
+        "networks": json.loads(json.dumps({"in_situ": settings["in_situ"],
+                                           "software": settings["software"]}, default=str)),
+        "metrics": {"in_situ": acc_in_situ, "software": acc_software,
+                    "transferred": acc_transferred},
+        "faults": faults, "transfer": written,
+        "wall_time_s": {**times, "total": time.perf_counter() - t_start},
+    }
+    (out / RESULTS).write_text(json.dumps(results, indent=1))
+    print(f"{data['eval_set']} accuracy: in situ {100 * acc_in_situ:.2f} %, software "
+          f"{100 * acc_software:.2f} %, transferred {100 * acc_transferred:.2f} % | {out / RESULTS}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
