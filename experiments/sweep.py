@@ -40,11 +40,11 @@ wall time), ``summary.csv`` (mean, standard deviation and count of each metric o
 the seeds of each setting), ``sweep.json`` (the resolved spec, every point's record,
 the cluster and the time taken) and one figure per metric, ``<metric>.png``: mean +-
 standard deviation over seeds against the first varied setting, one line per
-combination of the others.
+combination of the others (and ``all_metrics.png``, every metric on one plot).
 
 Example::
 
-    neuromem sweep experiments/sweeps/digits-devices.toml --workers 2
+    neuromem sweep experiments/sweeps/faults-digits.toml --workers 2
 """
 
 from __future__ import annotations
@@ -643,13 +643,11 @@ def plot_summary(summary, params, metrics, out: Path, title="") -> list[str]:
     others = params[1:]
     xs = [] if x_key is None else list(dict.fromkeys(r[x_key] for r in summary))
     numeric = bool(xs) and all(_number(x) for x in xs)
-    for m in metrics:
-        fig = Figure(figsize=(6, 4))
-        ax = fig.subplots()
-        lines = {}
-        for r in summary:
-            label = ", ".join(f"{k}={_word(r[k])}" for k in others)
-            lines.setdefault(label, []).append(r)
+    lines = {}
+    for r in summary:
+        lines.setdefault(", ".join(f"{k}={_word(r[k])}" for k in others), []).append(r)
+
+    def draw(ax, m, prefix=""):
         for label, rows in lines.items():
             pts = [(r[x_key] if x_key else "all", r[f"{m}:mean"], r[f"{m}:std"])
                    for r in rows if r[f"{m}:mean"] is not None]
@@ -660,20 +658,32 @@ def plot_summary(summary, params, metrics, out: Path, title="") -> list[str]:
                 xv = [p[0] for p in pts]
             else:
                 xv = [xs.index(p[0]) if x_key else 0 for p in pts]
+            text = ", ".join(t for t in (prefix, label) if t)
             ax.errorbar(xv, [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o",
-                        capsize=3, label=label or None)
+                        capsize=3, label=text or None)
+
+    def finish(ax, ylabel, name):
         if not numeric:
             ax.set_xticks(range(max(len(xs), 1)))
             ax.set_xticklabels([_word(x) for x in xs] or ["all"], rotation=20)
         ax.set_xlabel(x_key or "")
-        ax.set_ylabel(f"{m} (mean ± std over seeds)")
-        if any(lines):
+        ax.set_ylabel(ylabel)
+        if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=7)
         ax.set_title(title, fontsize=9)
-        fig.tight_layout()
-        name = re.sub(r"[^A-Za-z0-9.-]+", "_", m) + ".png"
-        fig.savefig(out / name, dpi=110)
+        ax.figure.tight_layout()
+        ax.figure.savefig(out / name, dpi=110)
         written.append(name)
+
+    for m in metrics:
+        ax = Figure(figsize=(6, 4)).subplots()
+        draw(ax, m)
+        finish(ax, f"{m} (mean ± std over seeds)", re.sub(r"[^A-Za-z0-9.-]+", "_", m) + ".png")
+    if len(metrics) > 1:  # every metric on one plot
+        ax = Figure(figsize=(6.5, 4.2)).subplots()
+        for m in metrics:
+            draw(ax, m, prefix=m)
+        finish(ax, "mean ± std over seeds", "all_metrics.png")
     return written
 
 
