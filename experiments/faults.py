@@ -101,12 +101,14 @@ def check_argv(argv) -> dict:
     return {"args": args, "recipe": recipe, "in_situ": faulty, "software": software}
 
 
-def transfer(source, target) -> dict:
-    """Write every layer of ``source`` (a trained MemristiveDBN) into ``target``'s arrays,
-    rebuilt fresh from their own seeds (same devices, same faults), by program-and-verify.
-    Returns the programming pulses and the number of cells."""
+def transfer(source, target, *, lower: bool = True, top: bool = True) -> dict:
+    """Write the layers of ``source`` (a trained MemristiveDBN) into ``target``'s arrays,
+    rebuilt fresh from their own seeds (same devices, same faults), by program-and-verify:
+    the lower layers and / or the top RBM. Returns the programming pulses and the number
+    of cells written."""
     pulses, cells = 0, 0
-    pairs = list(zip(source.layers_, target.layers_)) + [(source.top_, target.top_)]
+    pairs = (list(zip(source.layers_, target.layers_)) if lower else []) + \
+        ([(source.top_, target.top_)] if top else [])
     for src, dst in pairs:
         dst.program(dst.n_features_in_, src.weights())  # a fresh array: its pulses are these
         pulses += int(np.sum(dst.crossbar_.pulse_count))

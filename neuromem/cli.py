@@ -5,6 +5,7 @@
     neuromem snn  [ARGS...]   experiments/mnist_stdp.py      (unsupervised STDP on MNIST)
     neuromem sweep SPEC       experiments/sweep.py           (settings x seeds on Dask)
     neuromem faults [ARGS...] experiments/faults.py          (stuck-at faults study)
+    neuromem clone [ARGS...]  experiments/clone.py           (cloning a trained chip)
     neuromem recipes [--json] the named training recipes of neuromem dbn, with their results
     neuromem data [--dir DIR] download and verify MNIST (for users who are online)
     neuromem devices [--json] the registered device families, their sources and parameters
@@ -32,6 +33,7 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "stdp": ("experiments.stdp_song2000", "pair-based STDP reproduction (Song et al. 2000)"),
     "snn": ("experiments.mnist_stdp", "unsupervised STDP spiking network on MNIST"),
     "faults": ("experiments.faults", "stuck-at faults: in situ vs software written into the same array"),
+    "clone": ("experiments.clone", "a trained chip's weights written into another chip"),
     "sweep": ("experiments.sweep", "an experiment over settings x seeds on Dask, one table"),
 }
 

@@ -83,6 +83,7 @@ def test_subcommands_map_to_the_experiment_modules():
         "snn": "experiments.mnist_stdp",
         "sweep": "experiments.sweep",
         "faults": "experiments.faults",
+        "clone": "experiments.clone",
     }
 
 
