@@ -6,6 +6,7 @@
     neuromem sweep SPEC       experiments/sweep.py           (settings x seeds on Dask)
     neuromem faults [ARGS...] experiments/faults.py          (stuck-at faults study)
     neuromem clone [ARGS...]  experiments/clone.py           (cloning a trained chip)
+    neuromem lifetime [ARGS...] experiments/lifetime.py      (drift after training, refresh)
     neuromem recipes [--json] the named training recipes of neuromem dbn, with their results
     neuromem data [--dir DIR] download and verify MNIST (for users who are online)
     neuromem devices [--json] the registered device families, their sources and parameters
@@ -34,6 +35,7 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "snn": ("experiments.mnist_stdp", "unsupervised STDP spiking network on MNIST"),
     "faults": ("experiments.faults", "stuck-at faults: in situ vs software written into the same array"),
     "clone": ("experiments.clone", "a trained chip's weights written into another chip"),
+    "lifetime": ("experiments.lifetime", "accuracy against time after training (drift), and refresh"),
     "sweep": ("experiments.sweep", "an experiment over settings x seeds on Dask, one table"),
 }
 

@@ -84,6 +84,7 @@ def test_subcommands_map_to_the_experiment_modules():
         "sweep": "experiments.sweep",
         "faults": "experiments.faults",
         "clone": "experiments.clone",
+        "lifetime": "experiments.lifetime",
     }
 
 
