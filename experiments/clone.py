@@ -27,89 +27,47 @@ Example::
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
-RESULTS = "results.json"
+from experiments.study import (check_network, load_study_data, resolve_network, study_parser,
+                               write_results)
+
 CLONE_SEED_OFFSET = 1000
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="neuromem clone",
-               description="Copy a trained chip's conductances into another chip by "
-                           "program-and-verify; accuracy of the copy, before and after "
-                           "in-situ refresh epochs.")
-    p.add_argument("--recipe", default="digits", help="DBN recipe (neuromem recipes lists them)")
-    p.add_argument("--device", help="device of both chips (default: the recipe's)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the original chip")
+def build_parser():
+    p = study_parser("neuromem clone", "Copy a trained chip's conductances into another chip "
+                     "by program-and-verify; accuracy of the copy, before and after in-situ "
+                     "refresh epochs.")
     p.add_argument("--refresh-epochs", type=int, default=3,
                    help="in-situ epochs of the copy's top RBM after writing")
-    p.add_argument("--epochs", type=int, help="epochs per lower layer (default: the recipe's)")
-    p.add_argument("--top-epochs", type=int, help="epochs of the top RBM (default: the recipe's)")
-    p.add_argument("--final", action=argparse.BooleanOptionalAction, default=None,
-                   help="report the test set (default: the recipe's choice; tune without)")
-    p.add_argument("--data-dir", help="where the MNIST files are (default $NEUROMEM_DATA)")
-    p.add_argument("--out", help="output folder (default results/clone-<recipe>-s<seed>)")
     return p
 
 
 def check_argv(argv) -> dict:
     """Parse and check ``argv`` (exit status 2 and one line when bad); the settings."""
-    from networks import MemristiveDBN
-    from networks.recipes import load_recipe, recipe_estimator_params
-
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
     if args.refresh_epochs < 0:
         parser.error(f"--refresh-epochs must be >= 0, got {args.refresh_epochs}")
-    for flag, value in (("--epochs", args.epochs), ("--top-epochs", args.top_epochs)):
-        if value is not None and value < 1:
-            parser.error(f"{flag} must be >= 1, got {value}")
-    try:
-        recipe = load_recipe(args.recipe)
-    except (ValueError, FileNotFoundError) as exc:
-        parser.error(f"--recipe: {exc}")
-    if args.final is not None:
-        recipe["run"]["final"] = args.final
-    params = recipe_estimator_params(recipe)
-    params["random_state"] = args.seed
-    for key, value in (("n_iter", args.epochs), ("n_top_iter", args.top_epochs),
-                       ("device", args.device)):
-        if value is not None:
-            params[key] = value
+    recipe, params = resolve_network(args, parser)
     copy = {**params, "random_state": args.seed + CLONE_SEED_OFFSET, "n_iter": 1,
             "n_top_iter": 1 + args.refresh_epochs, "top_anneal_epochs": (), "n_finetune": 0}
-    for name, p in (("original", params), ("copy", copy)):
-        try:
-            MemristiveDBN(**p)._check_params()
-        except (TypeError, ValueError) as exc:
-            parser.error(f"the {name} chip of recipe {args.recipe}: {exc}")
-    return {"args": args, "recipe": recipe, "original": params, "copy": copy}
+    check_network(parser, f"original chip of recipe {args.recipe}", params)
+    check_network(parser, f"copy of recipe {args.recipe}", copy)
+    return {"args": args, "recipe": recipe, "original": params, "copy": copy, "parser": parser}
 
 
 def main(argv=None) -> int:
     from experiments.faults import transfer
-    from experiments.mnist_dbn import load_data
     from networks import MemristiveDBN
 
     t_start = time.perf_counter()
     settings = check_argv(argv)
     args, recipe = settings["args"], settings["recipe"]
-    try:
-        data = load_data(recipe["run"], args.data_dir)
-    except (OSError, ValueError) as exc:
-        build_parser().error(f"--recipe {args.recipe}: data set {recipe['run']['dataset']}: "
-                             f"{getattr(exc, 'problem', exc)}")
+    data = load_study_data(recipe, args, settings["parser"])
     out = Path(args.out or f"results/clone-{recipe['name']}-s{args.seed}")
     X, y, Xe, ye = data["X_train"], data["y_train"], data["X_eval"], data["y_eval"]
     out.mkdir(parents=True, exist_ok=True)
@@ -146,22 +104,20 @@ def main(argv=None) -> int:
 
     results = {
         "experiment": "cloning: a trained chip's weights written into another chip",
-        "command": "neuromem clone " + " ".join(sys.argv[1:] if argv is None else argv),
         "recipe": recipe["name"], "seed": args.seed,
         "copy_seed": args.seed + CLONE_SEED_OFFSET, "refresh_epochs": args.refresh_epochs,
         "eval_set": data["eval_set"], "dataset": data["info"],
-        "networks": json.loads(json.dumps({"original": settings["original"],
-                                           "copy": settings["copy"]}, default=str)),
+        "networks": {"original": settings["original"], "copy": settings["copy"]},
         "metrics": metrics, "transfer": written,
         "wall_time_s": {"original_training": train_s, "clone": clone_s,
                         "total": time.perf_counter() - t_start},
     }
-    (out / RESULTS).write_text(json.dumps(results, indent=1))
+    path = write_results(out, results, "clone", argv)
     print(f"{data['eval_set']} accuracy: original {100 * metrics['original']:.2f} %, clone "
           f"{100 * metrics['clone']:.2f} %"
           + (f", after {args.refresh_epochs} refresh epochs "
              f"{100 * metrics[f'clone_refresh_{args.refresh_epochs}']:.2f} %"
-             if args.refresh_epochs else "") + f" | {out / RESULTS}")
+             if args.refresh_epochs else "") + f" | {path}")
     return 0
 
 

@@ -28,77 +28,41 @@ Example::
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = "results.json"
+from experiments.study import (check_network, load_study_data, resolve_network, study_parser,
+                               write_results)
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="neuromem faults",
-               description="Accuracy under stuck-at faults: trained in situ against trained "
-                           "in software and written into the same faulty arrays.")
-    p.add_argument("--recipe", default="digits", help="DBN recipe (neuromem recipes lists them)")
+def build_parser():
+    p = study_parser("neuromem faults", "Accuracy under stuck-at faults: trained in situ "
+                     "against trained in software and written into the same faulty arrays.",
+                     device=False)
     p.add_argument("--stuck-rate", type=float, default=0.0,
                    help="fraction of cells stuck (half low, half high), in [0, 1]")
-    p.add_argument("--seed", type=int, default=0, help="seed of the networks, devices and faults")
-    p.add_argument("--epochs", type=int, help="epochs per lower layer (default: the recipe's)")
-    p.add_argument("--top-epochs", type=int, help="epochs of the top RBM (default: the recipe's)")
-    p.add_argument("--final", action=argparse.BooleanOptionalAction, default=None,
-                   help="report the test set (default: the recipe's choice; tune without)")
-    p.add_argument("--data-dir", help="where the MNIST files are (default $NEUROMEM_DATA)")
-    p.add_argument("--out", help="output folder (default results/faults-<recipe>-r<rate>-s<seed>)")
-    p.add_argument("--no-progress", action="store_true", help="(accepted; this run prints per stage)")
     return p
 
 
 def check_argv(argv) -> dict:
     """Parse and check ``argv``; exit status 2 and one line when it is bad. Returns the
     resolved settings (recipe, estimator parameters of both networks)."""
-    from networks import MemristiveDBN
-    from networks.recipes import load_recipe, recipe_estimator_params
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if not 0.0 <= args.stuck_rate <= 1.0:
         parser.error(f"--stuck-rate must lie in [0, 1], got {args.stuck_rate}")
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
-    for flag, value in (("--epochs", args.epochs), ("--top-epochs", args.top_epochs)):
-        if value is not None and value < 1:
-            parser.error(f"{flag} must be >= 1, got {value}")
-    try:
-        recipe = load_recipe(args.recipe)
-    except (ValueError, FileNotFoundError) as exc:
-        parser.error(f"--recipe: {exc}")
-    if args.final is not None:
-        recipe["run"]["final"] = args.final
-    params = recipe_estimator_params(recipe)
-    params["random_state"] = args.seed
-    if args.epochs is not None:
-        params["n_iter"] = args.epochs
-    if args.top_epochs is not None:
-        params["n_top_iter"] = args.top_epochs
+    recipe, params = resolve_network(args, parser)
     half = args.stuck_rate / 2
     faulty = {**params, "rbm_params": {**(params.get("rbm_params") or {}),
                                        "stuck_low_rate": half, "stuck_high_rate": half}}
     software = {**params, "device": "ideal", "update": "ideal"}
-    for name, p in (("in-situ", faulty), ("software", software)):
-        try:
-            MemristiveDBN(**p)._check_params()
-        except (TypeError, ValueError) as exc:
-            parser.error(f"the {name} network of recipe {args.recipe}: {exc}")
-    return {"args": args, "recipe": recipe, "in_situ": faulty, "software": software}
+    check_network(parser, f"in-situ network of recipe {args.recipe}", faulty)
+    check_network(parser, f"software network of recipe {args.recipe}", software)
+    return {"args": args, "recipe": recipe, "in_situ": faulty, "software": software,
+            "parser": parser}
 
 
 def transfer(source, target, *, lower: bool = True, top: bool = True) -> dict:
@@ -127,17 +91,12 @@ def _fault_counts(dbn) -> dict:
 
 
 def main(argv=None) -> int:
-    from experiments.mnist_dbn import load_data
     from networks import MemristiveDBN
 
     t_start = time.perf_counter()
     settings = check_argv(argv)
     args, recipe = settings["args"], settings["recipe"]
-    try:
-        data = load_data(recipe["run"], args.data_dir)
-    except (OSError, ValueError) as exc:
-        build_parser().error(f"--recipe {args.recipe}: data set {recipe['run']['dataset']}: "
-                             f"{getattr(exc, 'problem', exc)}")
+    data = load_study_data(recipe, args, settings["parser"])
     out = Path(args.out or f"results/faults-{recipe['name']}-r{args.stuck_rate:g}-s{args.seed}")
     X, y, Xe, ye = data["X_train"], data["y_train"], data["X_eval"], data["y_eval"]
     out.mkdir(parents=True, exist_ok=True)
@@ -165,20 +124,18 @@ def main(argv=None) -> int:
 
     results = {
         "experiment": "stuck-at faults: in situ against software + program-and-verify",
-        "command": "neuromem faults " + " ".join(sys.argv[1:] if argv is None else argv),
         "recipe": recipe["name"], "stuck_rate": args.stuck_rate, "seed": args.seed,
         "stuck_split": "half stuck at the lowest conductance, half at the highest (assumed)",
         "eval_set": data["eval_set"], "dataset": data["info"],
-        "networks": json.loads(json.dumps({"in_situ": settings["in_situ"],
-                                           "software": settings["software"]}, default=str)),
+        "networks": {"in_situ": settings["in_situ"], "software": settings["software"]},
         "metrics": {"in_situ": acc_in_situ, "software": acc_software,
                     "transferred": acc_transferred},
         "faults": faults, "transfer": written,
         "wall_time_s": {**times, "total": time.perf_counter() - t_start},
     }
-    (out / RESULTS).write_text(json.dumps(results, indent=1))
+    path = write_results(out, results, "faults", argv)
     print(f"{data['eval_set']} accuracy: in situ {100 * acc_in_situ:.2f} %, software "
-          f"{100 * acc_software:.2f} %, transferred {100 * acc_transferred:.2f} % | {out / RESULTS}")
+          f"{100 * acc_software:.2f} %, transferred {100 * acc_transferred:.2f} % | {path}")
     return 0
 
 

@@ -18,79 +18,42 @@ Example::
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-RESULTS = "results.json"
+from experiments.study import (check_network, load_study_data, resolve_network, study_parser,
+                               write_results)
+
 DEFAULT_TIMES = (3600.0, 86400.0, 2.592e6, 3.1536e7)  # 1 hour, 1 day, 30 days, 1 year
 
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    p = Parser(prog="neuromem lifetime",
-               description="Accuracy against time after in-situ training (drift), and "
-                           "after in-situ refresh epochs.")
-    p.add_argument("--recipe", default="digits", help="DBN recipe (neuromem recipes lists them)")
-    p.add_argument("--device", help="device (default: the recipe's)")
-    p.add_argument("--seed", type=int, default=0, help="seed of the network and devices")
+def build_parser():
+    p = study_parser("neuromem lifetime", "Accuracy against time after in-situ training "
+                     "(drift), and after in-situ refresh epochs.")
     p.add_argument("--times", type=float, nargs="+", default=list(DEFAULT_TIMES), metavar="S",
                    help="seconds after training at which to measure (ascending)")
     p.add_argument("--refresh-epochs", type=int, default=2,
                    help="in-situ epochs of the top RBM after the last time")
-    p.add_argument("--epochs", type=int, help="epochs per lower layer (default: the recipe's)")
-    p.add_argument("--top-epochs", type=int, help="epochs of the top RBM (default: the recipe's)")
-    p.add_argument("--final", action=argparse.BooleanOptionalAction, default=None,
-                   help="report the test set (default: the recipe's choice; tune without)")
-    p.add_argument("--data-dir", help="where the MNIST files are (default $NEUROMEM_DATA)")
-    p.add_argument("--out", help="output folder (default results/lifetime-<recipe>-s<seed>)")
     return p
 
 
 def check_argv(argv) -> dict:
     """Parse and check ``argv`` (exit status 2 and one line when bad); the settings."""
-    from networks import MemristiveDBN
-    from networks.recipes import load_recipe, recipe_estimator_params
-
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.seed < 0:
-        parser.error(f"--seed must be >= 0, got {args.seed}")
     if args.refresh_epochs < 0:
         parser.error(f"--refresh-epochs must be >= 0, got {args.refresh_epochs}")
     times = args.times
     if any(not np.isfinite(t) or t <= 0 for t in times) or list(times) != sorted(set(times)):
         parser.error(f"--times must be distinct, ascending and > 0 seconds, got {times}")
-    for flag, value in (("--epochs", args.epochs), ("--top-epochs", args.top_epochs)):
-        if value is not None and value < 1:
-            parser.error(f"{flag} must be >= 1, got {value}")
-    try:
-        recipe = load_recipe(args.recipe)
-    except (ValueError, FileNotFoundError) as exc:
-        parser.error(f"--recipe: {exc}")
-    if args.final is not None:
-        recipe["run"]["final"] = args.final
-    params = recipe_estimator_params(recipe)
-    params["random_state"] = args.seed
-    for key, value in (("n_iter", args.epochs), ("n_top_iter", args.top_epochs),
-                       ("device", args.device)):
-        if value is not None:
-            params[key] = value
-    try:
-        MemristiveDBN(**params)._check_params()
-    except (TypeError, ValueError) as exc:
-        parser.error(f"recipe {args.recipe}: {exc}")
+    recipe, params = resolve_network(args, parser)
+    check_network(parser, f"network of recipe {args.recipe}", params)
     if not isinstance(params.get("n_top_iter"), int):
         parser.error("the recipe's n_top_iter is 'auto': give --top-epochs N")
-    return {"args": args, "recipe": recipe, "params": params}
+    return {"args": args, "recipe": recipe, "params": params, "parser": parser}
 
 
 def _wait(dbn, seconds: float) -> None:
@@ -99,17 +62,12 @@ def _wait(dbn, seconds: float) -> None:
 
 
 def main(argv=None) -> int:
-    from experiments.mnist_dbn import load_data
     from networks import MemristiveDBN
 
     t_start = time.perf_counter()
     settings = check_argv(argv)
     args, recipe, params = settings["args"], settings["recipe"], settings["params"]
-    try:
-        data = load_data(recipe["run"], args.data_dir)
-    except (OSError, ValueError) as exc:
-        build_parser().error(f"--recipe {args.recipe}: data set {recipe['run']['dataset']}: "
-                             f"{getattr(exc, 'problem', exc)}")
+    data = load_study_data(recipe, args, settings["parser"])
     out = Path(args.out or f"results/lifetime-{recipe['name']}-s{args.seed}")
     X, y, Xe, ye = data["X_train"], data["y_train"], data["X_eval"], data["y_eval"]
     out.mkdir(parents=True, exist_ok=True)
@@ -142,21 +100,20 @@ def main(argv=None) -> int:
     device = dbn.layers_[0].crossbar_.device
     results = {
         "experiment": "lifetime: accuracy against time after training, and after refresh",
-        "command": "neuromem lifetime " + " ".join(sys.argv[1:] if argv is None else argv),
         "recipe": recipe["name"], "seed": args.seed, "times_s": list(args.times),
         "device": device.describe(), "device_drifts": bool(device.drifts),
         "eval_set": data["eval_set"], "dataset": data["info"],
-        "network": json.loads(json.dumps(params, default=str)),
+        "network": params,
         "metrics": metrics,
         "wall_time_s": {"training": train_s, "total": time.perf_counter() - t_start},
     }
-    (out / RESULTS).write_text(json.dumps(results, indent=1, default=str))
+    path = write_results(out, results, "lifetime", argv)
     last = f"t_{args.times[-1]:g}"
     print(f"{data['eval_set']} accuracy: after training {100 * metrics['t_0']:.2f} %, "
           f"{args.times[-1]:g} s later {100 * metrics[last]:.2f} %"
           + (f", after {args.refresh_epochs} refresh epochs "
              f"{100 * metrics[f'refresh_{args.refresh_epochs}']:.2f} %" if args.refresh_epochs else "")
-          + f" | {out / RESULTS}")
+          + f" | {path}")
     return 0
 
 

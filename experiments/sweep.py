@@ -689,12 +689,9 @@ def plot_summary(summary, params, metrics, out: Path, title="") -> list[str]:
 
 # ---------------------------------------------------------------------------- command line
 
-class Parser(argparse.ArgumentParser):
-    def error(self, message):
-        self.exit(2, f"{self.prog}: error: {message} (see {self.prog} --help)\n")
-
-
 def build_parser() -> argparse.ArgumentParser:
+    from experiments.mnist_dbn import Parser
+
     p = Parser(prog="neuromem sweep",
                description="Run an experiment over a grid or random sample of settings x seeds "
                            "on Dask; collect a CSV table and mean +- std figures.")
