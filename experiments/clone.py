@@ -31,8 +31,8 @@ import sys
 import time
 from pathlib import Path
 
-from experiments.study import (check_network, load_study_data, resolve_network, study_parser,
-                               write_results)
+from experiments.study import (blas_threads, check_network, load_study_data, resolve_network,
+                               study_parser, write_results)
 
 CLONE_SEED_OFFSET = 1000
 
@@ -61,11 +61,16 @@ def check_argv(argv) -> dict:
 
 
 def main(argv=None) -> int:
+    settings = check_argv(argv)
+    with blas_threads(settings["recipe"]):
+        return _main(argv, settings)
+
+
+def _main(argv, settings) -> int:
     from experiments.faults import transfer
     from networks import MemristiveDBN
 
     t_start = time.perf_counter()
-    settings = check_argv(argv)
     args, recipe = settings["args"], settings["recipe"]
     data = load_study_data(recipe, args, settings["parser"])
     out = Path(args.out or f"results/clone-{recipe['name']}-s{args.seed}")

@@ -34,8 +34,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.study import (check_network, load_study_data, resolve_network, study_parser,
-                               write_results)
+from experiments.study import (blas_threads, check_network, load_study_data, resolve_network,
+                               study_parser, write_results)
 
 
 def build_parser():
@@ -91,10 +91,15 @@ def _fault_counts(dbn) -> dict:
 
 
 def main(argv=None) -> int:
+    settings = check_argv(argv)
+    with blas_threads(settings["recipe"]):
+        return _main(argv, settings)
+
+
+def _main(argv, settings) -> int:
     from networks import MemristiveDBN
 
     t_start = time.perf_counter()
-    settings = check_argv(argv)
     args, recipe = settings["args"], settings["recipe"]
     data = load_study_data(recipe, args, settings["parser"])
     out = Path(args.out or f"results/faults-{recipe['name']}-r{args.stuck_rate:g}-s{args.seed}")

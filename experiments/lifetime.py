@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.study import (check_network, load_study_data, resolve_network, study_parser,
-                               write_results)
+from experiments.study import (blas_threads, check_network, load_study_data, resolve_network,
+                               study_parser, write_results)
 
 DEFAULT_TIMES = (3600.0, 86400.0, 2.592e6, 3.1536e7)  # 1 hour, 1 day, 30 days, 1 year
 
@@ -62,10 +62,15 @@ def _wait(dbn, seconds: float) -> None:
 
 
 def main(argv=None) -> int:
+    settings = check_argv(argv)
+    with blas_threads(settings["recipe"]):
+        return _main(argv, settings)
+
+
+def _main(argv, settings) -> int:
     from networks import MemristiveDBN
 
     t_start = time.perf_counter()
-    settings = check_argv(argv)
     args, recipe, params = settings["args"], settings["recipe"], settings["params"]
     data = load_study_data(recipe, args, settings["parser"])
     out = Path(args.out or f"results/lifetime-{recipe['name']}-s{args.seed}")

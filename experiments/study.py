@@ -11,7 +11,7 @@ from pathlib import Path
 from experiments.mnist_dbn import Parser
 
 __all__ = ["Parser", "study_parser", "resolve_network", "check_network", "load_study_data",
-           "write_results"]
+           "blas_threads", "write_results"]
 
 RESULTS = "results.json"
 
@@ -77,6 +77,14 @@ def load_study_data(recipe: dict, args, parser) -> dict:
     except (OSError, ValueError) as exc:
         parser.error(f"--recipe {args.recipe}: data set {recipe['run']['dataset']}: "
                      f"{getattr(exc, 'problem', exc)}")
+
+
+def blas_threads(recipe: dict):
+    """A context that holds BLAS to the recipe's ``threads`` (one by default), so that
+    single-threaded Dask workers do not oversubscribe the machine."""
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=recipe["run"]["threads"], user_api="blas")
 
 
 def write_results(out: Path, results: dict, command: str, argv) -> Path:
