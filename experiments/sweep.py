@@ -373,11 +373,18 @@ def _write_json(path: Path, data) -> None:
     os.replace(tmp, path)
 
 
+def _settings_argv(argv) -> list:
+    """``argv`` without its ``--out DIR`` (a folder that moved holds the same point)."""
+    argv = list(argv or [])
+    i = len(argv) - 1 - argv[::-1].index("--out") if "--out" in argv else None
+    return argv if i is None else argv[:i] + argv[i + 2:]
+
+
 def finished(point: dict) -> dict | None:
     """The record of a point that already ran to the end with the same argv, else None."""
     record = _read_json(Path(point["out"]) / POINT_FILE)
     if (isinstance(record, dict) and record.get("status") == "done"
-            and record.get("argv") == list(point["argv"])):
+            and _settings_argv(record.get("argv")) == _settings_argv(point["argv"])):
         return record
     return None
 
@@ -721,7 +728,8 @@ def main(argv=None, *, client=None) -> int:
     try:
         spec = load_spec(args.spec)
         experiment_entry(spec["experiment"])
-        out = Path(args.out) if args.out else Path("results") / "sweeps" / spec["name"]
+        # absolute, so that workers started elsewhere (a cluster) write to the same place
+        out = (Path(args.out) if args.out else Path("results") / "sweeps" / spec["name"]).resolve()
         points = expand_points(spec, out)
         for argv_ in dict.fromkeys(p.argv for p in points):
             check_argv(spec["experiment"], argv_)

@@ -293,3 +293,15 @@ def test_tiny_dbn_sweep_on_digits(tmp_path, client):
         assert results["recipe"]["dbn"]["hidden_layer_sizes"] == [16]
         assert float(r["accuracy.validation.freeze"]) == results["accuracy"]["validation"]["freeze"]
     assert (out / "accuracy.validation.freeze.png").exists()
+
+
+def test_a_point_is_finished_only_with_the_same_settings(tmp_path):
+    folder = tmp_path / "p"
+    folder.mkdir()
+    argv = ["--top", "8", "--seed", "0", "--out", "elsewhere/p"]
+    (folder / "point.json").write_text(json.dumps({"status": "done", "argv": argv}))
+    point = {"out": str(folder), "argv": ["--top", "8", "--seed", "0", "--out", str(folder)]}
+    assert sweep.finished(point) is not None  # the folder moved: still the same point
+    assert sweep.finished({**point, "argv": ["--top", "9", "--seed", "0", "--out", str(folder)]}) is None
+    (folder / "point.json").write_text(json.dumps({"status": "failed", "argv": argv}))
+    assert sweep.finished(point) is None
