@@ -655,6 +655,7 @@ def plot_summary(summary, params, metrics, out: Path, title="") -> list[str]:
         lines.setdefault(", ".join(f"{k}={_word(r[k])}" for k in others), []).append(r)
 
     def draw(ax, m, prefix=""):
+        series = len(lines) * (len(metrics) if prefix else 1)
         for label, rows in lines.items():
             pts = [(r[x_key] if x_key else "all", r[f"{m}:mean"], r[f"{m}:std"])
                    for r in rows if r[f"{m}:mean"] is not None]
@@ -663,11 +664,13 @@ def plot_summary(summary, params, metrics, out: Path, title="") -> list[str]:
             if numeric:
                 pts.sort(key=lambda t: t[0])
                 xv = [p[0] for p in pts]
-            else:
-                xv = [xs.index(p[0]) if x_key else 0 for p in pts]
+            else:  # categories: side by side around each tick, no lines between them
+                k = len(ax.containers)
+                shift = 0.3 * (k - (series - 1) / 2) / max(series, 1)
+                xv = [(xs.index(p[0]) if x_key else 0) + shift for p in pts]
             text = ", ".join(t for t in (prefix, label) if t)
             ax.errorbar(xv, [p[1] for p in pts], yerr=[p[2] for p in pts], marker="o",
-                        capsize=3, label=text or None)
+                        capsize=3, label=text or None, linestyle="-" if numeric else "none")
 
     def finish(ax, ylabel, name):
         if not numeric:
