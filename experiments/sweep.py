@@ -38,9 +38,10 @@ it.
 The sweep writes ``table.csv`` (one row per point: settings, seed, status, metrics,
 wall time), ``summary.csv`` (mean, standard deviation and count of each metric over
 the seeds of each setting), ``sweep.json`` (the resolved spec, every point's record,
-the cluster and the time taken) and one figure per metric, ``<metric>.png``: mean +-
-standard deviation over seeds against the first varied setting, one line per
-combination of the others (and ``all_metrics.png``, every metric on one plot).
+the cluster, and the time and points run of every invocation) and one figure per
+metric, ``<metric>.png``: mean +- standard deviation over seeds against the first
+varied setting, one line per combination of the others (and ``all_metrics.png``, every
+metric on one plot).
 
 Example::
 
@@ -390,12 +391,19 @@ def finished(point: dict) -> dict | None:
 
 
 def lookup(data, path: str):
-    """``data["a"]["b"]`` for ``path == "a.b"``; None when missing."""
-    for part in path.split("."):
-        if not isinstance(data, dict) or part not in data:
-            return None
-        data = data[part]
-    return data
+    """``data["a"]["b"]`` for ``path == "a.b"``; keys may hold dots themselves
+    (``"metrics.t_3.6e+03"`` finds ``data["metrics"]["t_3.6e+03"]``). None when missing."""
+    parts = path.split(".")
+    if not parts or not isinstance(data, dict):
+        return None
+    for i in range(len(parts), 0, -1):  # the longest key first
+        key = ".".join(parts[:i])
+        if key in data:
+            rest = ".".join(parts[i:])
+            found = lookup(data[key], rest) if rest else data[key]
+            if found is not None:
+                return found
+    return None
 
 
 def extract_metrics(results, metrics=None) -> dict:
@@ -504,7 +512,10 @@ def run_sweep(spec: dict, out, client, *, progress: bool = True) -> list[dict]:
     todo = []
     for p in points:
         done = finished(p.record())
-        if done is not None:
+        if done is not None:  # metrics read again: the spec's list may have changed
+            results = _read_json(Path(p.out) / RESULTS)
+            if results is not None:
+                done["metrics"] = extract_metrics(results, spec["metrics"])
             records[p.name] = {**done, "skipped": True}
         else:
             todo.append(p)
@@ -568,10 +579,14 @@ def collect(spec: dict, out, records: list[dict], *, wall_s=None, client=None) -
     _write_csv(out / SUMMARY, summary)
     figures = plot_summary(summary, params, metrics, out, title=spec.get("name", ""))
     done = sum(r["status"] == "done" for r in records)
+    before = _read_json(out / SWEEP_FILE)
+    history = before.get("invocations", []) if isinstance(before, dict) else []
+    history = history + [{"wall_s": wall_s, "n_run": sum(not r.get("skipped") for r in records),
+                          "finished": time.strftime("%Y-%m-%d %H:%M:%S")}]
     _write_json(out / SWEEP_FILE, {
         "spec": {k: v for k, v in spec.items()}, "points": records,
         "n_points": len(records), "n_done": done, "n_failed": len(records) - done,
-        "wall_s_this_invocation": wall_s,
+        "wall_s_this_invocation": wall_s, "invocations": history,
         "cluster": None if client is None else _cluster_text(client),
         "machine": {"cpus": os.cpu_count(), "host": socket.gethostname()},
         "table": TABLE, "summary": SUMMARY, "figures": figures,

@@ -205,6 +205,9 @@ def test_metrics_default_to_numbers_under_metrics_and_accuracy():
         "metrics.x": 2.0, "accuracy.validation.freeze": 0.5, "accuracy.validation.sampling": 0.25}
     assert sweep.extract_metrics(results, ["other", "missing.key"]) == {"other": 7.0,
                                                                          "missing.key": None}
+    dotted = {"metrics": {"t_3.6e+03": 0.5, "t_3": {"6e+03": 0.25}}}
+    assert sweep.extract_metrics(dotted, ["metrics.t_3.6e+03"]) == {"metrics.t_3.6e+03": 0.5}
+    assert sweep.lookup({"a.b": {"c": 1}, "a": {"b": {"d": 2}}}, "a.b.d") == 2
 
 
 # ---------------------------------------------------------------------------- on a cluster
