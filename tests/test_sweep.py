@@ -308,3 +308,14 @@ def test_a_point_is_finished_only_with_the_same_settings(tmp_path):
     assert sweep.finished({**point, "argv": ["--top", "9", "--seed", "0", "--out", str(folder)]}) is None
     (folder / "point.json").write_text(json.dumps({"status": "failed", "argv": argv}))
     assert sweep.finished(point) is None
+
+
+def test_unreachable_scheduler_is_one_line_and_creates_nothing(tmp_path, capsys):
+    import dask
+
+    spec = write_spec(tmp_path / "s.toml", 'experiment = "dbn"\n[base]\nrecipe = "digits"\n')
+    out = tmp_path / "out"
+    with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
+        err = _cli_error([str(spec), "--scheduler", "tcp://127.0.0.1:1", "--out", str(out)], capsys)
+    assert "--scheduler tcp://127.0.0.1:1: cannot connect" in err
+    assert not out.exists()
