@@ -29,10 +29,9 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
-from experiments.study import (blas_threads, check_network, load_study_data, resolve_network,
-                               study_parser, write_results)
+from experiments.study import (check_network, resolve_network, run_study, study_parser,
+                               write_results)
 
 CLONE_SEED_OFFSET = 1000
 
@@ -61,21 +60,18 @@ def check_argv(argv) -> dict:
 
 
 def main(argv=None) -> int:
-    settings = check_argv(argv)
-    with blas_threads(settings["recipe"]):
-        return _main(argv, settings)
+    s = check_argv(argv)
+    return run_study(s, lambda settings, data, out: _main(argv, settings, data, out),
+                     f"results/clone-{s['recipe']['name']}-s{s['args'].seed}")
 
 
-def _main(argv, settings) -> int:
+def _main(argv, settings, data, out) -> int:
     from experiments.faults import transfer
     from networks import MemristiveDBN
 
     t_start = time.perf_counter()
     args, recipe = settings["args"], settings["recipe"]
-    data = load_study_data(recipe, args, settings["parser"])
-    out = Path(args.out or f"results/clone-{recipe['name']}-s{args.seed}")
     X, y, Xe, ye = data["X_train"], data["y_train"], data["X_eval"], data["y_eval"]
-    out.mkdir(parents=True, exist_ok=True)
 
     t0 = time.perf_counter()
     original = MemristiveDBN(**settings["original"]).fit(X, y)

@@ -30,12 +30,11 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from experiments.study import (blas_threads, check_network, load_study_data, resolve_network,
-                               study_parser, write_results)
+from experiments.study import (check_network, resolve_network, run_study, study_parser,
+                               write_results)
 
 
 def build_parser():
@@ -91,20 +90,17 @@ def _fault_counts(dbn) -> dict:
 
 
 def main(argv=None) -> int:
-    settings = check_argv(argv)
-    with blas_threads(settings["recipe"]):
-        return _main(argv, settings)
+    s = check_argv(argv)
+    return run_study(s, lambda settings, data, out: _main(argv, settings, data, out),
+                     f"results/faults-{s['recipe']['name']}-r{s['args'].stuck_rate:g}-s{s['args'].seed}")
 
 
-def _main(argv, settings) -> int:
+def _main(argv, settings, data, out) -> int:
     from networks import MemristiveDBN
 
     t_start = time.perf_counter()
     args, recipe = settings["args"], settings["recipe"]
-    data = load_study_data(recipe, args, settings["parser"])
-    out = Path(args.out or f"results/faults-{recipe['name']}-r{args.stuck_rate:g}-s{args.seed}")
     X, y, Xe, ye = data["X_train"], data["y_train"], data["X_eval"], data["y_eval"]
-    out.mkdir(parents=True, exist_ok=True)
 
     times = {}
     t0 = time.perf_counter()

@@ -20,12 +20,11 @@ from __future__ import annotations
 
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from experiments.study import (blas_threads, check_network, load_study_data, resolve_network,
-                               study_parser, write_results)
+from experiments.study import (check_network, resolve_network, run_study, study_parser,
+                               write_results)
 
 DEFAULT_TIMES = (3600.0, 86400.0, 2.592e6, 3.1536e7)  # 1 hour, 1 day, 30 days, 1 year
 
@@ -62,20 +61,17 @@ def _wait(dbn, seconds: float) -> None:
 
 
 def main(argv=None) -> int:
-    settings = check_argv(argv)
-    with blas_threads(settings["recipe"]):
-        return _main(argv, settings)
+    s = check_argv(argv)
+    return run_study(s, lambda settings, data, out: _main(argv, settings, data, out),
+                     f"results/lifetime-{s['recipe']['name']}-s{s['args'].seed}")
 
 
-def _main(argv, settings) -> int:
+def _main(argv, settings, data, out) -> int:
     from networks import MemristiveDBN
 
     t_start = time.perf_counter()
     args, recipe, params = settings["args"], settings["recipe"], settings["params"]
-    data = load_study_data(recipe, args, settings["parser"])
-    out = Path(args.out or f"results/lifetime-{recipe['name']}-s{args.seed}")
     X, y, Xe, ye = data["X_train"], data["y_train"], data["X_eval"], data["y_eval"]
-    out.mkdir(parents=True, exist_ok=True)
 
     n_top = params["n_top_iter"]
     dbn = MemristiveDBN(**{**params, "n_top_iter": n_top + args.refresh_epochs, "n_finetune": 0})

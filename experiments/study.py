@@ -11,7 +11,7 @@ from pathlib import Path
 from experiments.mnist_dbn import Parser
 
 __all__ = ["Parser", "study_parser", "resolve_network", "check_network", "load_study_data",
-           "blas_threads", "write_results"]
+           "blas_threads", "run_study", "write_results"]
 
 RESULTS = "results.json"
 
@@ -85,6 +85,17 @@ def blas_threads(recipe: dict):
     from threadpoolctl import threadpool_limits
 
     return threadpool_limits(limits=recipe["run"]["threads"], user_api="blas")
+
+
+def run_study(settings: dict, body, default_out: str) -> int:
+    """Run ``body(settings, data, out)`` with BLAS held to the recipe's threads, the
+    recipe's data loaded and the output folder (``--out``, else ``default_out``) made."""
+    args, recipe = settings["args"], settings["recipe"]
+    with blas_threads(recipe):
+        data = load_study_data(recipe, args, settings["parser"])
+        out = Path(args.out or default_out)
+        out.mkdir(parents=True, exist_ok=True)
+        return body(settings, data, out)
 
 
 def write_results(out: Path, results: dict, command: str, argv) -> Path:
