@@ -54,7 +54,7 @@ from experiments.dbn_report import (FIGURES, _git_commit, _git_record, _ops, _op
                                     _write_json, evaluate_epoch, final_accuracy, make_figures,
                                     pulse_summary)
 
-__all__ = ["FIGURES", "build_parser", "check_argv", "main", "resolve_recipe"]
+__all__ = ["FIGURES", "build_parser", "check_argv", "key_value", "main", "resolve_recipe"]
 
 DEFAULT_RECIPE = "default"
 CHECKPOINT = "checkpoint.npz"
@@ -103,12 +103,17 @@ def _parse_value(text: str):
     return text
 
 
-def _rbm_param(text: str) -> tuple[str, object]:
+def key_value(text: str) -> tuple[str, object]:
+    """``"KEY=VALUE"`` -> ``(KEY, value)`` with the value parsed as a flag's (an argparse
+    type: a bad word is an ArgumentTypeError)."""
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key, _parse_value(value)
+
+
+_rbm_param = key_value
 
 
 def _flag(name: str) -> str:

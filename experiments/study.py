@@ -8,7 +8,7 @@ import json
 import sys
 from pathlib import Path
 
-from experiments.mnist_dbn import Parser
+from experiments.mnist_dbn import Parser, key_value
 
 __all__ = ["Parser", "study_parser", "resolve_network", "check_network", "load_study_data",
            "blas_threads", "run_study", "write_results"]
@@ -22,6 +22,9 @@ def study_parser(prog: str, description: str, *, device: bool = True) -> argpars
     p.add_argument("--recipe", default="digits", help="DBN recipe (neuromem recipes lists them)")
     if device:
         p.add_argument("--device", help="device (default: the recipe's)")
+    p.add_argument("--device-param", action="append", type=key_value, metavar="KEY=VALUE",
+                   help="a parameter of the device's dataclass (repeatable), e.g. "
+                        "va_std_v=1.6 for twice Y-Flash's device-to-device spread")
     p.add_argument("--seed", type=int, default=0, help="seed of the network and devices")
     p.add_argument("--epochs", type=int, help="epochs per lower layer (default: the recipe's)")
     p.add_argument("--top-epochs", type=int, help="epochs of the top RBM (default: the recipe's)")
@@ -54,6 +57,13 @@ def resolve_network(args, parser) -> tuple[dict, dict]:
                        ("device", getattr(args, "device", None))):
         if value is not None:
             params[key] = value
+    if args.device_param:
+        from neuromem.devices import get_device
+
+        try:
+            params["device"] = get_device(params.get("device", "yflash"), **dict(args.device_param))
+        except (TypeError, ValueError) as exc:
+            parser.error(f"--device-param: {exc}")
     return recipe, params
 
 

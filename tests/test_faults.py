@@ -87,3 +87,19 @@ def test_bad_arguments_exit_2_before_writing(tmp_path, capsys, argv, words):
     err = capsys.readouterr().err.strip()
     assert words in err and len(err.splitlines()) == 1
     assert not (tmp_path / "o").exists()
+
+
+def test_device_param_sets_the_device_of_the_in_situ_network():
+    settings = faults.check_argv(["--device-param", "va_std_v=1.6", "--device-param", "beta_std_v=0"])
+    device = settings["in_situ"]["device"]
+    assert device.name == "yflash" and device.va_std_v == 1.6 and device.beta_std_v == 0
+    assert settings["software"]["device"] == "ideal"
+
+
+@pytest.mark.parametrize("value, words", [("nosuch=1", "unexpected keyword argument 'nosuch'"),
+                                          ("va_std_v=-1", "YFlash.va_std_v must be finite and >= 0"),
+                                          ("va_std_v", "expected KEY=VALUE")])
+def test_bad_device_param_is_one_line(value, words, capsys):
+    with pytest.raises(SystemExit) as exc:
+        faults.check_argv(["--device-param", value])
+    assert exc.value.code == 2 and words in capsys.readouterr().err
