@@ -662,7 +662,10 @@ def plot_summary(summary, params, metrics, out: Path, title="") -> list[str]:
 
     written = []
     x_key = params[0] if params else None
-    others = params[1:]
+    # settings that move together with the first (one value per x) label no lines
+    others = [k for k in params[1:]
+              if any(len({json.dumps(r[k], default=str) for r in summary if r[x_key] == x}) > 1
+                     for x in {json.dumps(r[x_key], default=str): r[x_key] for r in summary}.values())]
     xs = [] if x_key is None else list(dict.fromkeys(r[x_key] for r in summary))
     numeric = bool(xs) and all(_number(x) for x in xs)
     lines = {}
