@@ -54,7 +54,7 @@ from experiments.dbn_report import (FIGURES, _git_commit, _git_record, _ops, _op
                                     _write_json, evaluate_epoch, final_accuracy, make_figures,
                                     pulse_summary)
 
-__all__ = ["FIGURES", "build_parser", "main", "resolve_recipe"]
+__all__ = ["FIGURES", "build_parser", "check_argv", "key_value", "main", "resolve_recipe"]
 
 DEFAULT_RECIPE = "default"
 CHECKPOINT = "checkpoint.npz"
@@ -103,12 +103,17 @@ def _parse_value(text: str):
     return text
 
 
-def _rbm_param(text: str) -> tuple[str, object]:
+def key_value(text: str) -> tuple[str, object]:
+    """``"KEY=VALUE"`` -> ``(KEY, value)`` with the value parsed as a flag's (an argparse
+    type: a bad word is an ArgumentTypeError)."""
     key, sep, value = text.partition("=")
     key = key.strip()
     if not sep or not key:
         raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
     return key, _parse_value(value)
+
+
+_rbm_param = key_value
 
 
 def _flag(name: str) -> str:
@@ -292,6 +297,14 @@ def resolve_recipe(args, parser) -> dict:
            "results": recipe["results"], "run": run,
            "dbn": json.loads(json.dumps(full, default=_jsonable)), "overrides": overrides}
     return out
+
+
+def check_argv(argv) -> None:
+    """Exit with status 2 and one line when ``argv`` is not a valid run (its flags and
+    recipe; the data set is read only by the run). ``neuromem sweep`` calls it for
+    every point before it starts any."""
+    parser = build_parser()
+    resolve_recipe(parser.parse_args(argv), parser)
 
 
 def _jsonable(obj):

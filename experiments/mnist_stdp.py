@@ -356,18 +356,9 @@ def _deferred_interrupt():
 
 def _client(args):
     """A Dask client for the frozen phases, or None to run them here."""
-    if args.scheduler:
-        from dask.distributed import Client
-        return Client(args.scheduler)
-    workers = (os.cpu_count() or 1) if args.workers is None else args.workers
-    if workers <= 1:
-        return None
-    import logging
+    from experiments.cluster import dask_client
 
-    from dask.distributed import Client, LocalCluster
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
-                           dashboard_address=None, silence_logs=logging.ERROR)
-    return Client(cluster)
+    return dask_client(args.workers, args.scheduler)
 
 
 def label_and_classify(engine, x_label, y_label, x_eval, *, client=None, bar=None):
@@ -450,11 +441,9 @@ def main(argv=None, *, on_checkpoint=None) -> dict:
         assignments, pred, label_counts, eval_counts = label_and_classify(
             engine, x_train[:s["n_label"]], y_train[:s["n_label"]], x_eval, client=client, bar=bar)
     finally:
-        if client is not None:
-            cluster = client.cluster
-            client.close()
-            if cluster is not None:
-                cluster.close()
+        from experiments.cluster import close_client
+
+        close_client(client)
     eval_s = time.time() - t0
     accuracy = float(np.mean(pred == y_eval))
     cm = np.zeros((10, 10), dtype=np.int64)

@@ -168,6 +168,10 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         conductance steps (for Y-Flash in proportion: 20 / 9.7 / 4.8 nS at 1 / 0.5 /
         0.25 near 100 nS), so a weight holds more levels; lower ``counter_threshold``
         in step to keep the learning rate.
+    stuck_low_rate, stuck_high_rate : float
+        Fractions of the array's cells stuck at the device's lowest / highest
+        conductance (drawn once, at fabrication, from ``random_state``: a network
+        rebuilt with the same seed has the same faulty cells).
     verbose : bool
         Print the pseudo-likelihood after each epoch.
     random_state : int, RandomState or None
@@ -179,7 +183,8 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
                  counter_threshold=None, max_pulses=4, learning_rate=0.05, momentum=0.5,
                  weight_decay=2e-4, scheme="reference", weight_range=10.0,
                  reference_level="auto", bias_lines=1, init_std=0.01, read_noise_rel=0.0,
-                 pulse_width=1.0, verbose=False, random_state=None):
+                 pulse_width=1.0, stuck_low_rate=0.0, stuck_high_rate=0.0, verbose=False,
+                 random_state=None):
         self.n_components = n_components
         self.device = device
         self.neuron = neuron
@@ -200,6 +205,8 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         self.init_std = init_std
         self.read_noise_rel = read_noise_rel
         self.pulse_width = pulse_width
+        self.stuck_low_rate = stuck_low_rate
+        self.stuck_high_rate = stuck_high_rate
         self.verbose = verbose
         self.random_state = random_state
 
@@ -235,6 +242,11 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         real("init_std", 0)
         real("read_noise_rel", 0)
         real("pulse_width", 0, low_open=True)
+        real("stuck_low_rate", 0, 1)
+        real("stuck_high_rate", 0, 1)
+        if self.stuck_low_rate + self.stuck_high_rate > 1:
+            raise ValueError(f"stuck_low_rate + stuck_high_rate must be <= 1, got "
+                             f"{self.stuck_low_rate} + {self.stuck_high_rate}")
         if self.neuron not in NEURONS:
             raise ValueError(f"neuron must be one of {sorted(NEURONS)}, got {self.neuron!r}")
         if self.update not in UPDATES:
@@ -294,6 +306,8 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         nb = self.bias_lines
         self.crossbar_ = Crossbar(n_features + nb, self.n_components + nb, device,
                                   scheme=self.scheme, read_noise_rel=self.read_noise_rel,
+                                  stuck_low_rate=self.stuck_low_rate,
+                                  stuck_high_rate=self.stuck_high_rate,
                                   seed=int(self._rng.integers(2**31)), ledger=self.ledger_)
         dev = self.crossbar_.device
         g_range = dev.g_max_s - dev.g_min_s

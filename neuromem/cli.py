@@ -3,9 +3,14 @@
     neuromem dbn  [ARGS...]   experiments/mnist_dbn.py       (DBN from a recipe, any data set)
     neuromem stdp [ARGS...]   experiments/stdp_song2000.py   (STDP, Song et al. 2000)
     neuromem snn  [ARGS...]   experiments/mnist_stdp.py      (unsupervised STDP on MNIST)
+    neuromem sweep SPEC       experiments/sweep.py           (settings x seeds on Dask)
+    neuromem faults [ARGS...] experiments/faults.py          (stuck-at faults study)
+    neuromem clone [ARGS...]  experiments/clone.py           (cloning a trained chip)
+    neuromem lifetime [ARGS...] experiments/lifetime.py      (drift after training, refresh)
     neuromem recipes [--json] the named training recipes of neuromem dbn, with their results
     neuromem data [--dir DIR] download and verify MNIST (for users who are online)
     neuromem devices [--json] the registered device families, their sources and parameters
+    neuromem devices --export DEVICE --out FILE.csv   a device's pulse table (measured devices)
     neuromem info             versions of neuromem and the libraries it runs on
 
 Experiment subcommands hand every argument after their name to the experiment's own
@@ -28,6 +33,10 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "dbn": ("experiments.mnist_dbn", "deep belief network on memristive crossbars (counters, no ADC)"),
     "stdp": ("experiments.stdp_song2000", "pair-based STDP reproduction (Song et al. 2000)"),
     "snn": ("experiments.mnist_stdp", "unsupervised STDP spiking network on MNIST"),
+    "faults": ("experiments.faults", "stuck-at faults: in situ vs software written into the same array"),
+    "clone": ("experiments.clone", "a trained chip's weights written into another chip"),
+    "lifetime": ("experiments.lifetime", "accuracy against time after training (drift), and refresh"),
+    "sweep": ("experiments.sweep", "an experiment over settings x seeds on Dask, one table"),
 }
 
 EXIT_MISSING = 2
@@ -107,7 +116,34 @@ def device_table() -> list[dict]:
     return rows
 
 
+def export_pulse_table(args) -> int:
+    """``neuromem devices --export DEVICE --out FILE``: a device's pulse table as CSV."""
+    from neuromem.devices import get_device
+    from neuromem.devices.measured import write_pulse_table
+
+    def fail(message):
+        print(f"neuromem devices: error: {message}", file=sys.stderr)
+        return EXIT_MISSING
+
+    if not args.out:
+        return fail("--export needs --out FILE.csv")
+    for flag, value in (("--n-devices", args.n_devices), ("--n-pulses", args.n_pulses)):
+        if value < 1:
+            return fail(f"{flag} must be >= 1, got {value}")
+    try:
+        device = get_device(args.export)
+    except (ValueError, TypeError, OSError) as exc:
+        return fail(f"--export: {exc}")
+    path = write_pulse_table(args.out, device, n_devices=args.n_devices, n_cycles=2,
+                             n_pulses=args.n_pulses, seed=args.seed)
+    print(f"{path}: {args.n_devices} devices x 2 cycles x {args.n_pulses} pulses up and down "
+          f"of {device.name}")
+    return 0
+
+
 def cmd_devices(args) -> int:
+    if args.export:
+        return export_pulse_table(args)
     table = device_table()
     if args.json:
         print(json.dumps(table, indent=2, default=str))
@@ -215,6 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_data)
     p = sub.add_parser("devices", help="list the registered device families")
     p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.add_argument("--export", metavar="DEVICE",
+                   help="write DEVICE's potentiation/depression curves as a pulse table "
+                        "(the CSV a measured device is fitted to) to --out")
+    p.add_argument("--out", metavar="FILE", help="the pulse table to write (with --export)")
+    p.add_argument("--n-devices", type=int, default=16, help="devices in the table")
+    p.add_argument("--n-pulses", type=int, default=100, help="pulses per curve")
+    p.add_argument("--seed", type=int, default=0, help="seed of the population and noise")
     p.set_defaults(func=cmd_devices)
     p = sub.add_parser("info", help="versions of neuromem, numpy, numba, brian2")
     p.add_argument("--json", action="store_true", help="machine-readable output")

@@ -81,6 +81,10 @@ def test_subcommands_map_to_the_experiment_modules():
         "dbn": "experiments.mnist_dbn",
         "stdp": "experiments.stdp_song2000",
         "snn": "experiments.mnist_stdp",
+        "sweep": "experiments.sweep",
+        "faults": "experiments.faults",
+        "clone": "experiments.clone",
+        "lifetime": "experiments.lifetime",
     }
 
 

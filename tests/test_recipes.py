@@ -18,6 +18,8 @@ def _effective_rbm(rbm):
     params = rbm.get_params()
     for key in ("random_state", "verbose"):
         params.pop(key)
+    for key in ("stuck_low_rate", "stuck_high_rate"):  # added later; no faults before
+        assert params.pop(key) == 0.0
     params["reference_level"] = rbm.reference_level_  # "auto" resolved by the device
     return params
 

@@ -6,5 +6,6 @@ from .mtj import MTJ
 from .pcm import PCM
 from .softbounds import SoftBounds
 from .vteam import VTEAM
+from .measured import Measured
 
-__all__ = ["Device", "device_classes", "get_device", "Ideal", "YFlash", "SoftBounds", "VTEAM", "PCM", "MTJ"]
+__all__ = ["Device", "device_classes", "get_device", "Ideal", "YFlash", "SoftBounds", "VTEAM", "PCM", "MTJ", "Measured"]

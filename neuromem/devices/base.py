@@ -186,13 +186,19 @@ def device_classes() -> dict[str, type[Device]]:
 
 
 def get_device(spec: "Device | str", **parameters) -> Device:
-    """A device parameter set from an instance or a name (``"yflash"``, ``"ideal"``, ...).
+    """A device parameter set from an instance or a name (``"yflash"``, ``"ideal"``, ...),
+    or the path of a pulse table (``"curves.csv"``: :class:`~neuromem.devices.Measured`
+    fitted to it).
 
     Keyword arguments override parameters (``get_device("yflash", c2c_rel=0)``).
     """
     if isinstance(spec, Device):
         return replace(spec, **parameters) if parameters else spec
     if isinstance(spec, str):
+        if spec.lower().endswith(".csv"):  # a pulse table: a family fitted to it
+            from .measured import Measured
+
+            return Measured.from_csv(spec, **parameters)
         classes = device_classes()
         key = spec.lower().replace("-", "").replace("_", "")
         if key not in classes:

@@ -1,0 +1,122 @@
+"""Lifetime: accuracy against time after training, and what in-situ refresh restores
+(``neuromem lifetime``).
+
+The recipe's network is trained in situ (``--seed``); then time passes on every array
+(``Crossbar.wait``: conductance drift of devices that drift, such as PCM; the Y-Flash
+model has no retention loss, so its accuracy stays put), and the accuracy on the
+evaluation split is measured at each of ``--times`` (seconds after training,
+cumulative). After the last, ``--refresh-epochs`` more in-situ epochs of the top RBM
+run on the drifted chip (on features read through the drifted lower layers) and the
+accuracy is measured after each. Metrics: ``t_0``, ``t_<seconds>``, ``refresh_<k>``.
+
+Writes ``results.json`` (settings and the accuracies under ``metrics``) into ``--out``.
+
+Example::
+
+    neuromem lifetime --recipe digits --device pcm --times 3600 86400 3.15e7
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+
+import numpy as np
+
+from experiments.study import (check_network, resolve_network, run_study, study_parser,
+                               write_results)
+
+DEFAULT_TIMES = (3600.0, 86400.0, 2.592e6, 3.1536e7)  # 1 hour, 1 day, 30 days, 1 year
+
+
+def build_parser():
+    p = study_parser("neuromem lifetime", "Accuracy against time after in-situ training "
+                     "(drift), and after in-situ refresh epochs.")
+    p.add_argument("--times", type=float, nargs="+", default=list(DEFAULT_TIMES), metavar="S",
+                   help="seconds after training at which to measure (ascending)")
+    p.add_argument("--refresh-epochs", type=int, default=2,
+                   help="in-situ epochs of the top RBM after the last time")
+    return p
+
+
+def check_argv(argv) -> dict:
+    """Parse and check ``argv`` (exit status 2 and one line when bad); the settings."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.refresh_epochs < 0:
+        parser.error(f"--refresh-epochs must be >= 0, got {args.refresh_epochs}")
+    times = args.times
+    if any(not np.isfinite(t) or t <= 0 for t in times) or list(times) != sorted(set(times)):
+        parser.error(f"--times must be distinct, ascending and > 0 seconds, got {times}")
+    recipe, params = resolve_network(args, parser)
+    check_network(parser, f"network of recipe {args.recipe}", params)
+    if not isinstance(params.get("n_top_iter"), int):
+        parser.error("the recipe's n_top_iter is 'auto': give --top-epochs N")
+    return {"args": args, "recipe": recipe, "params": params, "parser": parser}
+
+
+def _wait(dbn, seconds: float) -> None:
+    for layer in list(dbn.layers_) + [dbn.top_]:
+        layer.crossbar_.wait(seconds)
+
+
+def main(argv=None) -> int:
+    s = check_argv(argv)
+    return run_study(s, lambda settings, data, out: _main(argv, settings, data, out),
+                     f"results/lifetime-{s['recipe']['name']}-s{s['args'].seed}")
+
+
+def _main(argv, settings, data, out) -> int:
+    from networks import MemristiveDBN
+
+    t_start = time.perf_counter()
+    args, recipe, params = settings["args"], settings["recipe"], settings["params"]
+    X, y, Xe, ye = data["X_train"], data["y_train"], data["X_eval"], data["y_eval"]
+
+    n_top = params["n_top_iter"]
+    dbn = MemristiveDBN(**{**params, "n_top_iter": n_top + args.refresh_epochs, "n_finetune": 0})
+    Xt, yt = dbn.begin(X, y)
+    t0 = time.perf_counter()
+    while True:  # the recipe's plan, without the refresh epochs
+        stage, epoch = dbn.train_epoch(Xt, yt)
+        if stage == "top" and epoch + 1 == n_top:
+            break
+    train_s = time.perf_counter() - t0
+    metrics = {"t_0": float(dbn.score(Xe, ye))}
+    elapsed = 0.0
+    for t in args.times:
+        _wait(dbn, t - elapsed)
+        elapsed = t
+        metrics[f"t_{t:g}"] = float(dbn.score(Xe, ye))
+        print(f"{t:g} s after training: {100 * metrics[f't_{t:g}']:.2f} %", file=sys.stderr)
+    # refresh on the drifted chip: a reordered copy of the training set, so the top
+    # stage reads its input afresh through the drifted lower layers
+    order = np.random.default_rng(args.seed).permutation(len(Xt))
+    Xr, yr = Xt[order], yt[order]
+    for k in range(1, args.refresh_epochs + 1):
+        dbn.train_epoch(Xr, yr)
+        metrics[f"refresh_{k}"] = float(dbn.score(Xe, ye))
+        print(f"after {k} refresh epoch(s): {100 * metrics[f'refresh_{k}']:.2f} %", file=sys.stderr)
+
+    device = dbn.layers_[0].crossbar_.device
+    results = {
+        "experiment": "lifetime: accuracy against time after training, and after refresh",
+        "recipe": recipe["name"], "seed": args.seed, "times_s": list(args.times),
+        "device": device.describe(), "device_drifts": bool(device.drifts),
+        "eval_set": data["eval_set"], "dataset": data["info"],
+        "network": params,
+        "metrics": metrics,
+        "wall_time_s": {"training": train_s, "total": time.perf_counter() - t_start},
+    }
+    path = write_results(out, results, "lifetime", argv)
+    last = f"t_{args.times[-1]:g}"
+    print(f"{data['eval_set']} accuracy: after training {100 * metrics['t_0']:.2f} %, "
+          f"{args.times[-1]:g} s later {100 * metrics[last]:.2f} %"
+          + (f", after {args.refresh_epochs} refresh epochs "
+             f"{100 * metrics[f'refresh_{args.refresh_epochs}']:.2f} %" if args.refresh_epochs else "")
+          + f" | {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

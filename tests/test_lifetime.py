@@ -1,0 +1,51 @@
+"""Tests of the lifetime study (experiments/lifetime.py, ``neuromem lifetime``)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import lifetime
+from networks import MemristiveDBN
+from neuromem import cli
+from neuromem.data import load_digits_binary
+
+
+@pytest.mark.parametrize("device, drifts", [("pcm", True), ("yflash", False)])
+def test_wait_ages_every_array_of_a_drifting_device_only(device, drifts):
+    X, y = load_digits_binary()
+    dbn = MemristiveDBN((8,), 16, n_iter=1, n_top_iter=1, device=device, random_state=0).fit(X[:300], y[:300])
+    before = [m.weights().copy() for m in dbn.layers_ + [dbn.top_]]
+    lifetime._wait(dbn, 3.15e7)
+    after = [m.weights() for m in dbn.layers_ + [dbn.top_]]
+    changed = [not np.allclose(a, b) for a, b in zip(before, after)]
+    assert all(changed) if drifts else not any(changed)
+
+
+def test_command_measures_each_time_then_refresh(tmp_path):
+    out = tmp_path / "run"
+    assert cli.main(["lifetime", "--device", "yflash", "--epochs", "1", "--top-epochs", "2",
+                     "--times", "10", "1e6", "--refresh-epochs", "2", "--out", str(out)]) == 0
+    results = json.loads((out / "results.json").read_text())
+    m = results["metrics"]
+    assert list(m) == ["t_0", "t_10", "t_1e+06", "refresh_1", "refresh_2"]
+    # the Y-Flash model keeps its charge: nothing changes with time alone
+    assert m["t_0"] == m["t_10"] == m["t_1e+06"]
+    assert results["device_drifts"] is False and results["network"]["n_top_iter"] == 2
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--times", "10", "5"], "--times must be distinct, ascending"),
+    (["--times", "0"], "--times must be distinct, ascending and > 0"),
+    (["--refresh-epochs", "-2"], "--refresh-epochs must be >= 0"),
+    (["--recipe", "default"], "give --top-epochs N"),
+])
+def test_bad_arguments_exit_2_before_writing(tmp_path, capsys, argv, words):
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["lifetime", *argv, "--out", str(tmp_path / "o")])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert words in err and len(err.splitlines()) == 1
+    assert not (tmp_path / "o").exists()
