@@ -418,6 +418,7 @@ class CrossbarMLP(ClassifierMixin, BaseEstimator):
         return out
 
     def predict(self, X) -> np.ndarray:
+        check_is_fitted(self, "crossbars_")
         return self.classes_[np.argmax(self.predict_proba(X), axis=1)]
 
     def energy_report(self) -> dict:
