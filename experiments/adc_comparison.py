@@ -159,6 +159,13 @@ def _add(a: dict, b: dict) -> dict:
 
 def run_mlp(config: dict, data: tuple, out_dir: str) -> dict:
     """Train one CrossbarMLP epoch by epoch (checkpoint after each), evaluate it."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):  # one core per run: threaded BLAS only spin-waits here
+        return _run_mlp(config, data, out_dir)
+
+
+def _run_mlp(config, data, out_dir):
     from neuromem.energy import energy_breakdown
     from networks import CrossbarMLP
 
