@@ -5,7 +5,7 @@ The design the counter-based DBN is compared with: every layer is one
 
 * **forward**: inputs in [0, 1] go through a DAC to row voltages, the column currents
   through sample-and-hold and a shared ADC (:class:`neuromem.ConverterChain`); the
-  activation (``clip(z, 0, 1)``, a clipped ReLU) and the output softmax are digital;
+  activation (``clip(z, 0, 1)``, a clipped ReLU) is the range of an unsigned ADC, the output softmax is digital;
 * **backward**: the output error drives the *columns* of the next layer's array
   through a signed DAC and the row currents, read by ADCs, are ``W delta`` (the
   transposed read, :meth:`neuromem.Crossbar.read_back`);
@@ -123,8 +123,10 @@ class CrossbarMLP(ClassifierMixin, BaseEstimator):
         DAC bits per crossbar cycle (1: ISAAC's bit-serial inputs, one ADC conversion per
         column per input bit).
     adc_range, adc_range_back : float
-        ADC full scale in weight units: ``|z| <= adc_range`` forward, ``|W delta| <=
-        adc_range_back`` backward; beyond it the ADC clips.
+        ADC full scale in weight units: the output logits ``|z| <= adc_range``, the
+        backward sums ``|W delta| <= adc_range_back``; beyond it the ADC clips. Hidden
+        layers convert over ``[0, 1]`` with an unsigned ADC, whose clipping is the
+        activation ``clip(z, 0, 1)``.
     weight_range : float
         Network weight of one unit of ``Crossbar.weights`` (the device's range).
     learning_rate : float
@@ -150,7 +152,7 @@ class CrossbarMLP(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, hidden_layer_sizes=(100,), device="ideal", *, scheme="differential",
-                 dac_bits=8, adc_bits=8, dac_bits_per_cycle=1, adc_range=4.0,
+                 dac_bits=8, adc_bits=8, dac_bits_per_cycle=1, adc_range=16.0,
                  adc_range_back=1.0, weight_range=1.0, learning_rate=0.05, momentum=0.0,
                  batch_size=10, n_iter=5, pulse_width=1.0, max_pulses=15,
                  rounding="stochastic", init_scale=1.0, random_state=None, verbose=False):
@@ -244,12 +246,16 @@ class CrossbarMLP(ClassifierMixin, BaseEstimator):
         xbar.apply_pulses(counts, width=self.pulse_width)
 
     def _chains(self):
+        """Converter chains: hidden layers (unsigned ADC over [0, 1]: the clipped ReLU is
+        the ADC's own range), the output layer (signed, +-adc_range) and the backward
+        pass (signed DAC on the errors, signed ADC)."""
         cycle = self.dac_bits_per_cycle
-        fwd = ConverterChain(dac=DAC(bits=self.dac_bits, bits_per_cycle=cycle),
-                             adc=ADC(bits=self.adc_bits))
+        dac = DAC(bits=self.dac_bits, bits_per_cycle=cycle)
+        hidden = ConverterChain(dac=dac, adc=ADC(bits=self.adc_bits, signed=False))
+        out = ConverterChain(dac=dac, adc=ADC(bits=self.adc_bits))
         back = ConverterChain(dac=DAC(bits=self.dac_bits, bits_per_cycle=cycle, signed=True),
                               adc=ADC(bits=self.adc_bits))
-        return fwd, back
+        return hidden, out, back
 
     # ------------------------------------------------------------------ passes
     def _volts_to_weight(self, xbar):
@@ -259,22 +265,23 @@ class CrossbarMLP(ClassifierMixin, BaseEstimator):
     def _forward(self, X):
         """Inputs (with the bias 1) and pre-activations of every layer, and the output
         probabilities, all through the converters."""
-        fwd, _ = self._chains()
+        hidden, output, _ = self._chains()
         ledger = self.ledger_
         xs, zs = [], []
         a = X
+        last = len(self.crossbars_) - 1
         for k, xbar in enumerate(self.crossbars_):
+            fwd = output if k == last else hidden
             x = np.empty((a.shape[0], a.shape[1] + 1))
             x[:, :-1] = fwd.input(a, 1.0, ledger)  # the bias row: a fixed drive, no DAC
             x[:, -1] = 1.0
             amps = self._volts_to_weight(xbar)
             current = xbar.read((x * xbar.device.read_voltage_v).astype(np.float32), binary=False)
-            z = fwd.output(current, self.adc_range * amps, ledger) / amps
+            full_scale = self.adc_range if k == last else 1.0
+            z = fwd.output(current, full_scale * amps, ledger) / amps
             xs.append(x)
             zs.append(z)
-            if k < len(self.crossbars_) - 1:
-                a = np.clip(z, 0.0, 1.0)
-                ledger.record("digital_neuron", z.size, z.size * DIGITAL_OP_J)
+            a = z  # hidden: the unsigned ADC's clipping to [0, 1] is the activation
         z = zs[-1]
         e = np.exp(z - z.max(axis=1, keepdims=True))
         proba = e / e.sum(axis=1, keepdims=True)
@@ -283,7 +290,7 @@ class CrossbarMLP(ClassifierMixin, BaseEstimator):
 
     def _backward(self, zs, proba, Y):
         """Errors ``delta`` of every layer (output: ``p - y``; hidden: transposed reads)."""
-        _, back = self._chains()
+        _, _, back = self._chains()
         ledger = self.ledger_
         delta = proba - Y
         ledger.record("digital_op", delta.size, delta.size * DIGITAL_OP_J)
@@ -294,7 +301,7 @@ class CrossbarMLP(ClassifierMixin, BaseEstimator):
             amps = self._volts_to_weight(xbar)
             rows = xbar.read_back(v.astype(np.float32), binary=False)[:, :-1]  # no bias row
             err = back.output(rows, self.adc_range_back * amps, ledger) / amps
-            z = zs[k - 1]
+            z = zs[k - 1]  # clip(z, 0, 1) as converted: slope 1 strictly inside
             delta = err * ((z > 0.0) & (z < 1.0))
             ledger.record("digital_op", delta.size, delta.size * DIGITAL_OP_J)
             deltas.insert(0, delta)
