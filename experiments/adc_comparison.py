@@ -97,6 +97,9 @@ def build_parser() -> Parser:
     p.add_argument("--final", action="store_true", help="train on all, report the test set")
     p.add_argument("--no-float", action="store_true", help="skip the float reference")
     p.add_argument("--dbn-model", default=None, help="a model.npz written by 'neuromem dbn'")
+    p.add_argument("--dbn-results", default=None,
+                   help="a results JSON of 'neuromem dbn' (a full run) for the DBN's training "
+                        "energy, writes and accuracy; default: results.json beside --dbn-model")
     p.add_argument("--dbn-samples", nargs="+", type=_positive_int, default=[1, 2, 5, 10, 20, 50])
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="LocalCluster workers (1: run here)")
@@ -267,24 +270,33 @@ def sampling_pass(dbn, X):
     return label
 
 
-def run_dbn(model_path, samples, data, n_energy=1000) -> list[dict]:
-    """Rows for a saved DBN: ``sampling`` with each number of samples, and ``freeze``."""
+def _dbn_training(results_file: Path) -> tuple[dict, dict]:
+    """Training energy and writes per training image of a finished ``neuromem dbn`` run,
+    and its reported accuracies."""
+    from neuromem.energy import energy_breakdown
+
+    saved = json.loads(results_file.read_text())
+    train_energy = saved["energy"]["training"]
+    n_train = saved["dataset"]["n_train"]
+    training = {"energy_per_training_sample_j": train_energy["total_j"] / n_train,
+                "device_writes_per_training_sample":
+                    _ops_count(train_energy, "potentiate", "depress") / n_train,
+                "training_breakdown_j": energy_breakdown(train_energy),
+                "training_source": str(results_file)}
+    return training, saved["accuracy"]
+
+
+def run_dbn(model_path, samples, data, results_file=None, n_energy=1000) -> list[dict]:
+    """Rows for a saved DBN: ``sampling`` with each number of samples, and ``freeze``;
+    with a finished run's results JSON, also that run's row (its own accuracy and
+    training energy, the sampling energy per pass measured here)."""
     from neuromem.energy import energy_breakdown
     from networks import MemristiveDBN
 
     X, y, X_eval, y_eval, info = data
     dbn = MemristiveDBN.load(model_path)
-    results_file = Path(model_path).with_name("results.json")
-    training = {}
-    if results_file.exists():
-        saved = json.loads(results_file.read_text())
-        train_energy = saved["energy"]["training"]
-        n_train = saved["dataset"]["n_train"]
-        training = {"energy_per_training_sample_j": train_energy["total_j"] / n_train,
-                    "device_writes_per_training_sample":
-                        _ops_count(train_energy, "potentiate", "depress") / n_train,
-                    "training_breakdown_j": energy_breakdown(train_energy),
-                    "training_source": str(results_file)}
+    results_file = Path(results_file or Path(model_path).with_name("results.json"))
+    training, reported = _dbn_training(results_file) if results_file.exists() else ({}, {})
     before = dbn.energy_report()
     n = min(n_energy, len(X_eval))
     sampling_pass(dbn, X_eval[:n])
@@ -304,6 +316,15 @@ def run_dbn(model_path, samples, data, n_energy=1000) -> list[dict]:
                  "energy_note": "freeze reads mean activations: analogue sigmoids or ADCs, "
                                 "not the comparator hardware; its energy is not modelled",
                  **training})
+    for eval_set, acc in reported.items():
+        k = dbn.n_samples
+        rows.append({"name": f"dbn-reported-sampling-{k}", "model": "dbn", "device": str(dbn.device),
+                     "adc_bits": None, "inference": "sampling", "n_samples": k,
+                     "accuracy": acc["sampling"], "accuracy_freeze": acc["freeze"],
+                     "eval_set": eval_set, "accuracy_source": str(results_file),
+                     "energy_per_inference_j": k * one["total_j"] / n,
+                     "inference_breakdown_per_sample_j": {c: k * v for c, v in per_pass.items()},
+                     **training})
     return rows
 
 
@@ -390,8 +411,9 @@ def main(argv=None) -> int:
             get_device(dev)
         except (KeyError, ValueError, TypeError) as exc:
             parser.error(f"--devices {dev}: {exc}")
-    if args.dbn_model and not Path(args.dbn_model).is_file():
-        parser.error(f"--dbn-model {args.dbn_model}: no such file")
+    for flag, value in (("--dbn-model", args.dbn_model), ("--dbn-results", args.dbn_results)):
+        if value and not Path(value).is_file():
+            parser.error(f"{flag} {value}: no such file")
     configs = []
     for dev in args.devices:
         for bits in args.adc_bits:
@@ -434,7 +456,7 @@ def main(argv=None) -> int:
     if not args.no_float:
         rows.append(run_float(args.hidden, args.float_epochs, args.seed, data))
     if args.dbn_model:
-        rows += run_dbn(args.dbn_model, args.dbn_samples, data)
+        rows += run_dbn(args.dbn_model, args.dbn_samples, data, args.dbn_results)
     table = write_table(rows, out / "table.md", info)
     make_figure(rows, out / "accuracy_vs_energy.png", info)
     _write_json(out / "results.json", {

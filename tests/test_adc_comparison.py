@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -13,6 +14,9 @@ from neuromem.converters import COMPONENT_NAMES
 from neuromem.data import load_digits_binary
 from neuromem.energy import energy_breakdown
 from networks import MemristiveDBN
+
+HEADLINE = (Path(__file__).resolve().parents[1] / "docs" / "results"
+            / "mnist-yflash-counter-comparator-e5-t40-hybrid8-sw5-paired-anneal.json")
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +43,12 @@ def test_comparison_on_digits_writes_table_figure_and_resumes(dbn_file, tmp_path
     out = tmp_path / "cmp"
     argv = ["--dataset", "digits", "--epochs", "1", "--adc-bits", "4", "8", "--devices", "ideal",
             "--hidden", "8", "--float-epochs", "3", "--dbn-model", str(model),
-            "--dbn-samples", "1", "3", "--out", str(out)]
+            "--dbn-samples", "1", "3", "--out", str(out), "--dbn-results", str(HEADLINE)]
     assert main(argv) == 0
     res = json.loads((out / "results.json").read_text())
     names = [r["name"] for r in res["rows"]]
     assert names == ["mlp-ideal-adc4", "mlp-ideal-adc8", "float", "dbn-sampling-1",
-                     "dbn-sampling-3", "dbn-freeze"]
+                     "dbn-sampling-3", "dbn-freeze", "dbn-reported-sampling-10"]
     rows = {r["name"]: r for r in res["rows"]}
     for r in res["rows"]:
         assert 0.0 <= r["accuracy"] <= 1.0
@@ -62,6 +66,13 @@ def test_comparison_on_digits_writes_table_figure_and_resumes(dbn_file, tmp_path
     assert s3["energy_per_inference_j"] == pytest.approx(3 * s1["energy_per_inference_j"])
     assert s1["inference_breakdown_per_sample_j"]["converters"] == 0
     assert rows["dbn-freeze"]["energy_per_inference_j"] is None
+    # the finished run's own numbers: its accuracy, its training energy per image
+    saved = json.loads(HEADLINE.read_text())
+    reported = rows["dbn-reported-sampling-10"]
+    assert reported["accuracy"] == saved["accuracy"]["test"]["sampling"]
+    assert reported["energy_per_training_sample_j"] == pytest.approx(
+        saved["energy"]["training"]["total_j"] / saved["dataset"]["n_train"])
+    assert reported["energy_per_inference_j"] == pytest.approx(10 * s1["energy_per_inference_j"])
     assert (out / "table.md").read_text().count("| adc-mlp |") == 2
     assert (out / "accuracy_vs_energy.png").stat().st_size > 0
     # a rerun resumes from the checkpoints: same numbers
