@@ -41,9 +41,11 @@ from experiments.dbn_report import _git_commit, _versions, _write_json
 
 __all__ = ["build_parser", "main", "run_mlp", "run_float", "run_dbn"]
 
-#: per-device CrossbarMLP settings that differ from the estimator's defaults (chosen on
-#: the validation split of the digits: Y-Flash needs short pulses for fine steps)
-DEVICE_DEFAULTS = {"yflash": {"pulse_width": 0.1}}
+#: per-device CrossbarMLP settings that differ from the estimator's defaults: Y-Flash
+#: moves 6x further per pulse than the ideal device, so its pulses are 10x shorter
+#: (1.2e-3 of the weight range per pulse; shorter ones are slower to simulate than the
+#: machine allowed)
+DEVICE_DEFAULTS = {"yflash": {"pulse_width": 0.01}}
 #: one float32 multiply-accumulate and the weight fetch it needs, 45 nm (Horowitz, ISSCC
 #: 2014: fp32 multiply 3.7 pJ, add 0.9 pJ; 8 kB SRAM read ~10 pJ per 64-bit word, so
 #: ~5 pJ per 32-bit weight). Training is assumed to cost 3 forward passes per sample.
@@ -82,7 +84,7 @@ def build_parser() -> Parser:
     p = Parser(prog="neuromem adc", description=__doc__.split("\n\n")[0])
     p.add_argument("--dataset", default="mnist", help="mnist, digits, an IDX folder or an .npz")
     p.add_argument("--data-dir", default=None, help="where MNIST lives (default NEUROMEM_DATA)")
-    p.add_argument("--devices", nargs="+", default=["ideal", "yflash"], help="device families")
+    p.add_argument("--devices", nargs="*", default=["ideal", "yflash"], help="device families")
     p.add_argument("--adc-bits", nargs="+", type=_positive_int, default=[4, 6, 8])
     p.add_argument("--dac-bits", type=_positive_int, default=None,
                    help="DAC resolution (default: that of the ADC)")

@@ -153,8 +153,8 @@ class CrossbarMLP(ClassifierMixin, BaseEstimator):
 
     def __init__(self, hidden_layer_sizes=(100,), device="ideal", *, scheme="differential",
                  dac_bits=8, adc_bits=8, dac_bits_per_cycle=1, adc_range=16.0,
-                 adc_range_back=1.0, weight_range=1.0, learning_rate=0.05, momentum=0.0,
-                 batch_size=10, n_iter=5, pulse_width=1.0, max_pulses=15,
+                 adc_range_back=1.0, weight_range=1.0, learning_rate=0.02, momentum=0.0,
+                 batch_size=10, n_iter=5, pulse_width=0.1, max_pulses=63,
                  rounding="stochastic", init_scale=1.0, random_state=None, verbose=False):
         self.hidden_layer_sizes = hidden_layer_sizes
         self.device = device
