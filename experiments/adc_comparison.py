@@ -103,6 +103,8 @@ def build_parser() -> Parser:
                    help="a results JSON of 'neuromem dbn' (a full run) for the DBN's training "
                         "energy, writes and accuracy; default: results.json beside --dbn-model")
     p.add_argument("--dbn-samples", nargs="+", type=_positive_int, default=[1, 2, 5, 10, 20, 50])
+    p.add_argument("--include", action="append", default=[], metavar="RESULTS_JSON",
+                   help="add the rows of an earlier 'neuromem adc' results.json (repeatable)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--workers", type=int, default=1, help="LocalCluster workers (1: run here)")
     p.add_argument("--scheduler", default=None, help="address of a running dask scheduler")
@@ -339,9 +341,10 @@ def _fmt(x, unit=""):
 def write_table(rows, path: Path, info) -> str:
     lines = [f"{info['dataset']}, {info['eval_set']} set ({info['n_eval']} images), "
              f"{info['n_train']} training images", "",
-             "| model | device | ADC bits | epochs / samples | accuracy | energy / training sample | "
-             "energy / inference | device writes / training sample | largest share (training) |",
-             "|---|---|---|---|---|---|---|---|---|"]
+             "| model | device | ADC bits | epochs / samples | training images | accuracy | "
+             "energy / training sample | energy / inference | device writes / training sample | "
+             "largest share (training) |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         parts = r.get("training_breakdown_j")
         top = "n/a"
@@ -351,8 +354,11 @@ def write_table(rows, path: Path, info) -> str:
         when = r.get("epochs", r.get("n_samples", ""))
         if r["model"] == "dbn":
             when = f"{r['inference']} {r.get('n_samples', '')}".strip()
+        n_train = r.get("data", info)["n_train"]
+        if "accuracy_source" in r:
+            n_train = f"{n_train} (reported: {Path(r['accuracy_source']).name})"
         lines.append(f"| {r['model']} | {r['device']} | {r['adc_bits'] or '-'} | {when} | "
-                     f"{100 * r['accuracy']:.2f} % | {_fmt(r.get('energy_per_training_sample_j'), ' J')} | "
+                     f"{n_train} | {100 * r['accuracy']:.2f} % | {_fmt(r.get('energy_per_training_sample_j'), ' J')} | "
                      f"{_fmt(r.get('energy_per_inference_j'), ' J')} | "
                      f"{_fmt(r.get('device_writes_per_training_sample'))} | {top} |")
     text = "\n".join(lines) + "\n"
@@ -413,9 +419,20 @@ def main(argv=None) -> int:
             get_device(dev)
         except (KeyError, ValueError, TypeError) as exc:
             parser.error(f"--devices {dev}: {exc}")
-    for flag, value in (("--dbn-model", args.dbn_model), ("--dbn-results", args.dbn_results)):
+    for flag, value in (("--dbn-model", args.dbn_model), ("--dbn-results", args.dbn_results),
+                        *(("--include", v) for v in args.include)):
         if value and not Path(value).is_file():
             parser.error(f"{flag} {value}: no such file")
+    included = []
+    for path in args.include:
+        try:
+            earlier = json.loads(Path(path).read_text())
+            for row in earlier["rows"]:
+                row.setdefault("data", earlier["data"])
+                row.setdefault("source", str(path))
+                included.append(row)
+        except (ValueError, KeyError, TypeError) as exc:
+            parser.error(f"--include {path}: not a results.json of 'neuromem adc' ({exc})")
     configs = []
     for dev in args.devices:
         for bits in args.adc_bits:
@@ -459,6 +476,9 @@ def main(argv=None) -> int:
         rows.append(run_float(args.hidden, args.float_epochs, args.seed, data))
     if args.dbn_model:
         rows += run_dbn(args.dbn_model, args.dbn_samples, data, args.dbn_results)
+    for row in rows:
+        row.setdefault("data", info)
+    rows += included
     table = write_table(rows, out / "table.md", info)
     make_figure(rows, out / "accuracy_vs_energy.png", info)
     _write_json(out / "results.json", {

@@ -79,6 +79,13 @@ def test_comparison_on_digits_writes_table_figure_and_resumes(dbn_file, tmp_path
     assert main(argv) == 0
     again = json.loads((out / "results.json").read_text())
     assert [r["accuracy"] for r in again["rows"]] == [r["accuracy"] for r in res["rows"]]
+    # rows of earlier runs merge into one table and figure
+    merged = tmp_path / "merged"
+    assert main(["--dataset", "digits", "--devices", "--no-float", "--out", str(merged),
+                 "--include", str(out / "results.json")]) == 0
+    rows = json.loads((merged / "results.json").read_text())["rows"]
+    assert [r["name"] for r in rows] == names
+    assert all(r["data"]["n_train"] == res["data"]["n_train"] for r in rows)
 
 
 @pytest.mark.parametrize("bad, word", [
@@ -87,6 +94,7 @@ def test_comparison_on_digits_writes_table_figure_and_resumes(dbn_file, tmp_path
     (["--mlp-param", "learning_rate=-1"], "learning_rate"),
     (["--dbn-model", "missing.npz"], "--dbn-model"),
     (["--dataset", "no/such/place"], "--dataset"),
+    (["--include", "missing.json"], "--include"),
 ])
 def test_bad_arguments_exit_2_and_create_nothing(bad, word, tmp_path, capsys):
     out = tmp_path / "never"
