@@ -299,8 +299,12 @@ def run_dbn(model_path, samples, data, results_file=None, n_energy=1000) -> list
 
     X, y, X_eval, y_eval, info = data
     dbn = MemristiveDBN.load(model_path)
-    results_file = Path(results_file or Path(model_path).with_name("results.json"))
-    training, reported = _dbn_training(results_file) if results_file.exists() else ({}, {})
+    own_file = Path(model_path).with_name("results.json")
+    results_file = Path(results_file or own_file)
+    reported_training, reported = (_dbn_training(results_file) if results_file.exists()
+                                   else ({}, {}))
+    # the model's own rows carry training numbers only when they are its own run's
+    training = reported_training if results_file.resolve() == own_file.resolve() else {}
     before = dbn.energy_report()
     n = min(n_energy, len(X_eval))
     sampling_pass(dbn, X_eval[:n])
@@ -328,7 +332,7 @@ def run_dbn(model_path, samples, data, results_file=None, n_energy=1000) -> list
                      "eval_set": eval_set, "accuracy_source": str(results_file),
                      "energy_per_inference_j": k * one["total_j"] / n,
                      "inference_breakdown_per_sample_j": {c: k * v for c, v in per_pass.items()},
-                     **training})
+                     **reported_training})
     return rows
 
 
@@ -373,7 +377,7 @@ def make_figure(rows, path: Path, info) -> None:
 
     fig = Figure(figsize=(11, 4.2))
     axes = fig.subplots(1, 2)
-    styles = {"adc-mlp": "o", "dbn": "s", "float-mlp": "*"}
+    styles = {"adc-mlp": ("o", "tab:blue"), "dbn": ("s", "tab:red"), "float-mlp": ("*", "tab:green")}
     for ax, key, title in ((axes[0], "energy_per_inference_j", "per inference"),
                            (axes[1], "energy_per_training_sample_j", "per training sample")):
         for r in rows:
@@ -381,7 +385,8 @@ def make_figure(rows, path: Path, info) -> None:
             if not e:
                 continue
             label = r["name"]
-            ax.scatter(e, 100 * r["accuracy"], marker=styles.get(r["model"], "x"), s=50)
+            marker, colour = styles.get(r["model"], ("x", "k"))
+            ax.scatter(e, 100 * r["accuracy"], marker=marker, color=colour, s=50)
             ax.annotate(label, (e, 100 * r["accuracy"]), fontsize=7, xytext=(3, 3),
                         textcoords="offset points")
         ax.set_xscale("log")
