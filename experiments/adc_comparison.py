@@ -20,7 +20,7 @@ the whole training set and report the test set.
 
 Examples::
 
-    neuromem adc --dataset digits --epochs 3                    # a minute
+    neuromem adc --dataset digits --epochs 3                    # the digits, quick
     neuromem adc --final --adc-bits 4 6 8 --devices ideal yflash --epochs 2 \\
         --dbn-model results/dbn-headline/model.npz --out results/adc-mnist
 """
