@@ -53,6 +53,7 @@ from experiments.dbn_report import (FIGURES, _git_commit, _git_record, _ops, _op
                                     _ops_diff, _pulse_count, _versions, _with_total,
                                     _write_json, evaluate_epoch, final_accuracy, make_figures,
                                     pulse_summary)
+from neuromem.energy import energy_breakdown
 
 __all__ = ["FIGURES", "build_parser", "check_argv", "key_value", "main", "resolve_recipe"]
 
@@ -496,6 +497,8 @@ def _main(argv, on_epoch) -> int:
             "evaluation": _with_total(_ops_add(eval_ops, final_ops)),
             "total": dbn.energy_report(),
         },
+        "energy_by_component": {"training": energy_breakdown(_with_total(training_ops)),
+                                "total": energy_breakdown(dbn.energy_report())},
         "wall_time_s": {"training": epoch_wall, "final_evaluation": eval_wall,
                         "total": epoch_wall + eval_wall,
                         "this_invocation": time.perf_counter() - t_start},

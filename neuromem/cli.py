@@ -7,6 +7,7 @@
     neuromem faults [ARGS...] experiments/faults.py          (stuck-at faults study)
     neuromem clone [ARGS...]  experiments/clone.py           (cloning a trained chip)
     neuromem lifetime [ARGS...] experiments/lifetime.py      (drift after training, refresh)
+    neuromem adc  [ARGS...]   experiments/adc_comparison.py  (DBN vs ADC MLP vs float, energy)
     neuromem recipes [--json] the named training recipes of neuromem dbn, with their results
     neuromem data [--dir DIR] download and verify MNIST (for users who are online)
     neuromem devices [--json] the registered device families, their sources and parameters
@@ -37,6 +38,7 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "clone": ("experiments.clone", "a trained chip's weights written into another chip"),
     "lifetime": ("experiments.lifetime", "accuracy against time after training (drift), and refresh"),
     "sweep": ("experiments.sweep", "an experiment over settings x seeds on Dask, one table"),
+    "adc": ("experiments.adc_comparison", "DBN vs in-situ backprop with ADCs vs float: accuracy and energy"),
 }
 
 EXIT_MISSING = 2

@@ -85,3 +85,44 @@ class EnergyLedger:
     def __repr__(self) -> str:
         parts = ", ".join(f"{k}: {e.count} ops {e.energy_j:.3g} J" for k, e in sorted(self._entries.items()))
         return f"EnergyLedger({parts}; total {self.total_j:.3g} J)"
+
+
+#: ledger operation name -> component of :func:`energy_breakdown`
+COMPONENTS: dict[str, str] = {
+    "read": "array_reads", "verify_read": "array_reads",
+    "potentiate": "programming_pulses", "depress": "programming_pulses",
+    "dac": "converters", "adc": "converters", "sample_hold": "converters",
+    "shift_add": "converters",
+    "comparator": "neurons", "mtj_sample": "neurons", "wta": "neurons",
+    "digital_neuron": "neurons",
+    "counter_increment": "counters",
+    "sram_read": "digital_memory", "sram_write": "digital_memory",
+    "digital_op": "digital_logic",
+}
+#: the components, in report order ("other" collects operations not in COMPONENTS)
+COMPONENT_ORDER = ("array_reads", "programming_pulses", "converters", "neurons", "counters",
+                   "digital_memory", "digital_logic", "other")
+
+
+def energy_breakdown(report) -> dict[str, float]:
+    """Energy in joules by hardware component, from a ledger or its :meth:`EnergyLedger.as_dict`.
+
+    Every component of :data:`COMPONENT_ORDER` is present (0.0 when unused), plus
+    ``"total_j"``; operations without a component go to ``"other"``.
+
+    >>> energy_breakdown({"read": {"count": 1, "energy_j": 2e-12}, "total_j": 2e-12})["array_reads"]
+    2e-12
+    """
+    if isinstance(report, EnergyLedger):
+        report = report.as_dict()
+    if not isinstance(report, dict):
+        raise TypeError(f"report must be an EnergyLedger or its as_dict(), got {type(report).__name__}")
+    out = dict.fromkeys(COMPONENT_ORDER, 0.0)
+    for op, entry in sorted(report.items()):
+        if op == "total_j":
+            continue
+        if not isinstance(entry, dict) or "energy_j" not in entry:
+            raise ValueError(f"report[{op!r}] must be a dict with 'energy_j', got {entry!r}")
+        out[COMPONENTS.get(op, "other")] += float(entry["energy_j"])
+    out["total_j"] = sum(out[k] for k in COMPONENT_ORDER)
+    return out

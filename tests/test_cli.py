@@ -85,6 +85,7 @@ def test_subcommands_map_to_the_experiment_modules():
         "faults": "experiments.faults",
         "clone": "experiments.clone",
         "lifetime": "experiments.lifetime",
+        "adc": "experiments.adc_comparison",
     }
 
 

@@ -110,6 +110,9 @@ def test_main_writes_results_and_figures(tiny_run):
     assert energy["training"]["potentiate"]["count"] + energy["training"]["depress"]["count"] == \
         res["pulses_per_device"]["ledger"]["total"]
     assert "depress" not in energy["evaluation"]  # inference fires no pulses
+    parts = res["energy_by_component"]["training"]
+    assert parts["converters"] == 0 and parts["counters"] > 0  # no ADC anywhere
+    assert parts["total_j"] == pytest.approx(energy["training"]["total_j"])
     assert res["wall_time_s"]["training"] > 0
     assert res["versions"]["numpy"] == np.__version__
     assert set(res["figures"]) == set(mnist_dbn.FIGURES)
