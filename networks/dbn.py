@@ -54,6 +54,11 @@ FORMAT = "neuromem-dbn"
 FORMAT_VERSION = 1
 INFERENCE = ("freeze", "sampling")
 FINETUNE = ("up-down", "discriminative")
+#: ``hidden_layer_sizes="auto"`` and ``n_top="auto"``: layers of one unit per 100 training
+#: samples, between ``AUTO_WIDTH`` (200 and 500); two of them from ``AUTO_DEEP_SAMPLES``
+#: samples up (MNIST: 784-500-500-(500+10)-2000), one below (digits: 64-200-(200+10)-800);
+#: the top RBM ``AUTO_TOP_FACTOR`` times the last layer
+AUTO_WIDTH, AUTO_DEEP_SAMPLES, AUTO_TOP_FACTOR = (200, 500), 10000, 4
 #: ``n_iter="auto"``: mini-batches of pre-training per lower layer (5 MNIST epochs of
 #: 100), in at most ``AUTO_LAYER_EPOCHS`` epochs (long pre-training hurts classification)
 AUTO_LAYER_UPDATES, AUTO_LAYER_EPOCHS = 2500, 20
@@ -279,10 +284,16 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int
-        Sizes of the stacked recognition RBMs (``(500, 500)`` for MNIST).
-    n_top : int
-        Hidden units of the top (associative) RBM (2000).
+    hidden_layer_sizes : tuple of int or "auto"
+        Sizes of the stacked recognition RBMs. ``"auto"``: one unit per 100 training
+        samples, between 200 and 500, in two layers from 10 000 samples up and one layer
+        below (``(500, 500)`` on MNIST, ``(200,)`` on the 8x8 digits), resolved at the
+        first fit into ``hidden_layer_sizes_``. Small sets learn better with one layer:
+        on the digits the two-layer MNIST network's accuracy swings by several points
+        from one top epoch to the next.
+    n_top : int or "auto"
+        Hidden units of the top (associative) RBM. ``"auto"``: four times the last
+        layer (2000 on MNIST), resolved into ``n_top_``.
     device, neuron, update, cd_k, batch_size :
         As in :class:`MemristiveRBM`, shared by all layers (``batch_size="auto"``: 10
         to 100, one hundredth of the training set).
@@ -356,7 +367,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         Seeds the whole network.
     """
 
-    def __init__(self, hidden_layer_sizes=(500, 500), n_top=2000, *, device="yflash",
+    def __init__(self, hidden_layer_sizes="auto", n_top="auto", *, device="yflash",
                  neuron="comparator", update="counter", cd_k=1, top_cd_k=1, batch_size="auto",
                  n_iter="auto", n_top_iter="auto", n_finetune=0, finetune="up-down",
                  finetune_cd_k=3, finetune_learning_rate=0.01, finetune_momentum=0.0,
@@ -410,12 +421,18 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ plan
     def _check_params(self):
-        sizes = tuple(self.hidden_layer_sizes)
-        if not sizes:
-            raise ValueError("hidden_layer_sizes must name at least one layer")
-        for s in sizes:
-            _check_int("hidden_layer_sizes", s, 1)
-        _check_int("n_top", self.n_top, 1)
+        sizes = self._auto("hidden_layer_sizes", None)
+        if sizes is not None:
+            if isinstance(sizes, str) or not hasattr(sizes, "__len__"):
+                raise ValueError("hidden_layer_sizes must be a sequence of layer sizes or "
+                                 f"'auto', got {sizes!r}")
+            sizes = tuple(sizes)
+            if not sizes:
+                raise ValueError("hidden_layer_sizes must name at least one layer")
+            for s in sizes:
+                _check_int("hidden_layer_sizes", s, 1)
+        if self._auto("n_top", None) is not None:
+            _check_int("n_top", self.n_top, 1)
         if self.n_iter != "auto":
             _check_int("n_iter", self.n_iter, 0)
         if self.n_top_iter not in (None, "auto"):
@@ -501,9 +518,14 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                              f"in [1, {high - 1}] (n_top_iter={n_top}), got {anneal!r}")
 
     def _resolve_plan(self, n_samples):
-        """Every ``"auto"`` setting for ``n_samples`` training rows, into ``batch_size_``,
-        ``n_iter_``, ``n_top_iter_``, ``discriminative_weight_``, ``guess_sweeps_``,
-        ``paired_noise_``, ``top_anneal_epochs_`` and ``top_rbm_params_``."""
+        """Every ``"auto"`` setting for ``n_samples`` training rows, into
+        ``hidden_layer_sizes_``, ``n_top_``, ``batch_size_``, ``n_iter_``, ``n_top_iter_``,
+        ``discriminative_weight_``, ``guess_sweeps_``, ``paired_noise_``,
+        ``top_anneal_epochs_`` and ``top_rbm_params_``."""
+        width = min(AUTO_WIDTH[1], max(AUTO_WIDTH[0], n_samples // 100))
+        auto_sizes = (width, width) if n_samples >= AUTO_DEEP_SAMPLES else (width,)
+        self.hidden_layer_sizes_ = tuple(int(s) for s in self._auto("hidden_layer_sizes", auto_sizes))
+        self.n_top_ = int(self._auto("n_top", AUTO_TOP_FACTOR * self.hidden_layer_sizes_[-1]))
         batch = auto_batch_size(n_samples) if self.batch_size == "auto" else int(self.batch_size)
         per_epoch = max(1, math.ceil(n_samples / batch))
         n_iter = (min(AUTO_LAYER_EPOCHS, math.ceil(AUTO_LAYER_UPDATES / per_epoch))
@@ -538,7 +560,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self._check_anneal(self.n_top_iter_)
 
     def _plan(self) -> dict:
-        return {"batch_size": self.batch_size_, "n_iter": self.n_iter_,
+        return {"hidden_layer_sizes": list(self.hidden_layer_sizes_), "n_top": self.n_top_,
+                "batch_size": self.batch_size_, "n_iter": self.n_iter_,
                 "n_top_iter": self.n_top_iter_, "discriminative_weight": self.discriminative_weight_,
                 "guess_sweeps": self.guess_sweeps_, "paired_noise": self.paired_noise_,
                 "top_anneal_epochs": list(self.top_anneal_epochs_),
@@ -558,7 +581,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     def stages_(self):
         """Training plan: ``(name, epochs)`` per stage."""
         check_is_fitted(self, "n_iter_")
-        sizes = tuple(self.hidden_layer_sizes)
+        sizes = self.hidden_layer_sizes_
         plan = [(f"layer{i}", self.n_iter_) for i in range(len(sizes))]
         plan.append(("top", self.n_top_iter_))
         if self.n_finetune:
@@ -642,7 +665,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         if self.done_:
             raise RuntimeError("training plan already finished")
         name, epochs = self.stages_[self.progress_["stage"]]
-        sizes = tuple(self.hidden_layer_sizes)
+        sizes = self.hidden_layer_sizes_
         if name.startswith("layer"):
             i = int(name[5:])
             data = self._stage_input(name, X, y)
@@ -655,7 +678,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         elif name == "top":
             data = self._stage_input(name, X, y)
             if self.top_ is None:
-                top = self._rbm(self.n_top, len(sizes), self._seeds[10], cls=_LabelledRBM,
+                top = self._rbm(self.n_top_, len(sizes), self._seeds[10], cls=_LabelledRBM,
                                 cd_k=self.top_cd_k, top=True)
                 top.n_labels = len(self.classes_)
                 top.label_lines = self.label_lines
@@ -983,7 +1006,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                 # the network's own checks; they pass the RBM parameters (the shared
                 # ones, rbm_params, top_rbm_params) through MemristiveRBM's
                 dbn = cls(**_params_from_json(meta["params"]))
-                dbn.hidden_layer_sizes = tuple(dbn.hidden_layer_sizes)
+                if not isinstance(dbn.hidden_layer_sizes, str):  # JSON keeps lists
+                    dbn.hidden_layer_sizes = tuple(dbn.hidden_layer_sizes)
                 if isinstance(dbn.top_anneal_epochs, list):  # JSON keeps lists
                     dbn.top_anneal_epochs = tuple(dbn.top_anneal_epochs)
                 dbn._check_params()
@@ -991,13 +1015,23 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{path}: invalid saved parameters: {exc}") from None
             dbn.n_features_in_ = meta["n_features_in"]
             dbn.classes_ = arrays["classes"]
-            plan = meta.get("plan") or {  # archives before "auto" settings held numbers
+            plan = dict(meta.get("plan") or {  # archives before "auto" settings held numbers
                 "batch_size": dbn.batch_size, "n_iter": dbn.n_iter,
                 "n_top_iter": dbn.n_iter if dbn.n_top_iter is None else dbn.n_top_iter,
                 "discriminative_weight": dbn.discriminative_weight,
                 "guess_sweeps": dbn.guess_sweeps, "paired_noise": dbn.paired_noise,
                 "top_anneal_epochs": dbn.top_anneal_epochs,
-                "top_rbm_params": dbn.top_rbm_params}
+                "top_rbm_params": dbn.top_rbm_params})
+            # sizes set as parameters are the parameters' (archives from before the "auto"
+            # sizes have no others); "auto" ones were resolved into the plan
+            sizes = dbn._auto("hidden_layer_sizes", plan.get("hidden_layer_sizes"))
+            n_top = dbn._auto("n_top", plan.get("n_top"))
+            if (not isinstance(sizes, (list, tuple)) or not sizes
+                    or any(not isinstance(v, Integral) or isinstance(v, bool) or v < 1
+                           for v in (*sizes, n_top))):
+                raise ValueError(f"{path}: the plan's network sizes {sizes!r}, {n_top!r} are "
+                                 "not whole numbers >= 1")
+            dbn.hidden_layer_sizes_, dbn.n_top_ = tuple(sizes), int(n_top)
             dbn.batch_size_ = int(plan["batch_size"])
             dbn.n_iter_, dbn.n_top_iter_ = int(plan["n_iter"]), int(plan["n_top_iter"])
             dbn.discriminative_weight_ = float(plan["discriminative_weight"])
@@ -1037,7 +1071,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         against the training plan, the saved modules against the progress, and each
         module's size and hardware against what the parameters build. A prediction-only
         archive (``training_state=False``) holds no generative copies."""
-        sizes, stages, progress = tuple(self.hidden_layer_sizes), self.stages_, self.progress_
+        sizes, stages, progress = self.hidden_layer_sizes_, self.stages_, self.progress_
         stage, epoch = progress.get("stage"), progress.get("epoch")
         if (set(progress) != {"stage", "epoch"}
                 or any(not isinstance(v, Integral) or isinstance(v, bool) for v in (stage, epoch))
@@ -1066,7 +1100,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         shapes = [(f"layer{i}", m, visible[i], sizes[i]) for i, m in enumerate(self.layers_)]
         if self.top_ is not None:
             n_top_visible = sizes[-1] + len(classes) * self.label_lines
-            shapes.append(("top", self.top_, n_top_visible, self.n_top))
+            shapes.append(("top", self.top_, n_top_visible, self.n_top_))
         shapes += [(f"gen{i}", m, sizes[i], visible[i]) for i, m in enumerate(self.generative_)]
         for name, mod, n_visible, n_hidden in shapes:
             if (mod.n_features_in_, mod.n_components) != (n_visible, n_hidden):

@@ -90,7 +90,10 @@ def test_dbn_labels_can_be_any_classes(small):
 @pytest.mark.parametrize("kw, match", [
     (dict(hidden_layer_sizes=()), "hidden_layer_sizes"),
     (dict(hidden_layer_sizes=(16, 0)), "hidden_layer_sizes"),
+    (dict(hidden_layer_sizes="big"), "hidden_layer_sizes must be a sequence of layer sizes or 'auto'"),
+    (dict(hidden_layer_sizes=16), "hidden_layer_sizes must be a sequence"),
     (dict(n_top=0), "n_top"),
+    (dict(n_top="many"), "n_top must be an integer >= 1, got 'many'"),
     (dict(n_iter=-1), "n_iter"),
     (dict(n_top_iter=0), "n_top_iter"),
     (dict(inference="vote"), "inference"),
