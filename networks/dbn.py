@@ -37,7 +37,7 @@ import json
 import math
 import zipfile
 import zlib
-from numbers import Integral, Real
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -48,6 +48,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neuromem import SoftmaxWTA, get_device
 
+from ._constraints import Integer, Number, OneOf, validate_params
 from .rbm import MemristiveRBM, _jsonable_params, _softplus, auto_batch_size, program_rbm_weights
 
 FORMAT = "neuromem-dbn"
@@ -420,6 +421,38 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         return cls(**settings)
 
     # ------------------------------------------------------------------ plan
+    #: what each parameter accepts (checked by :func:`networks._constraints.validate_params`);
+    #: rules across parameters are in :meth:`_check_params`
+    _parameter_constraints = {
+        "hidden_layer_sizes": "no_validation",  # sizes or "auto": checked in _check_params
+        "n_top": [Integer(1), "auto"],
+        "device": "no_validation",  # device, neuron, update, cd_k: MemristiveRBM's table
+        "neuron": "no_validation",
+        "update": "no_validation",
+        "cd_k": "no_validation",
+        "top_cd_k": [Integer(1)],
+        "batch_size": [Integer(1), "auto"],
+        "n_iter": [Integer(0), "auto"],
+        "n_top_iter": [Integer(1), "auto", None],
+        "n_finetune": [Integer(0)],
+        "finetune": [OneOf(*FINETUNE)],
+        "finetune_cd_k": [Integer(1)],
+        "finetune_learning_rate": [Number(0, low_open=True)],
+        "finetune_momentum": [Number(0, 1, high_open=True)],
+        "finetune_decay": [Number(0, 1, low_open=True)],
+        "inference": [OneOf(*INFERENCE)],
+        "n_samples": [Integer(1)],
+        "label_lines": [Integer(1)],
+        "discriminative_weight": [Number(0), "auto"],
+        "guess_sweeps": [Integer(1), "auto"],
+        "paired_noise": [True, False, "auto"],
+        "top_anneal_epochs": "no_validation",  # against the top epochs: _check_anneal
+        "rbm_params": "no_validation",  # dicts of MemristiveRBM parameters: checked below
+        "top_rbm_params": "no_validation",
+        "verbose": [True, False],
+        "random_state": "no_validation",  # check_random_state checks it
+    }
+
     def _check_params(self):
         sizes = self._auto("hidden_layer_sizes", None)
         if sizes is not None:
@@ -431,31 +464,13 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                 raise ValueError("hidden_layer_sizes must name at least one layer")
             for s in sizes:
                 _check_int("hidden_layer_sizes", s, 1)
-        if self._auto("n_top", None) is not None:
-            _check_int("n_top", self.n_top, 1)
-        if self.n_iter != "auto":
-            _check_int("n_iter", self.n_iter, 0)
-        if self.n_top_iter not in (None, "auto"):
-            _check_int("n_top_iter", self.n_top_iter, 1)
-        if self.batch_size != "auto":
-            _check_int("batch_size", self.batch_size, 1)
-        _check_int("n_finetune", self.n_finetune, 0)
-        _check_int("top_cd_k", self.top_cd_k, 1)
-        _check_int("finetune_cd_k", self.finetune_cd_k, 1)
-        _check_int("n_samples", self.n_samples, 1)
-        _check_int("label_lines", self.label_lines, 1)
+        validate_params(self)
         counters = self.update != "ideal"
         dw = self._auto("discriminative_weight", AUTO_HYBRID_WEIGHT if counters else AUTO_FLOAT_WEIGHT)
-        if (isinstance(dw, bool) or not isinstance(dw, Real) or not math.isfinite(dw)
-                or dw < 0):
-            raise ValueError(f"discriminative_weight must be a finite number >= 0, got {dw!r}")
         if self.update != "ideal" and dw != int(dw):
             raise ValueError("discriminative_weight must be a whole number with counter "
                              f"updates (update={self.update!r}), got {dw!r}")
         sweeps, paired = self._auto("guess_sweeps", 1), self._auto("paired_noise", False)
-        _check_int("guess_sweeps", sweeps, 1)
-        if not isinstance(paired, (bool, np.bool_)):
-            raise ValueError(f"paired_noise must be True or False, got {paired!r}")
         if (sweeps != 1 or paired) and (self.update == "ideal" or not dw):
             # the float rule takes the exact gradient of log p(y | x): no guess, no reads
             raise ValueError("guess_sweeps and paired_noise shape the counter rules' "
@@ -467,23 +482,11 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         if self._auto("top_anneal_epochs", ()) and self.update == "ideal":
             raise ValueError("top_anneal_epochs doubles the counters' threshold; update="
                              "'ideal' has no counters (set its learning_rate instead)")
-        if self.inference not in INFERENCE:
-            raise ValueError(f"inference must be one of {INFERENCE}, got {self.inference!r}")
-        if self.finetune not in FINETUNE:
-            raise ValueError(f"finetune must be one of {FINETUNE}, got {self.finetune!r}")
         if self.finetune == "discriminative" and self.update != "ideal":
             # back-propagation needs error magnitudes (an ADC) and the sigmoid slope; a
             # mistake-driven sign version on Y-Flash did not beat the hybrid top in short trials
             raise ValueError("finetune='discriminative' needs update='ideal' (a float "
                              f"gradient), got update={self.update!r}; use 'up-down'")
-        if not (self.finetune_learning_rate > 0 and math.isfinite(self.finetune_learning_rate)):
-            raise ValueError(f"finetune_learning_rate must be > 0, got {self.finetune_learning_rate!r}")
-        fm = self.finetune_momentum
-        if isinstance(fm, bool) or not isinstance(fm, Real) or not 0 <= fm < 1:
-            raise ValueError(f"finetune_momentum must be a number in [0, 1), got {fm!r}")
-        fd = self.finetune_decay
-        if isinstance(fd, bool) or not isinstance(fd, Real) or not 0 < fd <= 1:
-            raise ValueError(f"finetune_decay must be a number in (0, 1], got {fd!r}")
         for name in ("rbm_params", "top_rbm_params"):
             value = self._auto(name, None)
             if value is not None and not isinstance(value, dict):

@@ -8,7 +8,7 @@ import math
 import numpy as np
 import pytest
 
-from networks import MemristiveRBM
+from networks import MemristiveDBN, MemristiveRBM
 from networks._constraints import Integer, Number, OneOf, validate_params
 
 
@@ -29,18 +29,20 @@ def _bad_values(accepted):
     return bad
 
 
-def test_every_rbm_parameter_has_an_entry():
-    assert set(MemristiveRBM._parameter_constraints) == set(MemristiveRBM().get_params())
+@pytest.mark.parametrize("cls", [MemristiveRBM, MemristiveDBN])
+def test_every_parameter_has_an_entry(cls):
+    assert set(cls._parameter_constraints) == set(cls().get_params())
 
 
-@pytest.mark.parametrize("name", sorted(k for k, v in MemristiveRBM._parameter_constraints.items()
-                                        if v != "no_validation"))
-def test_rbm_refuses_what_its_table_refuses(name):
-    accepted = MemristiveRBM._parameter_constraints[name]
-    MemristiveRBM()._check_params()  # the defaults pass
+@pytest.mark.parametrize("cls, name", [(cls, name) for cls in (MemristiveRBM, MemristiveDBN)
+                                       for name, v in sorted(cls._parameter_constraints.items())
+                                       if v != "no_validation"])
+def test_estimators_refuse_what_their_tables_refuse(cls, name):
+    accepted = cls._parameter_constraints[name]
+    cls()._check_params()  # the defaults pass
     for value in _bad_values(accepted):
         with pytest.raises(ValueError, match=rf"^{name} must .*, got "):
-            MemristiveRBM(**{name: value})._check_params()
+            cls(**{name: value})._check_params()
 
 
 @pytest.mark.parametrize("kw, message", [
