@@ -95,7 +95,7 @@ def test_dbn_labels_can_be_any_classes(small):
     (dict(n_top_iter="x"), "n_top_iter must be an integer >= 1 or 'auto' or None, got 'x'"),
     (dict(paired_noise=1), "paired_noise must be True or False or 'auto', got 1"),
     (dict(n_top=0), "n_top"),
-    (dict(n_top="many"), "n_top must be an integer >= 1, got 'many'"),
+    (dict(n_top="many"), "n_top must be an integer >= 1 or 'auto', got 'many'"),
     (dict(n_iter=-1), "n_iter"),
     (dict(n_top_iter=0), "n_top_iter"),
     (dict(inference="vote"), "inference"),
