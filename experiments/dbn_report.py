@@ -46,6 +46,9 @@ def make_figures(out: Path, dbn, history: list, image_shape, s: dict) -> list[st
 
     written = []
     layer0 = dbn.layers_[0]
+    if len(image_shape) == 1:  # flat feature vectors: square when they can be, else a strip
+        side = math.isqrt(image_shape[0])
+        image_shape = (side, side) if side * side == image_shape[0] else (1, image_shape[0])
     # receptive fields: first 100 hidden units of layer 0
     w = layer0.components_[:100]
     n = len(w)

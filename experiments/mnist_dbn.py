@@ -68,7 +68,7 @@ EXIT_INTERRUPTED = 130
 ALIASES = {"layers": "hidden_layer_sizes", "top": "n_top", "epochs": "n_iter",
            "top_epochs": "n_top_iter", "finetune_epochs": "n_finetune", "seed": "random_state"}
 #: flag types of parameters whose default ("auto") does not show them
-_FLAG_KINDS = {"paired_noise": bool, "top_anneal_epochs": tuple}
+_FLAG_KINDS = {"paired_noise": bool, "top_anneal_epochs": tuple, "hidden_layer_sizes": tuple}
 #: estimator parameters that do not change training (a checkpoint resumes under other values)
 _NOT_TRAINING = ("inference", "n_samples", "verbose")
 #: RBM parameters the DBN sets for every layer, with the flag that sets them

@@ -37,7 +37,7 @@ import json
 import math
 import zipfile
 import zlib
-from numbers import Integral, Real
+from numbers import Integral
 from pathlib import Path
 
 import numpy as np
@@ -48,12 +48,18 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neuromem import SoftmaxWTA, get_device
 
+from ._constraints import Integer, Number, OneOf, validate_params
 from .rbm import MemristiveRBM, _jsonable_params, _softplus, auto_batch_size, program_rbm_weights
 
 FORMAT = "neuromem-dbn"
 FORMAT_VERSION = 1
 INFERENCE = ("freeze", "sampling")
 FINETUNE = ("up-down", "discriminative")
+#: ``hidden_layer_sizes="auto"`` and ``n_top="auto"``: layers of one unit per 100 training
+#: samples, between ``AUTO_WIDTH`` (200 and 500); two of them from ``AUTO_DEEP_SAMPLES``
+#: samples up (MNIST: 784-500-500-(500+10)-2000), one below (digits: 64-200-(200+10)-800);
+#: the top RBM ``AUTO_TOP_FACTOR`` times the last layer
+AUTO_WIDTH, AUTO_DEEP_SAMPLES, AUTO_TOP_FACTOR = (200, 500), 10000, 4
 #: ``n_iter="auto"``: mini-batches of pre-training per lower layer (5 MNIST epochs of
 #: 100), in at most ``AUTO_LAYER_EPOCHS`` epochs (long pre-training hurts classification)
 AUTO_LAYER_UPDATES, AUTO_LAYER_EPOCHS = 2500, 20
@@ -279,10 +285,16 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
 
     Parameters
     ----------
-    hidden_layer_sizes : tuple of int
-        Sizes of the stacked recognition RBMs (``(500, 500)`` for MNIST).
-    n_top : int
-        Hidden units of the top (associative) RBM (2000).
+    hidden_layer_sizes : tuple of int or "auto"
+        Sizes of the stacked recognition RBMs. ``"auto"``: one unit per 100 training
+        samples, between 200 and 500, in two layers from 10 000 samples up and one layer
+        below (``(500, 500)`` on MNIST, ``(200,)`` on the 8x8 digits), resolved at the
+        first fit into ``hidden_layer_sizes_``. Small sets learn better with one layer:
+        on the digits the two-layer MNIST network's accuracy swings by several points
+        from one top epoch to the next.
+    n_top : int or "auto"
+        Hidden units of the top (associative) RBM. ``"auto"``: four times the last
+        layer (2000 on MNIST), resolved into ``n_top_``.
     device, neuron, update, cd_k, batch_size :
         As in :class:`MemristiveRBM`, shared by all layers (``batch_size="auto"``: 10
         to 100, one hundredth of the training set).
@@ -356,7 +368,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         Seeds the whole network.
     """
 
-    def __init__(self, hidden_layer_sizes=(500, 500), n_top=2000, *, device="yflash",
+    def __init__(self, hidden_layer_sizes="auto", n_top="auto", *, device="yflash",
                  neuron="comparator", update="counter", cd_k=1, top_cd_k=1, batch_size="auto",
                  n_iter="auto", n_top_iter="auto", n_finetune=0, finetune="up-down",
                  finetune_cd_k=3, finetune_learning_rate=0.01, finetune_momentum=0.0,
@@ -409,36 +421,56 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         return cls(**settings)
 
     # ------------------------------------------------------------------ plan
+    #: what each parameter accepts (checked by :func:`networks._constraints.validate_params`);
+    #: rules across parameters are in :meth:`_check_params`
+    _parameter_constraints = {
+        "hidden_layer_sizes": "no_validation",  # sizes or "auto": checked in _check_params
+        "n_top": [Integer(1), "auto"],
+        "device": "no_validation",  # device, neuron, update, cd_k: MemristiveRBM's table
+        "neuron": "no_validation",
+        "update": "no_validation",
+        "cd_k": "no_validation",
+        "top_cd_k": [Integer(1)],
+        "batch_size": [Integer(1), "auto"],
+        "n_iter": [Integer(0), "auto"],
+        "n_top_iter": [Integer(1), "auto", None],
+        "n_finetune": [Integer(0)],
+        "finetune": [OneOf(*FINETUNE)],
+        "finetune_cd_k": [Integer(1)],
+        "finetune_learning_rate": [Number(0, low_open=True)],
+        "finetune_momentum": [Number(0, 1, high_open=True)],
+        "finetune_decay": [Number(0, 1, low_open=True)],
+        "inference": [OneOf(*INFERENCE)],
+        "n_samples": [Integer(1)],
+        "label_lines": [Integer(1)],
+        "discriminative_weight": [Number(0), "auto"],
+        "guess_sweeps": [Integer(1), "auto"],
+        "paired_noise": [True, False, "auto"],
+        "top_anneal_epochs": "no_validation",  # against the top epochs: _check_anneal
+        "rbm_params": "no_validation",  # dicts of MemristiveRBM parameters: checked below
+        "top_rbm_params": "no_validation",
+        "verbose": [True, False],
+        "random_state": "no_validation",  # check_random_state checks it
+    }
+
     def _check_params(self):
-        sizes = tuple(self.hidden_layer_sizes)
-        if not sizes:
-            raise ValueError("hidden_layer_sizes must name at least one layer")
-        for s in sizes:
-            _check_int("hidden_layer_sizes", s, 1)
-        _check_int("n_top", self.n_top, 1)
-        if self.n_iter != "auto":
-            _check_int("n_iter", self.n_iter, 0)
-        if self.n_top_iter not in (None, "auto"):
-            _check_int("n_top_iter", self.n_top_iter, 1)
-        if self.batch_size != "auto":
-            _check_int("batch_size", self.batch_size, 1)
-        _check_int("n_finetune", self.n_finetune, 0)
-        _check_int("top_cd_k", self.top_cd_k, 1)
-        _check_int("finetune_cd_k", self.finetune_cd_k, 1)
-        _check_int("n_samples", self.n_samples, 1)
-        _check_int("label_lines", self.label_lines, 1)
+        sizes = self._auto("hidden_layer_sizes", None)
+        if sizes is not None:
+            if isinstance(sizes, str) or not hasattr(sizes, "__len__"):
+                raise ValueError("hidden_layer_sizes must be a sequence of layer sizes or "
+                                 f"'auto', got {sizes!r}")
+            sizes = tuple(sizes)
+            if not sizes:
+                raise ValueError("hidden_layer_sizes must name at least one layer")
+            for s in sizes:
+                _check_int("hidden_layer_sizes", s, 1)
+        validate_params(self)
         counters = self.update != "ideal"
         dw = self._auto("discriminative_weight", AUTO_HYBRID_WEIGHT if counters else AUTO_FLOAT_WEIGHT)
-        if (isinstance(dw, bool) or not isinstance(dw, Real) or not math.isfinite(dw)
-                or dw < 0):
-            raise ValueError(f"discriminative_weight must be a finite number >= 0, got {dw!r}")
         if self.update != "ideal" and dw != int(dw):
             raise ValueError("discriminative_weight must be a whole number with counter "
                              f"updates (update={self.update!r}), got {dw!r}")
         sweeps, paired = self._auto("guess_sweeps", 1), self._auto("paired_noise", False)
-        _check_int("guess_sweeps", sweeps, 1)
-        if not isinstance(paired, (bool, np.bool_)):
-            raise ValueError(f"paired_noise must be True or False, got {paired!r}")
         if (sweeps != 1 or paired) and (self.update == "ideal" or not dw):
             # the float rule takes the exact gradient of log p(y | x): no guess, no reads
             raise ValueError("guess_sweeps and paired_noise shape the counter rules' "
@@ -450,23 +482,11 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         if self._auto("top_anneal_epochs", ()) and self.update == "ideal":
             raise ValueError("top_anneal_epochs doubles the counters' threshold; update="
                              "'ideal' has no counters (set its learning_rate instead)")
-        if self.inference not in INFERENCE:
-            raise ValueError(f"inference must be one of {INFERENCE}, got {self.inference!r}")
-        if self.finetune not in FINETUNE:
-            raise ValueError(f"finetune must be one of {FINETUNE}, got {self.finetune!r}")
         if self.finetune == "discriminative" and self.update != "ideal":
             # back-propagation needs error magnitudes (an ADC) and the sigmoid slope; a
             # mistake-driven sign version on Y-Flash did not beat the hybrid top in short trials
             raise ValueError("finetune='discriminative' needs update='ideal' (a float "
                              f"gradient), got update={self.update!r}; use 'up-down'")
-        if not (self.finetune_learning_rate > 0 and math.isfinite(self.finetune_learning_rate)):
-            raise ValueError(f"finetune_learning_rate must be > 0, got {self.finetune_learning_rate!r}")
-        fm = self.finetune_momentum
-        if isinstance(fm, bool) or not isinstance(fm, Real) or not 0 <= fm < 1:
-            raise ValueError(f"finetune_momentum must be a number in [0, 1), got {fm!r}")
-        fd = self.finetune_decay
-        if isinstance(fd, bool) or not isinstance(fd, Real) or not 0 < fd <= 1:
-            raise ValueError(f"finetune_decay must be a number in (0, 1], got {fd!r}")
         for name in ("rbm_params", "top_rbm_params"):
             value = self._auto(name, None)
             if value is not None and not isinstance(value, dict):
@@ -501,9 +521,14 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                              f"in [1, {high - 1}] (n_top_iter={n_top}), got {anneal!r}")
 
     def _resolve_plan(self, n_samples):
-        """Every ``"auto"`` setting for ``n_samples`` training rows, into ``batch_size_``,
-        ``n_iter_``, ``n_top_iter_``, ``discriminative_weight_``, ``guess_sweeps_``,
-        ``paired_noise_``, ``top_anneal_epochs_`` and ``top_rbm_params_``."""
+        """Every ``"auto"`` setting for ``n_samples`` training rows, into
+        ``hidden_layer_sizes_``, ``n_top_``, ``batch_size_``, ``n_iter_``, ``n_top_iter_``,
+        ``discriminative_weight_``, ``guess_sweeps_``, ``paired_noise_``,
+        ``top_anneal_epochs_`` and ``top_rbm_params_``."""
+        width = min(AUTO_WIDTH[1], max(AUTO_WIDTH[0], n_samples // 100))
+        auto_sizes = (width, width) if n_samples >= AUTO_DEEP_SAMPLES else (width,)
+        self.hidden_layer_sizes_ = tuple(int(s) for s in self._auto("hidden_layer_sizes", auto_sizes))
+        self.n_top_ = int(self._auto("n_top", AUTO_TOP_FACTOR * self.hidden_layer_sizes_[-1]))
         batch = auto_batch_size(n_samples) if self.batch_size == "auto" else int(self.batch_size)
         per_epoch = max(1, math.ceil(n_samples / batch))
         n_iter = (min(AUTO_LAYER_EPOCHS, math.ceil(AUTO_LAYER_UPDATES / per_epoch))
@@ -538,7 +563,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         self._check_anneal(self.n_top_iter_)
 
     def _plan(self) -> dict:
-        return {"batch_size": self.batch_size_, "n_iter": self.n_iter_,
+        return {"hidden_layer_sizes": list(self.hidden_layer_sizes_), "n_top": self.n_top_,
+                "batch_size": self.batch_size_, "n_iter": self.n_iter_,
                 "n_top_iter": self.n_top_iter_, "discriminative_weight": self.discriminative_weight_,
                 "guess_sweeps": self.guess_sweeps_, "paired_noise": self.paired_noise_,
                 "top_anneal_epochs": list(self.top_anneal_epochs_),
@@ -558,7 +584,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     def stages_(self):
         """Training plan: ``(name, epochs)`` per stage."""
         check_is_fitted(self, "n_iter_")
-        sizes = tuple(self.hidden_layer_sizes)
+        sizes = self.hidden_layer_sizes_
         plan = [(f"layer{i}", self.n_iter_) for i in range(len(sizes))]
         plan.append(("top", self.n_top_iter_))
         if self.n_finetune:
@@ -642,7 +668,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         if self.done_:
             raise RuntimeError("training plan already finished")
         name, epochs = self.stages_[self.progress_["stage"]]
-        sizes = tuple(self.hidden_layer_sizes)
+        sizes = self.hidden_layer_sizes_
         if name.startswith("layer"):
             i = int(name[5:])
             data = self._stage_input(name, X, y)
@@ -655,7 +681,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         elif name == "top":
             data = self._stage_input(name, X, y)
             if self.top_ is None:
-                top = self._rbm(self.n_top, len(sizes), self._seeds[10], cls=_LabelledRBM,
+                top = self._rbm(self.n_top_, len(sizes), self._seeds[10], cls=_LabelledRBM,
                                 cd_k=self.top_cd_k, top=True)
                 top.n_labels = len(self.classes_)
                 top.label_lines = self.label_lines
@@ -983,7 +1009,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                 # the network's own checks; they pass the RBM parameters (the shared
                 # ones, rbm_params, top_rbm_params) through MemristiveRBM's
                 dbn = cls(**_params_from_json(meta["params"]))
-                dbn.hidden_layer_sizes = tuple(dbn.hidden_layer_sizes)
+                if not isinstance(dbn.hidden_layer_sizes, str):  # JSON keeps lists
+                    dbn.hidden_layer_sizes = tuple(dbn.hidden_layer_sizes)
                 if isinstance(dbn.top_anneal_epochs, list):  # JSON keeps lists
                     dbn.top_anneal_epochs = tuple(dbn.top_anneal_epochs)
                 dbn._check_params()
@@ -991,13 +1018,23 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
                 raise ValueError(f"{path}: invalid saved parameters: {exc}") from None
             dbn.n_features_in_ = meta["n_features_in"]
             dbn.classes_ = arrays["classes"]
-            plan = meta.get("plan") or {  # archives before "auto" settings held numbers
+            plan = dict(meta.get("plan") or {  # archives before "auto" settings held numbers
                 "batch_size": dbn.batch_size, "n_iter": dbn.n_iter,
                 "n_top_iter": dbn.n_iter if dbn.n_top_iter is None else dbn.n_top_iter,
                 "discriminative_weight": dbn.discriminative_weight,
                 "guess_sweeps": dbn.guess_sweeps, "paired_noise": dbn.paired_noise,
                 "top_anneal_epochs": dbn.top_anneal_epochs,
-                "top_rbm_params": dbn.top_rbm_params}
+                "top_rbm_params": dbn.top_rbm_params})
+            # sizes set as parameters are the parameters' (archives from before the "auto"
+            # sizes have no others); "auto" ones were resolved into the plan
+            sizes = dbn._auto("hidden_layer_sizes", plan.get("hidden_layer_sizes"))
+            n_top = dbn._auto("n_top", plan.get("n_top"))
+            if (not isinstance(sizes, (list, tuple)) or not sizes
+                    or any(not isinstance(v, Integral) or isinstance(v, bool) or v < 1
+                           for v in (*sizes, n_top))):
+                raise ValueError(f"{path}: the plan's network sizes {sizes!r}, {n_top!r} are "
+                                 "not whole numbers >= 1")
+            dbn.hidden_layer_sizes_, dbn.n_top_ = tuple(sizes), int(n_top)
             dbn.batch_size_ = int(plan["batch_size"])
             dbn.n_iter_, dbn.n_top_iter_ = int(plan["n_iter"]), int(plan["n_top_iter"])
             dbn.discriminative_weight_ = float(plan["discriminative_weight"])
@@ -1037,7 +1074,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         against the training plan, the saved modules against the progress, and each
         module's size and hardware against what the parameters build. A prediction-only
         archive (``training_state=False``) holds no generative copies."""
-        sizes, stages, progress = tuple(self.hidden_layer_sizes), self.stages_, self.progress_
+        sizes, stages, progress = self.hidden_layer_sizes_, self.stages_, self.progress_
         stage, epoch = progress.get("stage"), progress.get("epoch")
         if (set(progress) != {"stage", "epoch"}
                 or any(not isinstance(v, Integral) or isinstance(v, bool) for v in (stage, epoch))
@@ -1066,7 +1103,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         shapes = [(f"layer{i}", m, visible[i], sizes[i]) for i, m in enumerate(self.layers_)]
         if self.top_ is not None:
             n_top_visible = sizes[-1] + len(classes) * self.label_lines
-            shapes.append(("top", self.top_, n_top_visible, self.n_top))
+            shapes.append(("top", self.top_, n_top_visible, self.n_top_))
         shapes += [(f"gen{i}", m, sizes[i], visible[i]) for i, m in enumerate(self.generative_)]
         for name, mod, n_visible, n_hidden in shapes:
             if (mod.n_features_in_, mod.n_components) != (n_visible, n_hidden):

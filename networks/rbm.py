@@ -16,8 +16,7 @@ weight_range``, so a conductance difference spanning the device range ``g_range`
 
 from __future__ import annotations
 
-import math
-from numbers import Integral, Real
+from numbers import Integral
 
 import numpy as np
 from sklearn.base import BaseEstimator, TransformerMixin
@@ -25,6 +24,8 @@ from sklearn.utils import check_random_state
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neuromem import ComparatorNeuron, Crossbar, DigitalCounter, EnergyLedger, PBitNeuron, get_device
+
+from ._constraints import Integer, Number, OneOf, validate_params
 
 NEURONS = {"comparator": ComparatorNeuron, "mtj": PBitNeuron}
 UPDATES = ("counter", "proportional", "ideal")
@@ -211,48 +212,39 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ validation
+    #: what each parameter accepts (checked by :func:`networks._constraints.validate_params`)
+    _parameter_constraints = {
+        "n_components": [Integer(1)],
+        "device": "no_validation",  # a name or a Device: get_device checks it
+        "neuron": [OneOf(*NEURONS)],
+        "update": [OneOf(*UPDATES)],
+        "cd_k": [Integer(1)],
+        "persistent": [True, False],
+        "batch_size": [Integer(1), "auto"],
+        "n_iter": [Integer(0)],
+        "counter_threshold": [Integer(1), None],
+        "max_pulses": [Integer(1)],
+        "learning_rate": [Number(0, low_open=True)],
+        "momentum": [Number(0, 1)],
+        "weight_decay": [Number(0)],
+        "scheme": [OneOf("reference", "differential")],
+        "weight_range": [Number(0, low_open=True)],
+        "reference_level": [Number(0, 1), "auto"],
+        "bias_lines": [Integer(1)],
+        "init_std": [Number(0)],
+        "read_noise_rel": [Number(0)],
+        "pulse_width": [Number(0, low_open=True)],
+        "stuck_low_rate": [Number(0, 1)],
+        "stuck_high_rate": [Number(0, 1)],
+        "verbose": [True, False],
+        "random_state": "no_validation",  # check_random_state checks it
+    }
+
     def _check_params(self):
-        def integer(name, low):
-            value = getattr(self, name)
-            if not isinstance(value, Integral) or isinstance(value, bool) or value < low:
-                raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
-
-        def real(name, low, high=math.inf, low_open=False):
-            value = getattr(self, name)
-            if not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value):
-                raise ValueError(f"{name} must be a finite number, got {value!r}")
-            if value < low or value > high or (low_open and value == low):
-                raise ValueError(f"{name} must lie in {'(' if low_open else '['}{low}, {high}], got {value!r}")
-
-        integer("n_components", 1)
-        integer("cd_k", 1)
-        if self.batch_size != "auto":
-            integer("batch_size", 1)
-        integer("n_iter", 0)
-        integer("max_pulses", 1)
-        integer("bias_lines", 1)
-        if self.counter_threshold is not None:
-            integer("counter_threshold", 1)
-        real("learning_rate", 0, low_open=True)
-        real("momentum", 0, 1)
-        real("weight_decay", 0)
-        real("weight_range", 0, low_open=True)
-        if not (isinstance(self.reference_level, str) and self.reference_level == "auto"):
-            real("reference_level", 0, 1)
-        real("init_std", 0)
-        real("read_noise_rel", 0)
-        real("pulse_width", 0, low_open=True)
-        real("stuck_low_rate", 0, 1)
-        real("stuck_high_rate", 0, 1)
+        validate_params(self)
         if self.stuck_low_rate + self.stuck_high_rate > 1:
             raise ValueError(f"stuck_low_rate + stuck_high_rate must be <= 1, got "
                              f"{self.stuck_low_rate} + {self.stuck_high_rate}")
-        if self.neuron not in NEURONS:
-            raise ValueError(f"neuron must be one of {sorted(NEURONS)}, got {self.neuron!r}")
-        if self.update not in UPDATES:
-            raise ValueError(f"update must be one of {UPDATES}, got {self.update!r}")
-        if self.scheme not in ("reference", "differential"):
-            raise ValueError(f"scheme must be 'reference' or 'differential', got {self.scheme!r}")
         device = get_device(self.device)
         if self.update == "ideal" and not device.analog_update:
             raise ValueError(

@@ -112,3 +112,20 @@ def test_stochastic_binarisation_draws_again_each_presentation():
     a, b = rbm._binary_input(grey), rbm._binary_input(grey)
     assert set(np.unique(a)) <= {0.0, 1.0} and not np.array_equal(a, b)
     assert abs(np.mean([rbm._binary_input(grey).mean() for _ in range(50)]) - 0.5) < 0.05
+
+
+@pytest.mark.parametrize("n_features", [16, 10])
+def test_cli_draws_flat_npz_features(tmp_path, n_features):
+    """An .npz of flat feature vectors trains and draws its figures: square fields when
+    the count is a square (16 -> 4x4), a strip otherwise."""
+    rng = np.random.default_rng(2)
+    path = tmp_path / "flat.npz"
+    np.savez(path, X_train=rng.random((60, n_features)), y_train=np.arange(60) % 3,
+             X_test=rng.random((12, n_features)), y_test=np.arange(12) % 3)
+    out = tmp_path / "run"
+    argv = ["--dataset", str(path), "--layers", "6", "--top", "8", "--epochs", "1",
+            "--top-epochs", "1", "--batch-size", "20", "--final", "--no-progress", "--out", str(out)]
+    assert mnist_dbn.main(argv) == 0
+    res = json.loads((out / "results.json").read_text())
+    assert res["dataset"]["image_shape"] == [n_features]
+    assert "receptive_fields.png" in res["figures"] and (out / "receptive_fields.png").exists()

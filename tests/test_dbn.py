@@ -90,7 +90,12 @@ def test_dbn_labels_can_be_any_classes(small):
 @pytest.mark.parametrize("kw, match", [
     (dict(hidden_layer_sizes=()), "hidden_layer_sizes"),
     (dict(hidden_layer_sizes=(16, 0)), "hidden_layer_sizes"),
+    (dict(hidden_layer_sizes="big"), "hidden_layer_sizes must be a sequence of layer sizes or 'auto'"),
+    (dict(hidden_layer_sizes=16), "hidden_layer_sizes must be a sequence"),
+    (dict(n_top_iter="x"), "n_top_iter must be an integer >= 1 or 'auto' or None, got 'x'"),
+    (dict(paired_noise=1), "paired_noise must be True or False or 'auto', got 1"),
     (dict(n_top=0), "n_top"),
+    (dict(n_top="many"), "n_top must be an integer >= 1 or 'auto', got 'many'"),
     (dict(n_iter=-1), "n_iter"),
     (dict(n_top_iter=0), "n_top_iter"),
     (dict(inference="vote"), "inference"),
@@ -268,7 +273,7 @@ def test_dropped_or_extra_array_is_rejected(saved, tmp_path):
     # the estimators' own parameter checks
     (("params", "n_top"), 0, "invalid saved parameters: n_top must be an integer >= 1"),
     (("params", "rbm_params"), {"learning_rate": -0.5}, "learning_rate must lie in \\(0"),
-    (("params", "finetune_momentum"), 1.5, "finetune_momentum must be a number in \\[0, 1\\)"),
+    (("params", "finetune_momentum"), 1.5, "finetune_momentum must lie in \\[0, 1\\)"),
     (("params", "finetune"), "discriminative", "finetune='discriminative' needs update='ideal'"),
     (("params", "bogus"), 1, "invalid saved parameters: .*bogus"),
     (("modules", "layer0", "params", "learning_rate"), -0.5,
