@@ -5,3 +5,6 @@ from .diehl_cook_engine import DiehlCookEngine
 from .rbm import MemristiveRBM
 
 __all__ = ["DiehlCookEngine", "MemristiveDBN", "MemristiveRBM"]
+from .ternary_mlp import TernaryMLP  # noqa: E402
+
+__all__ += ["TernaryMLP"]

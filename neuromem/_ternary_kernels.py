@@ -67,7 +67,8 @@ def stochastic_update(plus, minus, dev_plus, dev_minus, x, direction, width_pot,
                 up = (xi > 0) == (dj > 0)
                 w = np.int64(plus[i, j]) - np.int64(minus[i, j])
                 if (up and w == 1) or (not up and w == -1):
-                    tally[SATURATED] += 1
+                    if width_pot[b, j] > 0.0 or width_dep[b, j] > 0.0:
+                        tally[SATURATED] += 1  # a pulse the controller withholds
                     continue
                 # which device moves: up from 0 sets plus, up from -1 resets minus;
                 # down from 0 sets minus, down from +1 resets plus

@@ -302,14 +302,14 @@ class TernaryCrossbar:
             raise ValueError("p must hold probabilities in [0, 1]")
         d = self.device
         a = math.pi / (2.0 * math.sqrt(2.0) * d.theta0)
-        inv = np.abs(erfcinv(np.clip(p, 1e-300, 1.0)))
+        pulsed = p >= self.min_probability
+        x = np.zeros(p.shape)  # the exponent dt V / (C R); inf for p = 1
         with np.errstate(divide="ignore"):
-            x = np.log(a / inv)  # the exponent dt V / (C R); inf for p = 1
+            x[pulsed] = np.log(a / np.abs(erfcinv(p[pulsed])))
         x = np.maximum(x, 0.0)
         out = []
         for v, r in ((d.pulse_voltage_v, d.r_ap_ohm), (d.depress_voltage_v, d.r_p_ohm)):
-            w = np.minimum(x * d.switch_charge_c * r / v, self.max_width_s)
-            out.append(np.where(p < self.min_probability, 0.0, w))
+            out.append(np.minimum(x * (d.switch_charge_c * r / v), self.max_width_s))
         return out[0], out[1]
 
     def update(self, x, direction, probability) -> dict:
@@ -344,6 +344,16 @@ class TernaryCrossbar:
         self.ledger.record("switch", int(tally[kern.SWITCHES]), 0.0)
         return {"set_pulses": int(tally[kern.POT_PULSES]), "reset_pulses": int(tally[kern.DEP_PULSES]),
                 "switches": int(tally[kern.SWITCHES]), "saturated": int(tally[kern.SATURATED])}
+
+    def update_cells(self, direction, probability) -> dict:
+        """Row-by-row programming: cell ``(i, j)`` moves one level towards
+        ``direction[i, j]`` (in {-1, 0, +1}) with the probability its device realises for
+        the width aimed at ``probability[i, j]``. Each row is gated in turn and its
+        columns timed by their own widths (``rows`` row steps of :meth:`update`)."""
+        d = _ternary(direction, "direction", self.cols)
+        if d.shape != self.shape:
+            raise ValueError(f"direction must have shape {self.shape}, got {d.shape}")
+        return self.update(np.eye(self.rows, dtype=np.int8), d, probability)
 
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> tuple[dict, dict]:
