@@ -177,6 +177,10 @@ class TernaryMLP(ClassifierMixin, BaseEstimator):
         self.random_state = random_state
 
     # ------------------------------------------------------------------ checks
+    def check_params(self) -> None:
+        """Raise ValueError naming the first parameter outside its limits (fit does too)."""
+        self._check_params()
+
     def _check_params(self):
         _check_table(self)
         sizes = self.hidden_layer_sizes

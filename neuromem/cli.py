@@ -3,6 +3,7 @@
     neuromem dbn  [ARGS...]   experiments/mnist_dbn.py       (DBN from a recipe, any data set)
     neuromem stdp [ARGS...]   experiments/stdp_song2000.py   (STDP, Song et al. 2000)
     neuromem snn  [ARGS...]   experiments/mnist_stdp.py      (unsupervised STDP on MNIST)
+    neuromem ternary [ARGS...] experiments/mnist_ternary.py  (ternary MLP on MTJ pairs)
     neuromem recipes [--json] the named training recipes of neuromem dbn, with their results
     neuromem data [--dir DIR] download and verify MNIST (for users who are online)
     neuromem devices [--json] the registered device families, their sources and parameters
@@ -28,6 +29,7 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "dbn": ("experiments.mnist_dbn", "deep belief network on memristive crossbars (counters, no ADC)"),
     "stdp": ("experiments.stdp_song2000", "pair-based STDP reproduction (Song et al. 2000)"),
     "snn": ("experiments.mnist_stdp", "unsupervised STDP spiking network on MNIST"),
+    "ternary": ("experiments.mnist_ternary", "ternary MLP trained by stochastic MTJ-pair pulses"),
 }
 
 EXIT_MISSING = 2
