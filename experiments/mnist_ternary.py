@@ -41,6 +41,7 @@ PARAMS = {
     "bias_rows": (int, "rows driven at +1 (ternary bias cells)"),
     "loss": (str, "softmax or hinge"),
     "update": (str, "batch (mini-batch gradient, row by row) or sample (in-array per sample)"),
+    "input_coding": (str, "binary (0/1 rows) or signed (-1/+1 rows)"),
     "d2d_delta_rel": (float, "device-to-device spread of the MTJ thermal stability"),
     "adc_bits": (int, "ADC resolution"),
     "dac_bits": (int, "DAC resolution"),

@@ -71,6 +71,7 @@ _CONSTRAINTS = {
     "activation": ("choice", ACTIVATIONS, None),
     "loss": ("choice", ("softmax", "hinge"), None),
     "update": ("choice", ("batch", "sample"), None),
+    "input_coding": ("choice", ("binary", "signed"), None),
 }
 
 
@@ -135,6 +136,9 @@ class TernaryMLP(ClassifierMixin, BaseEstimator):
         bias of ``-bias_rows .. +bias_rows``).
     input_threshold : float
         Pixels (scaled to [0, 1]) above this drive their row (binary input, no DAC).
+    input_coding : {"binary", "signed"}
+        Pixels at or below ``input_threshold`` leave their row off (``"binary"``: 0/1)
+        or drive it at ``-V_read`` (``"signed"``: -1/+1).
     device : str or MTJ
         The MTJ parameters, e.g. ``MTJ(d2d_r_rel=0.1)`` for 10 % resistance spread.
     d2d_delta_rel : float
@@ -143,6 +147,12 @@ class TernaryMLP(ClassifierMixin, BaseEstimator):
         Pulse-width generator: longest pulse; aims below this probability give none.
     adc_bits, dac_bits : int
         Converter resolution.
+    loss : {"softmax", "hinge"}
+        Output error: softmax cross-entropy, or the squared hinge (GXNOR-Net's).
+    update : {"batch", "sample"}
+        ``"batch"``: the mini-batch gradient, accumulated in digital, written row by row
+        (each cell with its own width); ``"sample"``: the in-array rule of each sample
+        (rows gated by the input, columns timed by the error; no digital products).
     verbose : bool
         Progress bar over the epochs of :meth:`fit`.
     random_state : int or None
@@ -153,7 +163,9 @@ class TernaryMLP(ClassifierMixin, BaseEstimator):
                  batch_size=100, learning_rate=0.3, learning_rate_decay=1.0, threshold=0.15,
                  ste_width=0.5, output_scale=4.0, bias_rows=8, input_threshold=0.5,
                  device="mtj", d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3,
-                 adc_bits=8, dac_bits=8, loss="softmax", update="batch", verbose=False, random_state=None):
+                 adc_bits=8, dac_bits=8, loss="softmax", update="batch", input_coding="binary",
+                 verbose=False, random_state=None):
+        self.input_coding = input_coding
         self.loss = loss
         self.update = update
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -228,7 +240,10 @@ class TernaryMLP(ClassifierMixin, BaseEstimator):
     def _forward(self, X, training):
         """Activations per layer (the array drives, bias rows included), the STE flags of
         the hidden layers and the digitised output counts."""
-        a = self._drive((X > self.input_threshold).astype(np.int8))
+        a = (X > self.input_threshold).astype(np.int8)
+        if self.input_coding == "signed":
+            a = 2 * a - 1  # dark pixels drive their rows at -V_read
+        a = self._drive(a)
         drives, flags = [a], []
         per, ledger = self.periphery_, self.ledger_
         for k, xbar in enumerate(self.layers_):

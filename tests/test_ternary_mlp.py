@@ -105,6 +105,15 @@ def test_every_operation_is_booked(digits):
     assert ledger.total_j > before
 
 
+def test_signed_input_drives_dark_pixels(digits):
+    X_train, X_test, y_train, y_test = digits
+    binary = small(n_iter=1).fit(X_train[:300], y_train[:300])
+    signed = small(n_iter=1, input_coding="signed").fit(X_train[:300], y_train[:300])
+    # every first-layer row is driven for every sample: more read energy than 0/1 drive
+    assert signed.layers_[0].ledger.energy_j("read") > 1.5 * binary.layers_[0].ledger.energy_j("read")
+    assert not np.array_equal(signed.decision_function(X_test), binary.decision_function(X_test))
+
+
 def test_per_sample_rule_trains_in_array(digits):
     X_train, X_test, y_train, y_test = digits
     model = small(update="sample", batch_size=10, learning_rate=0.02, n_iter=2).fit(X_train, y_train)
@@ -150,6 +159,7 @@ def test_load_refuses_foreign_and_altered_files(digits, tmp_path):
     ({"learning_rate": 0.0}, "learning_rate"), ({"batch_size": 0}, "batch_size"),
     ({"adc_bits": 20}, "adc_bits"), ({"device": "yflash"}, "MTJ"), ({"loss": "mse"}, "loss"),
     ({"min_probability": 1.5}, "min_probability"), ({"update": "adam"}, "update"),
+    ({"input_coding": "analog"}, "input_coding"),
 ])
 def test_bad_parameters_are_refused_at_fit(digits, kw, match):
     X_train, _, y_train, _ = digits
