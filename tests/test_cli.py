@@ -81,6 +81,7 @@ def test_subcommands_map_to_the_experiment_modules():
         "dbn": "experiments.mnist_dbn",
         "stdp": "experiments.stdp_song2000",
         "snn": "experiments.mnist_stdp",
+        "ternary": "experiments.mnist_ternary",
     }
 
 
