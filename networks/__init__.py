@@ -8,3 +8,6 @@ __all__ = ["DiehlCookEngine", "MemristiveDBN", "MemristiveRBM"]
 from .mlp import CrossbarMLP  # noqa: E402
 
 __all__ += ["CrossbarMLP"]
+from .ternary_mlp import TernaryMLP  # noqa: E402
+
+__all__ += ["TernaryMLP"]

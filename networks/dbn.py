@@ -31,12 +31,8 @@ followed by the exact label posterior of the top RBM (free energy per label);
 from __future__ import annotations
 
 import contextlib
-import errno
 import hashlib
-import json
 import math
-import zipfile
-import zlib
 from numbers import Integral
 from pathlib import Path
 
@@ -49,6 +45,8 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from neuromem import SoftmaxWTA, get_device
 
 from ._constraints import Integer, Number, OneOf, validate_params
+from ._archive import metadata_digest as _meta_digest  # noqa: F401 (tests sign altered archives)
+from ._archive import read_archive, write_archive
 from .rbm import MemristiveRBM, _jsonable_params, _softplus, auto_batch_size, program_rbm_weights
 
 FORMAT = "neuromem-dbn"
@@ -268,11 +266,6 @@ class _LabelledRBM(MemristiveRBM):
                            for k in range(self.n_labels)], axis=1)
         scores -= scores.max(axis=1, keepdims=True)
         return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
-
-
-def _meta_digest(meta: dict) -> str:
-    body = {k: v for k, v in meta.items() if k != "metadata_sha256"}
-    return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
 
 
 def _check_int(name, value, low):
@@ -943,7 +936,6 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             modules[name] = m
             arrays.update({f"{name}/{k}": v for k, v in a.items()})
         meta = {
-            "format": FORMAT, "version": FORMAT_VERSION,
             "params": _jsonable_params(self.get_params()),
             "n_features_in": int(self.n_features_in_),
             "plan": self._plan(),
@@ -951,17 +943,8 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             "seeds": self._seeds, "rng": self._rng.bit_generator.state,
             "training_state": bool(training_state),
             "modules": modules,
-            "sha256": {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
-                       for k, v in arrays.items()},
         }
-        meta["metadata_sha256"] = _meta_digest(meta)
-        arrays["__metadata__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        try:
-            np.savez_compressed(tmp, **arrays)
-            tmp.replace(path)  # atomic: an interrupted save never leaves half a file
-        finally:
-            tmp.unlink(missing_ok=True)  # nothing left behind, even on Ctrl-C
+        write_archive(path, arrays, meta, FORMAT, FORMAT_VERSION)
         return path
 
     @classmethod
@@ -969,41 +952,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
         """Read a file written by :meth:`save`; a tampered or foreign file raises ValueError."""
         from .rbm import _params_from_json
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
-        if not zipfile.is_zipfile(path):
-            raise ValueError(f"{path} is not a neuromem DBN archive (not an .npz file)")
-        damaged = (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error)
-        try:
-            archive = np.load(path, allow_pickle=False)
-        except damaged as exc:
-            raise ValueError(f"{path} is not a neuromem DBN archive: {exc}") from None
-        if not isinstance(archive, np.lib.npyio.NpzFile):
-            raise ValueError(f"{path} is not a neuromem DBN archive (not an .npz file)")
-        try:
-            with archive:
-                arrays = {k: archive[k] for k in archive.files}
-        except damaged as exc:
-            raise ValueError(f"{path} is not a neuromem DBN archive (damaged: {exc})") from None
-        if "__metadata__" not in arrays:
-            raise ValueError(f"{path} has no neuromem metadata")
-        try:
-            meta = json.loads(arrays.pop("__metadata__").tobytes().decode())
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"{path}: metadata is not valid JSON ({exc})") from None
-        if not isinstance(meta, dict):
-            raise ValueError(f"{path}: metadata is not a JSON object")
-        if meta.get("format") != FORMAT or meta.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: format {meta.get('format')!r} v{meta.get('version')!r}, "
-                             f"expected {FORMAT!r} v{FORMAT_VERSION}")
-        if meta.get("metadata_sha256") != _meta_digest(meta):
-            raise ValueError(f"{path}: metadata fails its checksum (file altered?)")
-        hashes = meta.get("sha256", {})
-        if set(hashes) != set(arrays):
-            raise ValueError(f"{path}: arrays {sorted(set(arrays) ^ set(hashes))} do not match the metadata")
-        for key, value in arrays.items():
-            if hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest() != hashes[key]:
-                raise ValueError(f"{path}: array {key!r} fails its checksum (file altered?)")
+        arrays, meta = read_archive(path, FORMAT, FORMAT_VERSION, what="a neuromem DBN archive")
         try:
             try:
                 # the network's own checks; they pass the RBM parameters (the shared

@@ -8,6 +8,7 @@
     neuromem clone [ARGS...]  experiments/clone.py           (cloning a trained chip)
     neuromem lifetime [ARGS...] experiments/lifetime.py      (drift after training, refresh)
     neuromem adc  [ARGS...]   experiments/adc_comparison.py  (DBN vs ADC MLP vs float, energy)
+    neuromem ternary [ARGS...] experiments/mnist_ternary.py  (ternary MLP on MTJ pairs)
     neuromem recipes [--json] the named training recipes of neuromem dbn, with their results
     neuromem data [--dir DIR] download and verify MNIST (for users who are online)
     neuromem devices [--json] the registered device families, their sources and parameters
@@ -39,6 +40,7 @@ EXPERIMENTS: dict[str, tuple[str, str]] = {
     "lifetime": ("experiments.lifetime", "accuracy against time after training (drift), and refresh"),
     "sweep": ("experiments.sweep", "an experiment over settings x seeds on Dask, one table"),
     "adc": ("experiments.adc_comparison", "DBN vs in-situ backprop with ADCs vs float: accuracy and energy"),
+    "ternary": ("experiments.mnist_ternary", "ternary MLP trained by stochastic MTJ-pair pulses"),
 }
 
 EXIT_MISSING = 2

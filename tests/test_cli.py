@@ -86,6 +86,7 @@ def test_subcommands_map_to_the_experiment_modules():
         "clone": "experiments.clone",
         "lifetime": "experiments.lifetime",
         "adc": "experiments.adc_comparison",
+        "ternary": "experiments.mnist_ternary",
     }
 
 

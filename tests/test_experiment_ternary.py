@@ -1,0 +1,59 @@
+"""``neuromem ternary``: bad arguments, a small run on the digits, resume, a spread run."""
+
+import json
+
+import numpy as np
+import pytest
+
+from experiments import mnist_ternary
+from neuromem import cli
+
+
+@pytest.mark.parametrize("argv, word", [
+    (["--learning-rate", "-1"], "learning-rate"), (["--activation", "relu"], "activation"),
+    (["--n-iter", "0"], "n-iter"), (["--dataset", "cifar"], "dataset"),
+    (["--spreads", "-0.1"], "spreads"), (["--dataset", "mnist", "--data-dir", "/nonexistent"], "mnist"),
+])
+def test_bad_arguments_exit_2_with_one_line_and_create_nothing(argv, word, tmp_path, capsys):
+    out = tmp_path / "run"
+    with pytest.raises(SystemExit) as exc:
+        cli.main(["ternary", *argv, "--out", str(out)])
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and word in err
+    assert not out.exists()
+
+
+def test_small_run_writes_results_and_resumes(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["ternary", "--dataset", "digits", "--hidden-layer-sizes", "16", "--n-iter", "2",
+            "--batch-size", "50", "--out", str(out)]
+    assert cli.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["eval"] == "validation" and len(results["epochs"]) == 2
+    assert 0.0 <= results["accuracy"] <= 1.0
+    t = results["training"]
+    assert t["training_samples"] == 2 * results["n_train"]
+    assert t["ops_per_j"] == pytest.approx(t["ops_per_sample"] / t["energy_per_sample_j"])
+    assert t["device_writes_per_sample"] > 0 and t["pulses_per_sample"] >= t["device_writes_per_sample"]
+    assert (out / "accuracy.png").exists()
+    capsys.readouterr()
+    assert cli.main(argv) == 0  # the same command again: resumes after the last epoch
+    assert "resuming after epoch 2" in capsys.readouterr().err
+    again = json.loads((out / "results.json").read_text())
+    assert again["epochs"] == results["epochs"]
+    with pytest.raises(SystemExit) as exc:  # other settings into the same folder are refused
+        cli.main(argv[:-2] + ["--learning-rate", "0.1", "--out", str(out)])
+    assert exc.value.code == 2
+
+
+def test_a_spread_run_trains_its_own_model():
+    from neuromem.data import load_digits_scaled
+
+    X, y = load_digits_scaled()
+    data = {"X_train": X[:300], "y_train": y[:300], "X_eval": X[300:400], "y_eval": y[300:400]}
+    params = {"hidden_layer_sizes": (16,), "n_iter": 1}
+    model = mnist_ternary.build_model(params, 0.2, 0.05, 0)
+    assert model.d2d_delta_rel == 0.2 and model.device.d2d_r_rel == 0.2
+    row = mnist_ternary._spread_run(model, 0.2, data, 1)
+    assert row["spread"] == 0.2 and 0 <= row["accuracy"] <= 1 and np.isfinite(row["switches_per_sample"])

@@ -1,0 +1,178 @@
+"""TernaryMLP: the estimator contract, the rule's expected step, no float weights, ledger,
+save/load."""
+
+import numpy as np
+import pytest
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from networks import TernaryMLP
+from networks.ternary_mlp import transition
+from neuromem.data import load_digits_scaled, train_validation_split
+from neuromem.devices import MTJ
+from neuromem.ternary import TernaryCrossbar
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits_scaled()
+    return train_validation_split(X, y, 0.2)
+
+
+def small(**kw):
+    params = dict(hidden_layer_sizes=(32,), n_iter=4, batch_size=50, learning_rate=0.3,
+                  threshold=0.15, random_state=0)
+    params.update(kw)
+    return TernaryMLP(**params)
+
+
+def test_expected_update_of_a_weight_equals_the_rules_step():
+    # every column one gradient; 3000 cells per column start at 0, so the mean step is
+    # -sign(g) tanh(eta |g|) exactly (the devices are nominal: no spread)
+    eta, rows = 0.5, 3000
+    grads = np.array([-3.0, -1.0, -0.2, 0.3, 1.2, 4.0])
+    xbar = TernaryCrossbar(rows, grads.size, MTJ(d2d_r_rel=0.0), init=(0, 1, 0), seed=7)
+    direction, p = transition(np.tile(grads, (rows, 1)), eta)
+    xbar.update_cells(direction, p)
+    mean_step = xbar.weights.mean(axis=0)
+    expected = -np.sign(grads) * np.tanh(eta * np.abs(grads))
+    sd = np.sqrt(np.tanh(eta * np.abs(grads)) * (1 - np.tanh(eta * np.abs(grads))) / rows)
+    assert np.all(np.abs(mean_step - expected) <= 5 * sd + 1e-12)
+    # and at the bounds the step is clipped: +1 cells asked to go up stay
+    top = TernaryCrossbar(50, 2, MTJ(d2d_r_rel=0.0), init=(0, 0, 1), seed=1)
+    d, p = transition(np.tile([-2.0, 2.0], (50, 1)), 10.0)
+    top.update_cells(d, p)
+    assert np.all(top.weights[:, 0] == 1) and np.all(top.weights[:, 1] == 0)
+
+
+def test_transition_has_no_step_without_gradient():
+    d, p = transition(np.array([0.0, 2.0, -2.0]), 1.0)
+    assert d.tolist() == [0, -1, 1] and p[0] == 0 and p[1] == p[2] == pytest.approx(np.tanh(2))
+
+
+def test_learns_the_digits_and_follows_the_contract(digits):
+    X_train, X_test, y_train, y_test = digits
+    model = small()
+    with pytest.raises(NotFittedError):
+        model.predict(X_test)
+    model.fit(X_train, y_train)
+    assert model.score(X_test, y_test) > 0.45  # chance is 0.1
+    twin = clone(model)
+    assert twin.get_params() == model.get_params() and not hasattr(twin, "layers_")
+    proba = model.predict_proba(X_test[:5])
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    assert set(np.unique(model.predict(X_test))) <= set(model.classes_)
+    binary = small(activation="binary").fit(X_train, y_train)
+    assert binary.score(X_test, y_test) > 0.3
+
+
+def test_no_float_weight_exists_in_the_trained_model(digits):
+    X_train, _, y_train, _ = digits
+    model = small(n_iter=1)
+    model.partial_fit(X_train[:10], y_train[:10], classes=np.arange(10))
+    fabricated = [x.state_dict()[0] for x in model.layers_]
+    model.partial_fit(X_train, y_train)
+    for before, xbar in zip(fabricated, model.layers_):
+        after, _ = xbar.state_dict()
+        for key, value in after.items():
+            if value.dtype.kind == "f":  # only the fabricated device parameters are floats
+                np.testing.assert_array_equal(value, before[key])
+            else:
+                assert value.dtype == np.uint8 and set(np.unique(value)) <= {0, 1}
+        assert np.any(after["plus"] != before["plus"])  # training moved bits
+    for w in model.coefs_:
+        assert w.dtype == np.int8 and set(np.unique(w)) <= {-1, 0, 1}
+    floats = [k for k, v in vars(model).items() if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
+    assert floats == []
+
+
+def test_every_operation_is_booked(digits):
+    X_train, _, y_train, _ = digits
+    n = 200
+    model = small(n_iter=1, batch_size=50).fit(X_train[:n], y_train[:n])
+    ledger = model.ledger_
+    for op in ("read", "read_back", "adc", "dac", "comparator", "digital", "pulse_set", "pulse_reset"):
+        assert ledger.count(op) > 0 and ledger.energy_j(op) > 0, op
+    assert ledger.count("read") == 2 * n            # two arrays read per sample
+    assert ledger.count("read_back") == n           # one backward read per sample
+    assert ledger.count("adc") == n * 10 + n * (32 + 8)  # outputs, then the hidden rows
+    counts = model.training_counts_
+    assert ledger.count("pulse_set") == counts["set_pulses"]
+    ops = model.training_operations()
+    assert ops["ops_per_sample"] == 2 * (2 * (64 + 8) * 32 + 2 * (32 + 8) * 10 + (32 + 8) * 10)
+    before = ledger.total_j
+    model.predict(X_train[:10])
+    assert ledger.total_j > before
+
+
+def test_signed_input_drives_dark_pixels(digits):
+    X_train, X_test, y_train, y_test = digits
+    binary = small(n_iter=1).fit(X_train[:300], y_train[:300])
+    signed = small(n_iter=1, input_coding="signed").fit(X_train[:300], y_train[:300])
+    # every first-layer row is driven for every sample: more read energy than 0/1 drive
+    assert signed.layers_[0].ledger.energy_j("read") > 1.5 * binary.layers_[0].ledger.energy_j("read")
+    assert not np.array_equal(signed.decision_function(X_test), binary.decision_function(X_test))
+
+
+def test_per_sample_rule_trains_in_array(digits):
+    X_train, X_test, y_train, y_test = digits
+    model = small(update="sample", batch_size=10, learning_rate=0.02, n_iter=2).fit(X_train, y_train)
+    assert model.score(X_test, y_test) > 0.2  # chance is 0.1
+    assert model.ledger_.count("digital") < 10 * len(X_train) * 2 * 72  # no outer products
+
+
+def test_save_load_round_trip(digits, tmp_path):
+    X_train, X_test, y_train, _ = digits
+    model = small(n_iter=2, device=MTJ(d2d_r_rel=0.1), d2d_delta_rel=0.05).fit(X_train, y_train)
+    path = model.save(tmp_path / "ternary.npz")
+    loaded = TernaryMLP.load(path)
+    assert loaded.get_params().keys() == model.get_params().keys()
+    assert loaded.device == model.device
+    np.testing.assert_array_equal(loaded.decision_function(X_test), model.decision_function(X_test))
+    for a, b in zip(loaded.coefs_, model.coefs_):
+        np.testing.assert_array_equal(a, b)
+    # training continues identically (device parameters and random streams restored)
+    model.partial_fit(X_train, y_train)
+    loaded.partial_fit(X_train, y_train)
+    for a, b in zip(loaded.coefs_, model.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_load_refuses_foreign_and_altered_files(digits, tmp_path):
+    X_train, _, y_train, _ = digits
+    path = small(n_iter=1).fit(X_train[:100], y_train[:100]).save(tmp_path / "m.npz")
+    with pytest.raises(FileNotFoundError):
+        TernaryMLP.load(tmp_path / "missing.npz")
+    (tmp_path / "junk.npz").write_text("not a zip")
+    with pytest.raises(ValueError, match="not an .npz"):
+        TernaryMLP.load(tmp_path / "junk.npz")
+    with np.load(path) as archive:
+        arrays = {k: archive[k] for k in archive.files}
+    arrays["layer0/plus"] = 1 - arrays["layer0/plus"]
+    np.savez(tmp_path / "altered.npz", **arrays)
+    with pytest.raises(ValueError, match="checksum"):
+        TernaryMLP.load(tmp_path / "altered.npz")
+
+
+@pytest.mark.parametrize("kw, match", [
+    ({"hidden_layer_sizes": (0,)}, "hidden_layer_sizes"), ({"activation": "relu"}, "activation"),
+    ({"learning_rate": 0.0}, "learning_rate"), ({"batch_size": 0}, "batch_size"),
+    ({"adc_bits": 20}, "adc_bits"), ({"device": "yflash"}, "MTJ"), ({"loss": "mse"}, "loss"),
+    ({"min_probability": 1.5}, "min_probability"), ({"update": "adam"}, "update"),
+    ({"input_coding": "analog"}, "input_coding"),
+])
+def test_bad_parameters_are_refused_at_fit(digits, kw, match):
+    X_train, _, y_train, _ = digits
+    with pytest.raises(ValueError, match=match):
+        small(**kw).fit(X_train[:20], y_train[:20])
+
+
+def test_bad_data_is_refused(digits):
+    X_train, _, y_train, _ = digits
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        small().fit(X_train[:20] * 16, y_train[:20])
+    with pytest.raises(ValueError, match="classes"):
+        small().partial_fit(X_train[:20], y_train[:20])
+    model = small(n_iter=1).fit(X_train[:50], y_train[:50])
+    with pytest.raises(ValueError, match="features"):
+        model.predict(X_train[:5, :10])
