@@ -59,7 +59,7 @@ def read_archive(path, fmt: str, version: int, what: str | None = None) -> tuple
     except damaged as exc:
         raise ValueError(f"{path} is not {what} (damaged: {exc})") from None
     if METADATA not in arrays:
-        raise ValueError(f"{path} has no neuromem metadata")
+        raise ValueError(f"{path} is not {what} (no neuromem metadata)")
     try:
         meta = json.loads(arrays.pop(METADATA).tobytes().decode())
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

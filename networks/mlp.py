@@ -25,11 +25,7 @@ crossbar.weights``. Everything lands in one :class:`neuromem.EnergyLedger`.
 
 from __future__ import annotations
 
-import errno
-import hashlib
-import json
 import math
-import zipfile
 from numbers import Integral, Real
 from pathlib import Path
 
@@ -43,6 +39,7 @@ from neuromem import ADC, DAC, ConverterChain, Crossbar, EnergyLedger, get_devic
 from neuromem.energy import ADD_16BIT_J, SRAM_LOAD_J
 
 from . import _mlp_kernels as kern
+from ._archive import read_archive, write_archive
 from .rbm import _jsonable_params, _params_from_json
 
 __all__ = ["CrossbarMLP"]
@@ -436,7 +433,8 @@ class CrossbarMLP(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ persistence
     def save(self, path) -> Path:
         """Write an ``.npz`` archive: device states and velocities plus JSON metadata
-        (parameters, classes, history, ledger, random streams) with SHA-256 per array."""
+        (parameters, classes, history, ledger, random streams) with SHA-256 per array
+        and of the metadata."""
         check_is_fitted(self, "crossbars_")
         path = Path(path)
         arrays = {"classes": np.asarray(self.classes_)}
@@ -447,46 +445,19 @@ class CrossbarMLP(ClassifierMixin, BaseEstimator):
             layers.append(m)
             if self.velocity_ is not None:
                 arrays[f"velocity{k}"] = self.velocity_[k]
-        meta = {"format": FORMAT, "version": FORMAT_VERSION,
-                "params": _jsonable_params(self.get_params()),
+        meta = {"params": _jsonable_params(self.get_params()),
                 "n_features_in": int(self.n_features_in_), "n_samples_seen": self.n_samples_seen_,
                 "pulse_weight": list(self.pulse_weight_), "history": self.history_,
                 "init_energy": self.init_energy_, "ledger": self.ledger_.as_dict(),
-                "layers": layers, "rng": _state_json(self._rng), "seed_stream": _state_json(self._seed_stream),
-                "sha256": {k: hashlib.sha256(np.ascontiguousarray(v).tobytes()).hexdigest()
-                           for k, v in arrays.items()}}
-        arrays["__metadata__"] = np.frombuffer(json.dumps(meta).encode(), dtype=np.uint8)
-        tmp = path.with_name(path.name + ".tmp.npz")
-        try:
-            np.savez_compressed(tmp, **arrays)
-            tmp.replace(path)
-        finally:
-            tmp.unlink(missing_ok=True)
+                "layers": layers, "rng": _state_json(self._rng), "seed_stream": _state_json(self._seed_stream)}
+        write_archive(path, arrays, meta, FORMAT, FORMAT_VERSION)
         return path
 
     @classmethod
     def load(cls, path) -> "CrossbarMLP":
         """Read a file written by :meth:`save`; a damaged or foreign file raises ValueError."""
         path = Path(path)
-        if not path.exists():
-            raise FileNotFoundError(errno.ENOENT, "No such file or directory", str(path))
-        if not zipfile.is_zipfile(path):
-            raise ValueError(f"{path} is not a CrossbarMLP archive (not an .npz file)")
-        try:
-            with np.load(path, allow_pickle=False) as archive:
-                arrays = {k: archive[k] for k in archive.files}
-            meta = json.loads(arrays.pop("__metadata__").tobytes().decode())
-        except (KeyError, OSError, ValueError, zipfile.BadZipFile) as exc:
-            raise ValueError(f"{path} is not a CrossbarMLP archive: {exc}") from None
-        if not isinstance(meta, dict) or meta.get("format") != FORMAT \
-                or meta.get("version") != FORMAT_VERSION:
-            raise ValueError(f"{path}: not a {FORMAT} v{FORMAT_VERSION} archive")
-        hashes = meta.get("sha256", {})
-        if set(hashes) != set(arrays):
-            raise ValueError(f"{path}: arrays {sorted(set(arrays) ^ set(hashes))} do not match the metadata")
-        for key, value in arrays.items():
-            if hashlib.sha256(np.ascontiguousarray(value).tobytes()).hexdigest() != hashes[key]:
-                raise ValueError(f"{path}: array {key!r} fails its checksum (file altered?)")
+        arrays, meta = read_archive(path, FORMAT, FORMAT_VERSION, what="a CrossbarMLP archive")
         try:
             params = _params_from_json(meta["params"])
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
