@@ -37,6 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neuromem.energy import energy_breakdown
+
 CHECKPOINT, CHECKPOINT_INFO, RESULTS = "checkpoint.npz", "checkpoint.json", "results.json"
 N_MNIST_TRAIN, N_MNIST_TEST = 60000, 10000
 #: seeds of the Poisson input streams of the three phases (independent of each other)
@@ -489,7 +491,8 @@ def main(argv=None, *, on_checkpoint=None) -> dict:
                                            "pulses": int(engine.program_result.pulses.sum())})
         results["ledger_after_training"] = ledger_train
         results["ledger"] = xbar.ledger.as_dict()
-        results["energy_j"] = {"total": xbar.ledger.total_j}
+        results["energy_j"] = {"total": xbar.ledger.total_j,
+                               "by_component": energy_breakdown(xbar.ledger)}
     (out / RESULTS).write_text(json.dumps(results, indent=1))
     name = s["device"] if xbar is None else type(xbar.device).__name__
     plot_receptive_fields(weights, out / "receptive_fields.png",

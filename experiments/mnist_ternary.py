@@ -23,6 +23,8 @@ from pathlib import Path
 
 import numpy as np
 
+from neuromem.energy import energy_breakdown
+
 RESULTS, CHECKPOINT, PROGRESS = "results.json", "checkpoint.npz", "progress.json"
 #: training throughput per watt reported by Greenberg-Toledo et al., Semicond. Sci.
 #: Technol. 36, 114003 (2021), and their MNIST accuracy
@@ -163,6 +165,8 @@ def summarise(model, ledger: dict, n_samples: int) -> dict:
         "published_ops_per_j": PUBLISHED_OPS_PER_J,
         "energy_by_operation_per_sample_j": {
             k: v["energy_j"] / n_samples for k, v in ledger.items() if k != "total_j"},
+        "energy_by_component_per_sample_j": {
+            k: v / n_samples for k, v in energy_breakdown(ledger).items()},
     }
 
 

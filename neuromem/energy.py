@@ -89,15 +89,18 @@ class EnergyLedger:
 
 #: ledger operation name -> component of :func:`energy_breakdown`
 COMPONENTS: dict[str, str] = {
-    "read": "array_reads", "verify_read": "array_reads",
+    "read": "array_reads", "verify_read": "array_reads", "synaptic_read": "array_reads",
+    "read_back": "array_reads",
     "potentiate": "programming_pulses", "depress": "programming_pulses",
+    "pulse_set": "programming_pulses", "pulse_reset": "programming_pulses",
+    "switch": "programming_pulses",
     "dac": "converters", "adc": "converters", "sample_hold": "converters",
     "shift_add": "converters",
     "comparator": "neurons", "mtj_sample": "neurons", "wta": "neurons",
     "digital_neuron": "neurons",
     "counter_increment": "counters",
     "sram_read": "digital_memory", "sram_write": "digital_memory",
-    "digital_op": "digital_logic",
+    "digital_op": "digital_logic", "digital": "digital_logic",
 }
 #: the components, in report order ("other" collects operations not in COMPONENTS)
 COMPONENT_ORDER = ("array_reads", "programming_pulses", "converters", "neurons", "counters",

@@ -57,6 +57,10 @@ def test_interrupted_run_resumes_to_the_uninterrupted_result(mnist, tmp_path):
     # twice chance on 200 images (20 neurons after 200 training images: 0.28)
     assert whole["accuracy"] > 0.2
     assert whole["accuracy"] == pytest.approx(np.trace(np.array(whole["confusion"])) / 200)
+    # the energy by hardware component adds up to the ledger's total
+    parts = whole["energy_j"]["by_component"]
+    assert parts["total_j"] == pytest.approx(whole["energy_j"]["total"], rel=1e-9)
+    assert parts["programming_pulses"] > 0 and parts["array_reads"] > 0
 
 
 def test_resume_with_other_settings_names_them(mnist, tmp_path, capsys):
