@@ -152,18 +152,6 @@ def _diff(after: dict, before: dict) -> dict:
     return out
 
 
-def _add(a: dict, b: dict) -> dict:
-    out = {k: dict(v) for k, v in a.items() if k != "total_j"}
-    for op, entry in b.items():
-        if op == "total_j":
-            continue
-        acc = out.setdefault(op, {"count": 0, "energy_j": 0.0})
-        acc["count"] += entry["count"]
-        acc["energy_j"] += entry["energy_j"]
-    out["total_j"] = sum(v["energy_j"] for v in out.values())
-    return out
-
-
 def run_mlp(config: dict, data: tuple, out_dir: str) -> dict:
     """Train one CrossbarMLP epoch by epoch (checkpoint after each), evaluate it."""
     from threadpoolctl import threadpool_limits
@@ -173,7 +161,7 @@ def run_mlp(config: dict, data: tuple, out_dir: str) -> dict:
 
 
 def _run_mlp(config, data, out_dir):
-    from neuromem.energy import energy_breakdown
+    from neuromem.energy import energy_breakdown, sum_reports
     from networks import CrossbarMLP
 
     X, y, X_eval, y_eval, info = data
@@ -195,7 +183,7 @@ def _run_mlp(config, data, out_dir):
         model.save(ckpt)
         print(f"  {config['name']}: epoch {len(model.history_)}/{config['epochs']}, "
               f"loss {model.history_[-1]['loss']:.4f}", flush=True)
-    train_report = _add(model.init_energy_, model.energy_report())
+    train_report = sum_reports(model.init_energy_, model.energy_report())
     before = model.energy_report()
     accuracy = float(model.score(X_eval, y_eval))
     infer = _diff(model.energy_report(), before)

@@ -43,6 +43,7 @@ from sklearn.utils.multiclass import check_classification_targets
 from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neuromem import SoftmaxWTA, get_device
+from neuromem.energy import sum_reports
 
 from ._constraints import Integer, Number, OneOf, validate_params
 from ._archive import metadata_digest as _meta_digest  # noqa: F401 (tests sign altered archives)
@@ -901,16 +902,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
 
     def energy_report(self) -> dict:
         """Operation counts and energy summed over every crossbar and its periphery."""
-        total: dict = {}
-        for mod in self._modules():
-            for op, entry in mod.ledger_.as_dict().items():
-                if op == "total_j":
-                    continue
-                acc = total.setdefault(op, {"count": 0, "energy_j": 0.0})
-                acc["count"] += entry["count"]
-                acc["energy_j"] += entry["energy_j"]
-        total["total_j"] = sum(v["energy_j"] for v in total.values())
-        return total
+        return sum_reports(*(mod.ledger_ for mod in self._modules()))
 
     # ------------------------------------------------------------------ persistence
     def save(self, path, *, training_state: bool = True) -> Path:

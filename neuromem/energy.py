@@ -107,6 +107,23 @@ COMPONENT_ORDER = ("array_reads", "programming_pulses", "converters", "neurons",
                    "digital_memory", "digital_logic", "other")
 
 
+def sum_reports(*reports) -> dict:
+    """One report (:meth:`EnergyLedger.as_dict` form) summing the counts and energies of
+    several ledgers or reports, operation by operation."""
+    out: dict = {}
+    for report in reports:
+        if isinstance(report, EnergyLedger):
+            report = report.as_dict()
+        for op, entry in report.items():
+            if op == "total_j":
+                continue
+            acc = out.setdefault(op, {"count": 0, "energy_j": 0.0})
+            acc["count"] += entry["count"]
+            acc["energy_j"] += entry["energy_j"]
+    out["total_j"] = sum(v["energy_j"] for v in out.values())
+    return out
+
+
 def energy_breakdown(report) -> dict[str, float]:
     """Energy in joules by hardware component, from a ledger or its :meth:`EnergyLedger.as_dict`.
 

@@ -133,3 +133,17 @@ def test_energy_breakdown_groups_operations():
         energy_breakdown([1, 2])
     with pytest.raises(ValueError, match="energy_j"):
         energy_breakdown({"read": 3})
+
+
+def test_sum_reports_adds_ledgers_operation_by_operation():
+    from neuromem import EnergyLedger
+    from neuromem.energy import sum_reports
+
+    a, b = EnergyLedger(), EnergyLedger()
+    a.record("read", 2, 1e-12)
+    b.record("read", 3, 2e-12)
+    b.record("adc", 1, 5e-12)
+    out = sum_reports(a, b.as_dict())
+    assert out["read"] == {"count": 5, "energy_j": pytest.approx(3e-12)}
+    assert out["adc"]["count"] == 1
+    assert out["total_j"] == pytest.approx(8e-12)
