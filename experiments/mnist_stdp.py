@@ -47,11 +47,11 @@ STREAM_TRAIN, STREAM_LABEL, STREAM_EVAL = 0, 1, 2
 PAPER_ACCURACY = {100: 0.829, 400: 0.870, 1600: 0.919, 6400: 0.950}
 
 #: settings that change what training does: a checkpoint must agree on all of them
-TRAINING_SETTINGS = ("device", "neuron", "n_neurons", "n_train", "seed", "sync_ms", "rounding",
+TRAINING_SETTINGS = ("device", "neuron", "n_neurons", "n_train", "epochs", "seed", "sync_ms", "rounding",
                      "between_images", "pulse_width", "step_calibration", "dt_ms", "final",
                      "n_validation", "input_delay_ms", "params")
 #: settings added after checkpoints were first written: what older ones ran with
-_SETTINGS_BEFORE = {"input_delay_ms": 0.0, "params": {}}
+_SETTINGS_BEFORE = {"input_delay_ms": 0.0, "params": {}, "epochs": 1}
 #: network parameters the command sets from its own flags (not through --param)
 _PARAMS_FROM_FLAGS = ("n_neurons", "dt_ms", "input_delay_max_ms", "n_input")
 
@@ -90,8 +90,12 @@ def _parser() -> argparse.ArgumentParser:
     g = ap.add_argument_group("protocol")
     g.add_argument("--n-train", type=int, default=None,
                    help="training images (default: all of the training split)")
-    g.add_argument("--n-label", type=int, default=10000,
-                   help="training images whose responses label the neurons")
+    g.add_argument("--epochs", type=int, default=1,
+                   help="passes over the --n-train images (the paper's 100- and 400-neuron "
+                        "networks: one)")
+    g.add_argument("--n-label", type=int, default=None,
+                   help="training images whose responses (learning off) label the neurons "
+                        "(default: all of the training split, as the paper)")
     g.add_argument("--n-test", type=int, default=10000,
                    help="images the accuracy is measured on (test set with --final, else "
                         "the validation split)")
@@ -143,7 +147,9 @@ def resolve_settings(args, ap) -> dict:
     n_split = N_MNIST_TRAIN - n_validation
     n_train = n_split if args.n_train is None else args.n_train
     need(1 <= n_train <= n_split, f"--n-train must lie in [1, {n_split}] (the training split), got {n_train}")
-    need(1 <= args.n_label <= n_split, f"--n-label must lie in [1, {n_split}], got {args.n_label}")
+    need(args.epochs >= 1, f"--epochs must be >= 1, got {args.epochs}")
+    n_label = n_split if args.n_label is None else args.n_label
+    need(1 <= n_label <= n_split, f"--n-label must lie in [1, {n_split}], got {n_label}")
     n_eval_max = N_MNIST_TEST if args.final else n_validation
     need(1 <= args.n_test <= n_eval_max, f"--n-test must lie in [1, {n_eval_max}], got {args.n_test}")
     params = _parse_params(args.param, ap)
@@ -154,8 +160,8 @@ def resolve_settings(args, ap) -> dict:
         except ValueError as exc:
             ap.error(f"--device: {exc}")
     return {"device": device or "none", "neuron": args.neuron, "n_neurons": args.n_neurons,
-            "n_train": n_train,
-            "n_label": args.n_label, "n_test": args.n_test, "n_validation": n_validation,
+            "n_train": n_train, "epochs": args.epochs,
+            "n_label": n_label, "n_test": args.n_test, "n_validation": n_validation,
             "final": bool(args.final), "seed": args.seed, "sync_ms": args.sync_ms,
             "rounding": args.rounding, "between_images": args.between_images,
             "pulse_width": args.pulse_width, "step_calibration": args.step_calibration,
@@ -188,8 +194,15 @@ def _parse_params(items, ap) -> dict:
     return dict(sorted(out.items()))
 
 
+def _train_counts(s: dict) -> np.ndarray:
+    """Spike counts per training presentation (uint16: a neuron spikes < 200 times per image)."""
+    return np.zeros((s["n_train"] * s["epochs"], s["n_neurons"]), np.uint16)
+
+
 def run_name(s: dict) -> str:
     parts = ["snn", s["device"], f"n{s['n_neurons']}", f"t{s['n_train']}"]
+    if s["epochs"] != 1:
+        parts.append(f"e{s['epochs']}")
     if s["neuron"] != "lif":
         parts.append(s["neuron"])
     if s["pulse_width"] != 1.0:
@@ -279,7 +292,7 @@ def resume(out: Path, s: dict, ap):
     except (KeyError, ValueError) as exc:
         ap.error(f"cannot resume from {out / CHECKPOINT} ({exc}); rerun with --no-resume")
     n_done = int(info["n_done"])
-    counts = np.zeros((s["n_train"], s["n_neurons"]), np.int64)
+    counts = _train_counts(s)
     counts[:n_done] = arrays["train_counts"][:n_done]
     return (engine, n_done, counts, float(info.get("train_s", 0.0)),
             arrays.get("pulses_at_start"))
@@ -403,26 +416,28 @@ def main(argv=None, *, on_checkpoint=None) -> dict:
     else:
         engine = build_engine(s)
         n_done, train_s = 0, 0.0
-        train_counts = np.zeros((s["n_train"], s["n_neurons"]), np.int64)
+        train_counts = _train_counts(s)
         pulses_at_start = None if engine.crossbar is None else engine.crossbar.pulse_count
     out.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
     bar = dict(disable=args.no_progress, file=sys.stderr, mininterval=2.0)
     xbar = engine.crossbar
+    n_shown = s["n_train"] * s["epochs"]
     t0 = time.time()
     with _deferred_interrupt() as interrupted, \
-            tqdm(total=s["n_train"], initial=n_done, desc="train", **bar) as progress:
-        while n_done < s["n_train"] and not interrupted():
+            tqdm(total=n_shown, initial=n_done, desc="train", **bar) as progress:
+        while n_done < n_shown and not interrupted():
             # small chunks: a Ctrl-C is honoured between images, within a second
             boundary = (n_done // args.checkpoint_every + 1) * args.checkpoint_every
-            stop = min(n_done + 50, boundary, s["n_train"])
+            stop = min(n_done + 50, boundary, n_shown)
+            # presentation i shows training image i mod n_train (epoch after epoch)
             train_counts[n_done:stop] = engine.present(
-                x_train[n_done:stop], learn=True, progress=progress, start_index=n_done,
-                stream=STREAM_TRAIN)
+                x_train[np.arange(n_done, stop) % s["n_train"]], learn=True, progress=progress,
+                start_index=n_done, stream=STREAM_TRAIN)
             previous, n_done = n_done, stop
             if (n_done // args.checkpoint_every > previous // args.checkpoint_every
-                    or n_done == s["n_train"] or interrupted()):
+                    or n_done == n_shown or interrupted()):
                 save_checkpoint(out, engine, n_done, s, train_counts, train_s + time.time() - t0,
                                 pulses_at_start)
                 if on_checkpoint is not None:
@@ -451,7 +466,7 @@ def main(argv=None, *, on_checkpoint=None) -> dict:
     cm = np.zeros((10, 10), dtype=np.int64)
     np.add.at(cm, (y_eval, pred), 1)
     weights = engine.weights()
-    n_images = s["n_train"] + s["n_label"] + s["n_test"]
+    n_images = n_shown + s["n_label"] + s["n_test"]
     results = {
         "experiment": "Diehl & Cook 2015 unsupervised MNIST, STDP on memristive synapses",
         "command": "neuromem snn " + " ".join(argv if argv is not None else sys.argv[1:]),
@@ -470,7 +485,7 @@ def main(argv=None, *, on_checkpoint=None) -> dict:
         "weights": {"mean": float(weights.mean()), "max": float(weights.max()),
                     "column_sum_mean": float(weights.sum(axis=0).mean())},
         "timings_s": {"train": train_s, "label_and_test": eval_s},
-        "images_per_s_train": s["n_train"] / max(train_s, 1e-9),
+        "images_per_s_train": n_shown / max(train_s, 1e-9),
         "wall_s_this_invocation": time.time() - t_start,
         "total_images": n_images,
         "resumed": bool(resuming),
@@ -495,10 +510,11 @@ def main(argv=None, *, on_checkpoint=None) -> dict:
                                "by_component": energy_breakdown(xbar.ledger)}
     (out / RESULTS).write_text(json.dumps(results, indent=1))
     name = s["device"] if xbar is None else type(xbar.device).__name__
+    epochs_note = f" x {s['epochs']}" if s["epochs"] > 1 else ""
     plot_receptive_fields(weights, out / "receptive_fields.png",
-                          f"{name}: receptive fields after {s['n_train']} images")
+                          f"{name}: receptive fields after {s['n_train']} images" + epochs_note)
     plot_confusion(cm, out / "confusion.png",
-                   f"{name}, {s['n_neurons']} neurons, {s['n_train']} training images: "
+                   f"{name}, {s['n_neurons']} neurons, {s['n_train']} training images{epochs_note}: "
                    f"{accuracy:.2%} on {s['n_test']} {'test' if s['final'] else 'validation'} images")
     print(f"accuracy {accuracy:.4f} on {results['evaluated_on']}; results in {out}")
     return results

@@ -76,6 +76,8 @@ def test_resume_with_other_settings_names_them(mnist, tmp_path, capsys):
 
 @pytest.mark.parametrize("flag, value, message", [
     ("--n-train", "0", "--n-train must lie in"),
+    ("--epochs", "0", "--epochs must be >= 1"),
+    ("--n-label", "60000", "--n-label must lie in [1, 50000]"),
     ("--n-neurons", "1", "--n-neurons must be >= 2"),
     ("--device", "flux-capacitor", "--device: unknown device"),
     ("--dt-ms", "0.7", "--dt-ms must divide 50 ms"),
@@ -145,3 +147,28 @@ def test_param_flag_sets_network_parameters_and_names_the_run(tmp_path):
     assert engine.params.n_neurons == 20  # the flags still set their own parameters
     assert "theta_plus_mv0.1" in mnist_stdp.run_name(s)
     assert not (tmp_path / "never").exists()
+
+
+def test_epochs_show_the_training_images_again(mnist, tmp_path):
+    """Two epochs over 30 images train as the same 30 images shown twice, in order."""
+    from neuromem.data import load_mnist
+    from networks import DiehlCookEngine
+    from networks.stdp import DiehlCookParams
+
+    res = mnist_stdp.main(["--device", "ideal", "--n-neurons", "10", "--n-train", "30",
+                           "--epochs", "2", "--n-label", "20", "--n-test", "20", "--workers", "0",
+                           "--out", str(tmp_path), "--no-progress"])
+    assert res["settings"]["epochs"] == 2 and res["total_images"] == 60 + 20 + 20
+    x, _ = load_mnist(kind="train")
+    twin = DiehlCookEngine("ideal", params=DiehlCookParams(n_neurons=10), seed=0)
+    twin.present(np.concatenate([x[:30], x[:30]]), learn=True, stream=mnist_stdp.STREAM_TRAIN)
+    assert res["weights"]["mean"] == pytest.approx(float(twin.weights().mean()), rel=1e-12)
+    assert res["weights"]["max"] == pytest.approx(float(twin.weights().max()), rel=1e-12)
+    assert "-e2-" in mnist_stdp.run_name(res["settings"])
+
+
+def test_labelling_uses_the_whole_training_split_by_default(tmp_path):
+    ap = mnist_stdp._parser()
+    base = ["--n-neurons", "20", "--out", str(tmp_path)]
+    assert mnist_stdp.resolve_settings(ap.parse_args(base), ap)["n_label"] == 50000
+    assert mnist_stdp.resolve_settings(ap.parse_args(base + ["--final"]), ap)["n_label"] == 60000
