@@ -47,11 +47,12 @@ STREAM_TRAIN, STREAM_LABEL, STREAM_EVAL = 0, 1, 2
 PAPER_ACCURACY = {100: 0.829, 400: 0.870, 1600: 0.919, 6400: 0.950}
 
 #: settings that change what training does: a checkpoint must agree on all of them
-TRAINING_SETTINGS = ("device", "neuron", "n_neurons", "n_train", "epochs", "seed", "sync_ms", "rounding",
+TRAINING_SETTINGS = ("device", "neuron", "n_neurons", "n_train", "epochs", "anneal", "seed",
+                     "sync_ms", "rounding",
                      "between_images", "pulse_width", "step_calibration", "dt_ms", "final",
                      "n_validation", "input_delay_ms", "params")
 #: settings added after checkpoints were first written: what older ones ran with
-_SETTINGS_BEFORE = {"input_delay_ms": 0.0, "params": {}, "epochs": 1}
+_SETTINGS_BEFORE = {"input_delay_ms": 0.0, "params": {}, "epochs": 1, "anneal": 1.0}
 #: network parameters the command sets from its own flags (not through --param)
 _PARAMS_FROM_FLAGS = ("n_neurons", "dt_ms", "input_delay_max_ms", "n_input")
 
@@ -93,6 +94,9 @@ def _parser() -> argparse.ArgumentParser:
     g.add_argument("--epochs", type=int, default=1,
                    help="passes over the --n-train images (the paper's 100- and 400-neuron "
                         "networks: one)")
+    g.add_argument("--anneal", type=float, default=1.0, metavar="RATIO",
+                   help="STDP rates fall geometrically over training to RATIO times the "
+                        "paper's (1: constant rates, as the paper)")
     g.add_argument("--n-label", type=int, default=None,
                    help="training images whose responses (learning off) label the neurons "
                         "(default: all of the training split, as the paper)")
@@ -148,6 +152,7 @@ def resolve_settings(args, ap) -> dict:
     n_train = n_split if args.n_train is None else args.n_train
     need(1 <= n_train <= n_split, f"--n-train must lie in [1, {n_split}] (the training split), got {n_train}")
     need(args.epochs >= 1, f"--epochs must be >= 1, got {args.epochs}")
+    need(0 < args.anneal <= 1, f"--anneal must lie in (0, 1], got {args.anneal}")
     n_label = n_split if args.n_label is None else args.n_label
     need(1 <= n_label <= n_split, f"--n-label must lie in [1, {n_split}], got {n_label}")
     n_eval_max = N_MNIST_TEST if args.final else n_validation
@@ -160,7 +165,7 @@ def resolve_settings(args, ap) -> dict:
         except ValueError as exc:
             ap.error(f"--device: {exc}")
     return {"device": device or "none", "neuron": args.neuron, "n_neurons": args.n_neurons,
-            "n_train": n_train, "epochs": args.epochs,
+            "n_train": n_train, "epochs": args.epochs, "anneal": args.anneal,
             "n_label": n_label, "n_test": args.n_test, "n_validation": n_validation,
             "final": bool(args.final), "seed": args.seed, "sync_ms": args.sync_ms,
             "rounding": args.rounding, "between_images": args.between_images,
@@ -203,6 +208,8 @@ def run_name(s: dict) -> str:
     parts = ["snn", s["device"], f"n{s['n_neurons']}", f"t{s['n_train']}"]
     if s["epochs"] != 1:
         parts.append(f"e{s['epochs']}")
+    if s["anneal"] != 1.0:
+        parts.append(f"anneal{s['anneal']:g}")
     if s["neuron"] != "lif":
         parts.append(s["neuron"])
     if s["pulse_width"] != 1.0:
@@ -421,6 +428,8 @@ def main(argv=None, *, on_checkpoint=None) -> dict:
     out.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
+    from networks.stdp import annealed_scale
+
     bar = dict(disable=args.no_progress, file=sys.stderr, mininterval=2.0)
     xbar = engine.crossbar
     n_shown = s["n_train"] * s["epochs"]
@@ -431,6 +440,7 @@ def main(argv=None, *, on_checkpoint=None) -> dict:
             # small chunks: a Ctrl-C is honoured between images, within a second
             boundary = (n_done // args.checkpoint_every + 1) * args.checkpoint_every
             stop = min(n_done + 50, boundary, n_shown)
+            engine.set_learning_rate_scale(annealed_scale(s["anneal"], n_done, n_shown))
             # presentation i shows training image i mod n_train (epoch after epoch)
             train_counts[n_done:stop] = engine.present(
                 x_train[np.arange(n_done, stop) % s["n_train"]], learn=True, progress=progress,

@@ -30,7 +30,7 @@ from neuromem.brian import nominal_pulse_step
 from neuromem.volatile import DiffusiveMemristor
 
 from . import _diehl_cook_kernels as kern
-from .stdp import DiehlCookParams, input_delay_steps, make_device
+from .stdp import DiehlCookParams, check_learning_rate_scale, input_delay_steps, make_device
 
 __all__ = ["DiehlCookEngine", "BETWEEN_IMAGES", "ROUNDINGS"]
 
@@ -181,6 +181,7 @@ class DiehlCookEngine:
             self._w = np.empty(n_cells)
             self._read_weights()
         self._p = self._parameter_vector()
+        self.learning_rate_scale = 1.0
         dt_s = p.dt_ms * 1e-3
         self._tables = tuple(kern.trace_table(dt_s, tau * 1e-3)
                              for tau in (p.tc_pre_ms, p.tc_post1_ms, p.tc_post2_ms))
@@ -256,6 +257,14 @@ class DiehlCookEngine:
         vec[kern.DW_UP], vec[kern.DW_DOWN] = self._dw
         vec[kern.PER_DW_UP], vec[kern.PER_DW_DOWN] = 1.0 / self._dw[0], 1.0 / self._dw[1]
         return vec
+
+    def set_learning_rate_scale(self, scale: float) -> None:
+        """Multiply the STDP rates ``nu_pre`` and ``nu_post`` by ``scale`` from now on
+        (a learning-rate schedule steps it down during training; 1: the paper's rates).
+        On a crossbar a smaller rate means fewer pulses, not smaller ones."""
+        self.learning_rate_scale = check_learning_rate_scale(scale)
+        self._p[kern.NU_PRE] = self.params.nu_pre * self.learning_rate_scale
+        self._p[kern.NU_POST] = self.params.nu_post * self.learning_rate_scale
 
     def _excitatory_neurons(self):
         """Per-neuron threshold (V), refractory steps and their cycle-to-cycle jitter.
@@ -544,7 +553,8 @@ class DiehlCookEngine:
         arrays = {f"net_{k}": v.copy() for k, v in self._state.items()}
         arrays["acc"] = self._acc.copy()
         meta = {"step": self.step, "t_last_s": self._t_last_s, "requested": dict(self.requested),
-                "synaptic_events": self.synaptic_events, "dw_per_pulse": list(self._dw)}
+                "synaptic_events": self.synaptic_events, "dw_per_pulse": list(self._dw),
+                "learning_rate_scale": self.learning_rate_scale}
         if self.crossbar is None:
             arrays["w"] = self._w.copy()
         else:
@@ -573,6 +583,7 @@ class DiehlCookEngine:
         self._t_last_s = float(meta["t_last_s"])
         self.requested = dict(meta["requested"])
         self.synaptic_events = int(meta["synaptic_events"])
+        self.set_learning_rate_scale(float(meta.get("learning_rate_scale", 1.0)))
 
 
 def _respond_shard(frozen: dict, images, stream: int, start_index: int):

@@ -232,6 +232,24 @@ class DiehlCookParams:
         return out
 
 
+def check_learning_rate_scale(scale) -> float:
+    """``scale`` as a float in (0, 1e3], or a ValueError naming it."""
+    if isinstance(scale, bool) or not isinstance(scale, (int, float)) or not 0 < scale <= 1e3 \
+            or not np.isfinite(scale):
+        raise ValueError(f"learning-rate scale must be a number in (0, 1000], got {scale!r}")
+    return float(scale)
+
+
+def annealed_scale(final_ratio: float, done: int, total: int) -> float:
+    """Learning-rate scale after ``done`` of ``total`` training presentations when the
+    rates fall geometrically from the paper's to ``final_ratio`` times them."""
+    if not 0 < final_ratio <= 1:
+        raise ValueError(f"final_ratio must lie in (0, 1], got {final_ratio!r}")
+    if not 0 <= done <= total or total < 1:
+        raise ValueError(f"need 0 <= done <= total and total >= 1, got done={done}, total={total}")
+    return float(final_ratio) ** (done / total)
+
+
 class DiehlCook2015:
     """The Diehl & Cook 2015 network with its input->excitatory synapses on a crossbar.
 
@@ -345,6 +363,7 @@ class DiehlCook2015:
         if p.input_delay_max_ms > 0:
             steps = input_delay_steps(p, seed)
             self.xe.delay = steps[np.asarray(self.xe.i[:]), np.asarray(self.xe.j[:])] * dt
+        self.learning_rate_scale = 1.0
         self.set_learning(True)
         self._sequencer = NetworkOperation(self._step, dt=step, when="start", name="dc_sequencer")
         self.network = Network(self.inputs, self.exc, self.inh, self.ei, self.ie, self.xe,
@@ -355,10 +374,17 @@ class DiehlCook2015:
     def set_learning(self, on: bool) -> None:
         """STDP, adaptive thresholds and normalisation on (training) or off (labelling/test)."""
         self.learning = bool(on)
-        self.xe.nu_pre_s = self.params.nu_pre if on else 0.0
-        self.xe.nu_post_s = self.params.nu_post if on else 0.0
+        scale = self.learning_rate_scale if on else 0.0
+        self.xe.nu_pre_s = self.params.nu_pre * scale
+        self.xe.nu_post_s = self.params.nu_post * scale
         self.exc.theta_step = self.params.theta_plus_mv * mV if on else 0 * mV
         self.exc.theta_decays = 1.0 if on else 0.0  # the paper holds theta fixed at test time
+
+    def set_learning_rate_scale(self, scale: float) -> None:
+        """Multiply the STDP rates ``nu_pre`` and ``nu_post`` by ``scale`` from now on
+        (a learning-rate schedule steps it down during training; 1: the paper's rates)."""
+        self.learning_rate_scale = check_learning_rate_scale(scale)
+        self.set_learning(self.learning)
 
     def normalise(self) -> None:
         """Scale each neuron's input weights towards ``norm_total`` by pulses."""

@@ -77,6 +77,8 @@ def test_resume_with_other_settings_names_them(mnist, tmp_path, capsys):
 @pytest.mark.parametrize("flag, value, message", [
     ("--n-train", "0", "--n-train must lie in"),
     ("--epochs", "0", "--epochs must be >= 1"),
+    ("--anneal", "0", "--anneal must lie in (0, 1]"),
+    ("--anneal", "1.5", "--anneal must lie in (0, 1]"),
     ("--n-label", "60000", "--n-label must lie in [1, 50000]"),
     ("--n-neurons", "1", "--n-neurons must be >= 2"),
     ("--device", "flux-capacitor", "--device: unknown device"),
@@ -165,6 +167,8 @@ def test_epochs_show_the_training_images_again(mnist, tmp_path):
     assert res["weights"]["mean"] == pytest.approx(float(twin.weights().mean()), rel=1e-12)
     assert res["weights"]["max"] == pytest.approx(float(twin.weights().max()), rel=1e-12)
     assert "-e2-" in mnist_stdp.run_name(res["settings"])
+    assert "anneal" not in mnist_stdp.run_name(res["settings"])
+    assert "-anneal0.1-" in mnist_stdp.run_name({**res["settings"], "anneal": 0.1})
 
 
 def test_labelling_uses_the_whole_training_split_by_default(tmp_path):
