@@ -8,6 +8,12 @@ the last ``--n-validation`` training images are held out and the accuracy is mea
 on them (choose settings this way); with ``--final`` training uses all 60 000 images
 and the accuracy is measured on the first ``--n-test`` test images.
 
+The network's parameters come from a recipe (``--recipe``; data files in
+``networks/recipes/snn/``): ``tuned`` (the default: no depression at input spikes, four
+times the paper's potentiation, chosen on the validation split) or ``diehl-cook-2015``
+(the paper's rule); ``--param NAME=VALUE`` overrides one field of
+:class:`networks.stdp.DiehlCookParams`.
+
 The network runs in the compiled engine (:class:`networks.DiehlCookEngine`, which a
 test holds to the Brian2 model :class:`networks.stdp.DiehlCook2015` spike for spike).
 Labelling and testing have frozen weights and are split into shards on Dask workers
@@ -69,9 +75,13 @@ def _parser() -> argparse.ArgumentParser:
                    help="excitatory neurons: the paper's LIF, or diffusive (volatile) "
                         "memristor neurons with device spread")
     g.add_argument("--dt-ms", type=float, default=0.5, help="simulation step (ms)")
+    g.add_argument("--recipe", default="tuned",
+                   help="named network parameters (networks/recipes/snn/: 'tuned', chosen on "
+                        "the validation split; 'diehl-cook-2015', the paper's rule) or a "
+                        "TOML file with a [params] table")
     g.add_argument("--param", action="append", default=[], metavar="NAME=VALUE",
-                   help="set one network parameter of networks.stdp.DiehlCookParams (e.g. "
-                        "theta_plus_mv=0.1); repeat for more")
+                   help="set one network parameter of networks.stdp.DiehlCookParams over the "
+                        "recipe's (e.g. theta_plus_mv=0.1); repeat for more")
     g.add_argument("--input-delay-ms", type=float, default=0.0,
                    help="input->excitatory delays drawn per synapse from U(0, this) ms "
                         "(the published code: 10); 0 for none")
@@ -157,7 +167,16 @@ def resolve_settings(args, ap) -> dict:
     need(1 <= n_label <= n_split, f"--n-label must lie in [1, {n_split}], got {n_label}")
     n_eval_max = N_MNIST_TEST if args.final else n_validation
     need(1 <= args.n_test <= n_eval_max, f"--n-test must lie in [1, {n_eval_max}], got {args.n_test}")
-    params = _parse_params(args.param, ap)
+    from networks.recipes import load_snn_recipe
+
+    try:
+        recipe = load_snn_recipe(args.recipe)
+    except (ValueError, FileNotFoundError) as exc:
+        ap.error(f"--recipe: {exc}")
+    from_flags = sorted(set(recipe["params"]) & set(_PARAMS_FROM_FLAGS))
+    need(not from_flags, f"--recipe {args.recipe}: {from_flags} are set by their own flags, "
+                         "not by a recipe")
+    params = dict(sorted({**recipe["params"], **_parse_params(args.param, ap)}.items()))
     device = None if args.device.lower() == "none" else args.device
     if device is not None:
         try:
@@ -170,7 +189,8 @@ def resolve_settings(args, ap) -> dict:
             "final": bool(args.final), "seed": args.seed, "sync_ms": args.sync_ms,
             "rounding": args.rounding, "between_images": args.between_images,
             "pulse_width": args.pulse_width, "step_calibration": args.step_calibration,
-            "dt_ms": args.dt_ms, "input_delay_ms": args.input_delay_ms, "params": params}
+            "dt_ms": args.dt_ms, "input_delay_ms": args.input_delay_ms, "recipe": recipe["name"],
+            "params": params}
 
 
 def _parse_params(items, ap) -> dict:

@@ -9,7 +9,8 @@
     neuromem lifetime [ARGS...] experiments/lifetime.py      (drift after training, refresh)
     neuromem adc  [ARGS...]   experiments/adc_comparison.py  (DBN vs ADC MLP vs float, energy)
     neuromem ternary [ARGS...] experiments/mnist_ternary.py  (ternary MLP on MTJ pairs)
-    neuromem recipes [--json] the named training recipes of neuromem dbn, with their results
+    neuromem recipes [--json] the named training recipes of neuromem dbn (and, without --json,
+                              of neuromem snn), with their results
     neuromem data [--dir DIR] download and verify MNIST (for users who are online)
     neuromem devices [--json] the registered device families, their sources and parameters
     neuromem devices --export DEVICE --out FILE.csv   a device's pulse table (measured devices)
@@ -180,6 +181,14 @@ def cmd_recipes(args) -> int:
                             subsequent_indent="  "))
         print(f"  measured: {recipe['results']}")
         print()
+    from networks.recipes import available_snn_recipes
+
+    for name, recipe in available_snn_recipes().items():
+        print(f"{name}  (neuromem snn --recipe {name}; {recipe['params'] or 'the paper parameters'})")
+        print(textwrap.fill(recipe["description"], 88, initial_indent="  ",
+                            subsequent_indent="  "))
+        print(f"  measured: {recipe['results']}")
+        print()
     return 0
 
 
@@ -246,7 +255,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.required = True
     for name, (module, text) in EXPERIMENTS.items():
         sub.add_parser(name, help=f"{text} [{module}]", add_help=False)
-    p = sub.add_parser("recipes", help="list the training recipes of 'neuromem dbn'")
+    p = sub.add_parser("recipes", help="list the training recipes of 'neuromem dbn' and 'neuromem snn'")
     p.add_argument("--json", action="store_true", help="machine-readable output")
     p.set_defaults(func=cmd_recipes)
     p = sub.add_parser("data", help="download and verify MNIST")

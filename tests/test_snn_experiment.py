@@ -91,6 +91,8 @@ def test_resume_with_other_settings_names_them(mnist, tmp_path, capsys):
     ("--param", "n_neurons=3", "--param takes NAME=VALUE"),
     ("--param", "theta_plus_mv=abc", "--param theta_plus_mv: expected a number"),
     ("--param", "input_delay_max_ms=-1", "--param takes NAME=VALUE"),
+    ("--recipe", "no-such-recipe", "--recipe: unknown recipe 'no-such-recipe'"),
+    ("--recipe", "missing/recipe.toml", "--recipe: recipe file missing/recipe.toml does not exist"),
 ])
 def test_bad_arguments_exit_2_before_creating_anything(tmp_path, capsys, flag, value, message):
     out = tmp_path / "never"
@@ -141,7 +143,8 @@ def test_simulated_rest_runs_the_frozen_phases_here(mnist, tmp_path):
 
 def test_param_flag_sets_network_parameters_and_names_the_run(tmp_path):
     ap = mnist_stdp._parser()
-    args = ap.parse_args(_argv(tmp_path, "--param", "theta_plus_mv=0.1", "--param", "max_retries=2"))
+    args = ap.parse_args(_argv(tmp_path, "--recipe", "diehl-cook-2015", "--param",
+                               "theta_plus_mv=0.1", "--param", "max_retries=2"))
     s = mnist_stdp.resolve_settings(args, ap)
     assert s["params"] == {"max_retries": 2, "theta_plus_mv": 0.1}
     engine = mnist_stdp.build_engine(s)
@@ -176,3 +179,41 @@ def test_labelling_uses_the_whole_training_split_by_default(tmp_path):
     base = ["--n-neurons", "20", "--out", str(tmp_path)]
     assert mnist_stdp.resolve_settings(ap.parse_args(base), ap)["n_label"] == 50000
     assert mnist_stdp.resolve_settings(ap.parse_args(base + ["--final"]), ap)["n_label"] == 60000
+
+
+def test_recipes_set_the_network_and_flags_override_them(tmp_path):
+    """The default recipe is the tuned rule; the paper's is a recipe; --param wins."""
+    from networks.recipes import load_snn_recipe
+
+    ap = mnist_stdp._parser()
+    resolve = lambda *extra: mnist_stdp.resolve_settings(ap.parse_args(_argv(tmp_path, *extra)), ap)
+    tuned = load_snn_recipe("tuned")["params"]
+    assert resolve()["params"] == tuned and tuned["nu_pre"] == 0.0
+    assert resolve()["recipe"] == "tuned"
+    paper = resolve("--recipe", "diehl-cook-2015")
+    assert paper["params"] == {} and paper["recipe"] == "diehl-cook-2015"
+    assert mnist_stdp.build_engine(paper).params.nu_pre == 1e-4  # the paper's rate
+    over = resolve("--param", "nu_post=0.02")
+    assert over["params"] == {**tuned, "nu_post": 0.02}
+    assert mnist_stdp.build_engine(over).params.nu_post == 0.02
+    own = tmp_path / "mine.toml"
+    own.write_text('description = "mine"\n[params]\nw_ie = 20.0\n')
+    assert resolve("--recipe", str(own))["params"] == {"w_ie": 20.0}
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[params]\nnu_pree = 0.0\n', "not DiehlCookParams fields"),
+    ('[params]\nnu_pre = "zero"\n', "must be numbers"),
+    ('[params]\nn_neurons = 10\n', "set by their own flags"),
+    ('[parms]\nnu_pre = 0.0\n', "unknown recipe keys"),
+    ('[params\n', "not valid TOML"),
+])
+def test_bad_recipe_files_exit_2_naming_the_problem(tmp_path, capsys, text, message):
+    bad = tmp_path / "bad.toml"
+    bad.write_text(text)
+    with pytest.raises(SystemExit) as exc:
+        mnist_stdp.main(_argv(tmp_path / "never", "--recipe", str(bad)))
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert message in err and "--recipe" in err and "Traceback" not in err
+    assert not (tmp_path / "never").exists()

@@ -33,9 +33,13 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover - Python 3.10
     import tomli as tomllib
 
-__all__ = ["RUN_DEFAULTS", "RECIPE_DIR", "available_recipes", "load_recipe", "recipe_estimator_params"]
+__all__ = ["RUN_DEFAULTS", "RECIPE_DIR", "SNN_RECIPE_DIR", "available_recipes", "load_recipe",
+           "recipe_estimator_params", "available_snn_recipes", "load_snn_recipe"]
 
 RECIPE_DIR = Path(__file__).resolve().parent
+#: recipes of the Diehl & Cook network (``neuromem snn --recipe``): ``[params]`` holds
+#: :class:`networks.stdp.DiehlCookParams` fields
+SNN_RECIPE_DIR = RECIPE_DIR / "snn"
 #: Keys of a recipe's ``[run]`` table and their values when a recipe leaves them out.
 RUN_DEFAULTS = {
     "dataset": "digits",     # mnist, digits, a directory of IDX files, or an .npz file
@@ -140,3 +144,51 @@ def recipe_estimator_params(recipe: dict) -> dict:
         if isinstance(params.get(key), list):
             params[key] = tuple(params[key])
     return params
+
+
+def available_snn_recipes() -> dict[str, dict]:
+    """Every shipped recipe of the spiking network, by name."""
+    return {p.stem: load_snn_recipe(p.stem) for p in sorted(SNN_RECIPE_DIR.glob("*.toml"))}
+
+
+def load_snn_recipe(source) -> dict:
+    """A recipe of the Diehl & Cook network by name (shipped) or TOML path:
+    ``{"name", "description", "results", "params"}``, where ``params`` are
+    :class:`networks.stdp.DiehlCookParams` fields (numbers; checked by building one)."""
+    from dataclasses import fields
+
+    from networks.stdp import DiehlCookParams
+
+    text = str(source)
+    path = Path(text)
+    if path.suffix != ".toml" and "/" not in text and "\\" not in text:
+        path = SNN_RECIPE_DIR / f"{text}.toml"
+        if not path.is_file():
+            names = ", ".join(p.stem for p in sorted(SNN_RECIPE_DIR.glob("*.toml")))
+            raise ValueError(f"unknown recipe {text!r}; the shipped spiking-network recipes are: "
+                             f"{names} (or give the path of a .toml file)")
+    if not path.is_file():
+        raise FileNotFoundError(f"recipe file {path} does not exist")
+    try:
+        data = tomllib.loads(path.read_text())
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{path} is not valid TOML: {exc}") from None
+    unknown = set(data) - {"description", "results", "params"}
+    if unknown:
+        raise ValueError(f"{path}: unknown recipe keys {sorted(unknown)}; a spiking-network "
+                         "recipe holds description, results and [params]")
+    params = data.get("params", {})
+    known = {f.name for f in fields(DiehlCookParams)}
+    if not isinstance(params, dict) or set(params) - known:
+        raise ValueError(f"{path}: [params] keys {sorted(set(params) - known)} are not "
+                         f"DiehlCookParams fields")
+    bad = [k for k, v in params.items()
+           if isinstance(v, bool) or not isinstance(v, (int, float))]
+    if bad:
+        raise ValueError(f"{path}: [params] {bad} must be numbers")
+    try:
+        DiehlCookParams(**params)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{path}: {exc}") from None
+    return {"name": path.stem, "description": data.get("description", ""),
+            "results": data.get("results", ""), "params": dict(sorted(params.items()))}
