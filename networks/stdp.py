@@ -218,6 +218,14 @@ class DiehlCookParams:
             raise ValueError(f"input_delay_max_ms must be a non-negative number of ms, got "
                              f"{self.input_delay_max_ms!r}")
 
+    @classmethod
+    def from_recipe(cls, source="tuned", **overrides) -> "DiehlCookParams":
+        """The parameters of a named recipe (``networks/recipes/snn/``: ``"tuned"``,
+        ``"diehl-cook-2015"``) or TOML file, with ``overrides`` (e.g. ``n_neurons=400``)."""
+        from .recipes import load_snn_recipe
+
+        return cls(**{**load_snn_recipe(source)["params"], **overrides})
+
     def namespace(self) -> dict:
         """Brian2 names with units (``tau_e``, ``v_rest_e``, ...)."""
         out = {}

@@ -75,3 +75,12 @@ def test_annealed_scale_falls_geometrically():
     for bad in [(0.0, 0, 10), (1.5, 0, 10), (0.5, 11, 10), (0.5, 0, 0)]:
         with pytest.raises(ValueError):
             annealed_scale(*bad)
+
+
+def test_params_from_recipe_take_overrides():
+    tuned = DiehlCookParams.from_recipe("tuned", n_neurons=7)
+    assert tuned.nu_pre == 0.0 and tuned.nu_post > DiehlCookParams().nu_post
+    assert tuned.n_neurons == 7
+    assert DiehlCookParams.from_recipe("diehl-cook-2015") == DiehlCookParams()
+    with pytest.raises(ValueError, match="unknown recipe"):
+        DiehlCookParams.from_recipe("nope")
