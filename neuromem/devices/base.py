@@ -40,6 +40,9 @@ class Device:
     name: ClassVar[str] = "device"
     #: rows of the state array, in order
     state_names: ClassVar[tuple[str, ...]] = ()
+    #: the rows of ``state_names`` that wear with use (change with every pulse whatever
+    #: the stored value, and never come back): empty for a device that does not age
+    ageing_names: ClassVar[tuple[str, ...]] = ()
     #: where the default parameters come from ("assumed" where no source gives them)
     source: ClassVar[str] = "assumed"
     #: True when the device accepts arbitrary analogue conductance changes

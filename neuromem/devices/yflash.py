@@ -377,6 +377,8 @@ class YFlash(Device):
     #: at 500 nS): 0.1 of the ~1 uS range
     operating_level: ClassVar[float] = 0.1
     state_names: ClassVar[tuple[str, ...]] = ("q_fg_c", "va_v", "beta_v")
+    #: V_a and beta relax toward their limits with every program / erase pulse
+    ageing_names: ClassVar[tuple[str, ...]] = ("va_v", "beta_v")
     source: ClassVar[str] = (
         "Wang et al., Appl. Phys. Lett. 119, 263504 (2021) (physical compact model); "
         "Danial et al., Nat. Electron. 2, 596 (2019) (Y-Flash device); "
