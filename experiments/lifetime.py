@@ -16,6 +16,9 @@ recipe's plan again, so the devices keep the wear of every pulse (Y-Flash: ``V_a
 ``beta`` relax toward their limits with each program / erase pulse). After each listed
 N: the accuracy (``cycle_<N>``) and the chip's wear (``ageing.cycle_<N>``: mean pulses
 per device, mean of each ageing variable). ``t_0`` is then measured after the last cycle.
+A retraining wears a device by a few pulses only; ``--wear-cycles K`` adds K full
+program / full erase cycles of every device before each retraining (Y-Flash's endurance
+test: program-and-verify between 0.5 nS and 0.3 uS), the wear of many retrainings at once.
 
 Writes ``results.json`` (settings and the accuracies under ``metrics``) into ``--out``.
 
@@ -23,6 +26,7 @@ Example::
 
     neuromem lifetime --recipe digits --device pcm --times 3600 86400 3.15e7
     neuromem lifetime --recipe digits --cycles 0 1 3 10 --times 3600
+    neuromem lifetime --recipe digits --cycles 0 1 5 --wear-cycles 80
 """
 
 from __future__ import annotations
@@ -49,6 +53,10 @@ def build_parser():
                    help="retraining cycles (ascending, >= 0) after which to measure: the chip "
                         "is programmed back to its starting state and trained again, up to the "
                         "largest N times, before time passes (default: train once)")
+    p.add_argument("--wear-cycles", type=int, default=0, metavar="K",
+                   help="full program / full erase cycles every device takes before each "
+                        "retraining (program-and-verify between the device's full-cycle "
+                        "levels; Y-Flash): the wear of many retrainings at once")
     return p
 
 
@@ -61,11 +69,23 @@ def check_argv(argv) -> dict:
     cycles = args.cycles
     if cycles is not None and (any(n < 0 for n in cycles) or list(cycles) != sorted(set(cycles))):
         parser.error(f"--cycles must be distinct, ascending whole numbers >= 0, got {cycles}")
+    if args.wear_cycles < 0:
+        parser.error(f"--wear-cycles must be >= 0, got {args.wear_cycles}")
+    if args.wear_cycles and not (cycles and max(cycles) >= 1):
+        parser.error("--wear-cycles wears the chip before each retraining: give --cycles with "
+                     "a largest N >= 1")
     times = args.times
     if any(not np.isfinite(t) or t <= 0 for t in times) or list(times) != sorted(set(times)):
         parser.error(f"--times must be distinct, ascending and > 0 seconds, got {times}")
     recipe, params = resolve_network(args, parser)
     check_network(parser, f"network of recipe {args.recipe}", params)
+    if args.wear_cycles:
+        from neuromem.devices import get_device
+
+        device = get_device(params.get("device", "yflash"))
+        if device.full_cycle_levels_s is None:
+            parser.error(f"--wear-cycles: device {device.name} defines no full program / erase "
+                         "levels (Y-Flash does)")
     if not isinstance(params.get("n_top_iter"), int):
         parser.error("the recipe's n_top_iter is 'auto': give --top-epochs N")
     return {"args": args, "recipe": recipe, "params": params, "parser": parser}
@@ -83,6 +103,20 @@ def _train(dbn, X, y, n_top: int) -> None:
         stage, epoch = dbn.train_epoch(X, y)
         if stage == "top" and epoch + 1 == n_top:
             return
+
+
+def full_cycles(dbn, n_cycles: int) -> None:
+    """``n_cycles`` full program / full erase cycles on every device of the chip (both
+    arrays of each crossbar): program-and-verify down to the device's low full-cycle
+    level, then up to its high one (5 % tolerance, 200 pulses at most each way)."""
+    for layer in list(dbn.layers_) + [dbn.top_]:
+        xbar = layer.crossbar_
+        low, high = xbar.device.full_cycle_levels_s
+        arrays = ("plus",) if xbar.scheme == "single" else ("plus", "minus")
+        for _ in range(n_cycles):
+            for array in arrays:
+                xbar.program(low, array=array, tolerance=0.05, max_pulses=200)
+                xbar.program(high, array=array, tolerance=0.05, max_pulses=200)
 
 
 def wear(dbn) -> dict:
@@ -126,7 +160,8 @@ def _main(argv, settings, data, out) -> int:
     metrics, ageing, rewinds = {}, {}, []
     cycles = args.cycles or []
     for n in range(max(cycles, default=0) + 1):
-        if n:  # program the chip back to its starting state and train it again
+        if n:  # (wear it,) program it back to its starting state and train it again
+            full_cycles(dbn, args.wear_cycles)
             rewinds.append(dbn.rewind())
             _train(dbn, Xt, yt, n_top)
         if n in cycles:
@@ -160,7 +195,8 @@ def _main(argv, settings, data, out) -> int:
         "eval_set": data["eval_set"], "dataset": data["info"],
         "network": params,
         "metrics": metrics,
-        "cycles": list(cycles), "ageing": ageing, "wear_after_refresh": wear(dbn),
+        "cycles": list(cycles), "wear_cycles_per_retraining": args.wear_cycles,
+        "ageing": ageing, "wear_after_refresh": wear(dbn),
         "rewinds": rewinds,
         "wall_time_s": {"training": train_s, "retraining_cycles": retrain_s,
                         "total": time.perf_counter() - t_start},

@@ -55,6 +55,19 @@ def test_cycles_retrain_the_same_chip_and_wear_it_monotonically(tmp_path):
         assert all(a < b for a, b in zip(series, series[1:])), (name, series)
 
 
+def test_wear_cycles_age_the_devices_far_more_than_retraining_alone():
+    X, y = load_digits_binary()
+    dbn = MemristiveDBN((8,), 16, n_iter=1, n_top_iter=1, device="yflash", random_state=0).fit(X[:200], y[:200])
+    before = lifetime.wear(dbn)
+    lifetime.full_cycles(dbn, 2)
+    after = lifetime.wear(dbn)
+    # a full cycle is tens of pulses each way on every device (Y-Flash: ~40 down, ~25 up)
+    assert 2 * 40 < after["pulses_per_device"] - before["pulses_per_device"] < 2 * 200
+    assert after["va_v"] > before["va_v"] and after["beta_v"] > before["beta_v"]
+    for layer in dbn.layers_ + [dbn.top_]:  # each cycle ends erased, at the high level
+        assert np.all(layer.crossbar_.conductance >= 0.95 * 0.3e-6)
+
+
 def test_wear_is_pulses_alone_for_a_device_that_does_not_age():
     X, y = load_digits_binary()
     dbn = MemristiveDBN((8,), 16, n_iter=1, n_top_iter=1, device="pcm", random_state=0).fit(X[:300], y[:300])
@@ -70,6 +83,10 @@ def test_wear_is_pulses_alone_for_a_device_that_does_not_age():
     (["--cycles", "3", "1"], "--cycles must be distinct, ascending whole numbers >= 0"),
     (["--cycles", "1", "1"], "--cycles must be distinct"),
     (["--cycles", "-1"], "--cycles must be distinct, ascending whole numbers >= 0"),
+    (["--cycles", "0", "1", "--wear-cycles", "-1"], "--wear-cycles must be >= 0"),
+    (["--cycles", "0", "--wear-cycles", "3"], "give --cycles with a largest N >= 1"),
+    (["--wear-cycles", "3"], "give --cycles with a largest N >= 1"),
+    (["--cycles", "1", "--wear-cycles", "3", "--device", "pcm"], "device pcm defines no full"),
 ])
 def test_bad_arguments_exit_2_before_writing(tmp_path, capsys, argv, words):
     with pytest.raises(SystemExit) as exc:

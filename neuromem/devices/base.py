@@ -166,6 +166,12 @@ class Device:
         return self.potentiate_energy_j if sign > 0 else self.depress_energy_j
 
     @property
+    def full_cycle_levels_s(self) -> tuple[float, float] | None:
+        """``(low, high)`` read conductances of one full program / full erase cycle (the
+        verify levels of the family's endurance test), or None where it defines none."""
+        return None
+
+    @property
     def drifts(self) -> bool:
         """True when the conductance changes with time alone (needs re-reading)."""
         return False

@@ -497,6 +497,11 @@ class YFlash(Device):
         """Read conductance at ``q_fg_max_c`` (the highest a cell can reach)."""
         return float(self.conductance_at_charge(self.q_fg_max_c)[0])
 
+    @property
+    def full_cycle_levels_s(self) -> tuple[float, float]:
+        """``(full_cycle_g_low_s, full_cycle_g_high_s)``, the levels of :meth:`full_cycles`."""
+        return (self.full_cycle_g_low_s, self.full_cycle_g_high_s)
+
     def pulse_duration_s(self, sign):
         return self.erase_time_s if sign > 0 else self.program_time_s
 
