@@ -9,11 +9,24 @@ cumulative). After the last, ``--refresh-epochs`` more in-situ epochs of the top
 run on the drifted chip (on features read through the drifted lower layers) and the
 accuracy is measured after each. Metrics: ``t_0``, ``t_<seconds>``, ``refresh_<k>``.
 
+Ageing by retraining (``--cycles 0 1 3 10``): before time passes, the same chip is
+retrained up to the largest N times; each retraining cycle programs every array back to
+its starting conductances by program-and-verify (``MemristiveDBN.rewind``) and runs the
+recipe's plan again, so the devices keep the wear of every pulse (Y-Flash: ``V_a`` and
+``beta`` relax toward their limits with each program / erase pulse). After each listed
+N: the accuracy (``cycle_<N>``) and the chip's wear (``ageing.cycle_<N>``: mean pulses
+per device, mean of each ageing variable). ``t_0`` is then measured after the last cycle.
+A retraining wears a device by a few pulses only; ``--wear-cycles K`` adds K full
+program / full erase cycles of every device before each retraining (Y-Flash's endurance
+test: program-and-verify between 0.5 nS and 0.3 uS), the wear of many retrainings at once.
+
 Writes ``results.json`` (settings and the accuracies under ``metrics``) into ``--out``.
 
 Example::
 
     neuromem lifetime --recipe digits --device pcm --times 3600 86400 3.15e7
+    neuromem lifetime --recipe digits --cycles 0 1 3 10 --times 3600
+    neuromem lifetime --recipe digits --cycles 0 1 5 --wear-cycles 80
 """
 
 from __future__ import annotations
@@ -36,6 +49,14 @@ def build_parser():
                    help="seconds after training at which to measure (ascending)")
     p.add_argument("--refresh-epochs", type=int, default=2,
                    help="in-situ epochs of the top RBM after the last time")
+    p.add_argument("--cycles", type=int, nargs="+", metavar="N",
+                   help="retraining cycles (ascending, >= 0) after which to measure: the chip "
+                        "is programmed back to its starting state and trained again, up to the "
+                        "largest N times, before time passes (default: train once)")
+    p.add_argument("--wear-cycles", type=int, default=0, metavar="K",
+                   help="full program / full erase cycles every device takes before each "
+                        "retraining (program-and-verify between the device's full-cycle "
+                        "levels; Y-Flash): the wear of many retrainings at once")
     return p
 
 
@@ -45,11 +66,26 @@ def check_argv(argv) -> dict:
     args = parser.parse_args(argv)
     if args.refresh_epochs < 0:
         parser.error(f"--refresh-epochs must be >= 0, got {args.refresh_epochs}")
+    cycles = args.cycles
+    if cycles is not None and (any(n < 0 for n in cycles) or list(cycles) != sorted(set(cycles))):
+        parser.error(f"--cycles must be distinct, ascending whole numbers >= 0, got {cycles}")
+    if args.wear_cycles < 0:
+        parser.error(f"--wear-cycles must be >= 0, got {args.wear_cycles}")
+    if args.wear_cycles and not (cycles and max(cycles) >= 1):
+        parser.error("--wear-cycles wears the chip before each retraining: give --cycles with "
+                     "a largest N >= 1")
     times = args.times
     if any(not np.isfinite(t) or t <= 0 for t in times) or list(times) != sorted(set(times)):
         parser.error(f"--times must be distinct, ascending and > 0 seconds, got {times}")
     recipe, params = resolve_network(args, parser)
     check_network(parser, f"network of recipe {args.recipe}", params)
+    if args.wear_cycles:
+        from neuromem.devices import get_device
+
+        device = get_device(params.get("device", "yflash"))
+        if device.full_cycle_levels_s is None:
+            parser.error(f"--wear-cycles: device {device.name} defines no full program / erase "
+                         "levels (Y-Flash does)")
     if not isinstance(params.get("n_top_iter"), int):
         parser.error("the recipe's n_top_iter is 'auto': give --top-epochs N")
     return {"args": args, "recipe": recipe, "params": params, "parser": parser}
@@ -58,6 +94,47 @@ def check_argv(argv) -> dict:
 def _wait(dbn, seconds: float) -> None:
     for layer in list(dbn.layers_) + [dbn.top_]:
         layer.crossbar_.wait(seconds)
+
+
+def _train(dbn, X, y, n_top: int) -> None:
+    """The recipe's plan up to the last of its ``n_top`` top epochs (the refresh
+    epochs, planned after them, stay for later)."""
+    while True:
+        stage, epoch = dbn.train_epoch(X, y)
+        if stage == "top" and epoch + 1 == n_top:
+            return
+
+
+def full_cycles(dbn, n_cycles: int) -> None:
+    """``n_cycles`` full program / full erase cycles on every device of the chip (both
+    arrays of each crossbar): program-and-verify down to the device's low full-cycle
+    level, then up to its high one (5 % tolerance, 200 pulses at most each way)."""
+    for layer in list(dbn.layers_) + [dbn.top_]:
+        xbar = layer.crossbar_
+        low, high = xbar.device.full_cycle_levels_s
+        arrays = ("plus",) if xbar.scheme == "single" else ("plus", "minus")
+        for _ in range(n_cycles):
+            for array in arrays:
+                xbar.program(low, array=array, tolerance=0.05, max_pulses=200)
+                xbar.program(high, array=array, tolerance=0.05, max_pulses=200)
+
+
+def wear(dbn) -> dict:
+    """The chip's wear: the mean pulses per device (``G+`` and ``G-`` of every array)
+    and the mean of each of the device's ageing variables (``Device.ageing_names``;
+    Y-Flash: ``va_v``, ``beta_v``) over the same devices."""
+    pulses, sums, n = 0, {}, 0
+    for layer in list(dbn.layers_) + [dbn.top_]:
+        xbar = layer.crossbar_
+        for array, count in (("plus", xbar.pulse_count), ("minus", xbar.reference_pulse_count)):
+            if count is None:
+                continue
+            pulses += int(count.sum())
+            n += count.size
+            state = xbar.device_state(array)
+            for name in xbar.device.ageing_names:
+                sums[name] = sums.get(name, 0.0) + float(state[name].sum())
+    return {"pulses_per_device": pulses / n, **{name: total / n for name, total in sums.items()}}
 
 
 def main(argv=None) -> int:
@@ -77,12 +154,24 @@ def _main(argv, settings, data, out) -> int:
     dbn = MemristiveDBN(**{**params, "n_top_iter": n_top + args.refresh_epochs, "n_finetune": 0})
     Xt, yt = dbn.begin(X, y)
     t0 = time.perf_counter()
-    while True:  # the recipe's plan, without the refresh epochs
-        stage, epoch = dbn.train_epoch(Xt, yt)
-        if stage == "top" and epoch + 1 == n_top:
-            break
+    _train(dbn, Xt, yt, n_top)
     train_s = time.perf_counter() - t0
-    metrics = {"t_0": float(dbn.score(Xe, ye))}
+    t0 = time.perf_counter()
+    metrics, ageing, rewinds = {}, {}, []
+    cycles = args.cycles or []
+    for n in range(max(cycles, default=0) + 1):
+        if n:  # (wear it,) program it back to its starting state and train it again
+            full_cycles(dbn, args.wear_cycles)
+            rewinds.append(dbn.rewind())
+            _train(dbn, Xt, yt, n_top)
+        if n in cycles:
+            metrics[f"cycle_{n}"] = float(dbn.score(Xe, ye))
+            ageing[f"cycle_{n}"] = wear(dbn)
+            print(f"after {n} retraining cycle(s): {100 * metrics[f'cycle_{n}']:.2f} %, "
+                  + ", ".join(f"{k} {v:.4g}" for k, v in ageing[f"cycle_{n}"].items()),
+                  file=sys.stderr)
+    retrain_s = time.perf_counter() - t0
+    metrics["t_0"] = float(dbn.score(Xe, ye))
     elapsed = 0.0
     for t in args.times:
         _wait(dbn, t - elapsed)
@@ -106,7 +195,11 @@ def _main(argv, settings, data, out) -> int:
         "eval_set": data["eval_set"], "dataset": data["info"],
         "network": params,
         "metrics": metrics,
-        "wall_time_s": {"training": train_s, "total": time.perf_counter() - t_start},
+        "cycles": list(cycles), "wear_cycles_per_retraining": args.wear_cycles,
+        "ageing": ageing, "wear_after_refresh": wear(dbn),
+        "rewinds": rewinds,
+        "wall_time_s": {"training": train_s, "retraining_cycles": retrain_s,
+                        "total": time.perf_counter() - t_start},
     }
     path = write_results(out, results, "lifetime", argv)
     last = f"t_{args.times[-1]:g}"

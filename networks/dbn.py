@@ -703,6 +703,26 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             self._data_cache = None
         return done
 
+    def rewind(self) -> dict:
+        """Start the training plan again on the same chip: every array is programmed
+        back to where its training started (:meth:`MemristiveRBM.rewind`, by
+        program-and-verify) and the next :meth:`train_epoch` is the first epoch of the
+        first stage. The devices keep their wear, so calling it between full plans
+        retrains one chip over and over (ageing by retraining cycles). Returns the
+        programming pulses and the cells left outside tolerance, summed over arrays."""
+        check_is_fitted(self, "progress_")
+        if self.generative_:
+            raise RuntimeError("this network was fine-tuned up-down (its generative arrays are "
+                               "copies made for fine-tuning, with no starting state): it cannot "
+                               "be rewound; rewind before fine-tuning or use n_finetune=0")
+        total = {"pulses": 0, "missed": 0}
+        for module in self.layers_ + ([self.top_] if self.top_ is not None else []):
+            for key, value in module.rewind().items():
+                total[key] += value
+        self.progress_ = {"stage": 0, "epoch": 0}
+        self._data_cache = None
+        return total
+
     def _configure_top(self, top, top_epoch):
         """Hybrid-step settings, and the counter threshold for top epoch ``top_epoch``
         (0-based; recomputed every epoch, so a resumed run takes the same schedule)."""

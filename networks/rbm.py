@@ -105,6 +105,12 @@ def program_rbm_weights(xbar, weights, g_to_w, scheme, reference_level):
                      array="minus", tolerance=0.05, max_pulses=200)
 
 
+def _total_pulses(xbar) -> int:
+    """Pulses fired into every device of a crossbar so far (``G+`` and ``G-``)."""
+    ref = xbar.reference_pulse_count
+    return int(xbar.pulse_count.sum()) + (0 if ref is None else int(ref.sum()))
+
+
 class MemristiveRBM(TransformerMixin, BaseEstimator):
     """Bernoulli RBM whose parameters are conductances of a simulated 1R crossbar.
 
@@ -279,6 +285,7 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
     def _mark_initial_state(self):
         """Remember the programmed starting point: conductances and pulses so far."""
         self.initial_conductance_ = self.crossbar_.conductance
+        self.initial_reference_conductance_ = self.crossbar_.reference_conductance
         self.initial_pulse_count_ = self.crossbar_.pulse_count
 
     @property
@@ -468,6 +475,32 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
         self._mark_initial_state()
         return self
 
+    def rewind(self) -> dict:
+        """Program the array back to where training started (``initial_conductance_``,
+        ``initial_reference_conductance_``) by program-and-verify (5 % tolerance, 200
+        pulses at most; analogue devices are set exactly) and clear the counters, the
+        momentum and the persistent chain: the next epochs train this array again from
+        its starting weights. The devices keep their wear (pulse counts, ageing state).
+        Returns the pulses it took and the cells left outside tolerance."""
+        check_is_fitted(self, "crossbar_")
+        xbar = self.crossbar_
+        before = _total_pulses(xbar)
+        targets = [("plus", self.initial_conductance_)]
+        if self.initial_reference_conductance_ is not None:
+            targets.append(("minus", self.initial_reference_conductance_))
+        missed = 0
+        for array, target in targets:
+            if xbar.device.analog_update:
+                now = xbar.conductance if array == "plus" else xbar.reference_conductance
+                xbar.add_conductance(target - now, array=array)
+            else:
+                missed += int(xbar.program(target, array=array, tolerance=0.05,
+                                           max_pulses=200).missed.sum())
+        self._counter.count[...] = 0
+        self.reset_momentum()
+        self.fantasy_ = None
+        return {"pulses": _total_pulses(xbar) - before, "missed": missed}
+
     def random_streams(self) -> list:
         """Every random generator of the layer (to save and restore around evaluation)."""
         return [self._rng, self._neuron.rng, self.crossbar_.rng]
@@ -608,6 +641,8 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
             arrays["counter"] = self._counter.count.copy()
             arrays["velocity"] = self._velocity.copy()
             arrays["initial_conductance"] = self.initial_conductance_
+            if self.initial_reference_conductance_ is not None:
+                arrays["initial_reference_conductance"] = self.initial_reference_conductance_
             arrays["initial_pulse_count"] = self.initial_pulse_count_
             if self.fantasy_ is not None:
                 arrays["fantasy"] = self.fantasy_.copy()
@@ -651,6 +686,13 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
                 rbm._counter.count[...] = arrays["counter"]
                 rbm._velocity[...] = arrays["velocity"]
                 rbm.initial_conductance_ = np.array(arrays["initial_conductance"])
+                # saved before it was kept: the reference as saved
+                ref = arrays.get("initial_reference_conductance")
+                if ref is not None and ref.shape != expected:
+                    raise ValueError(f"array 'initial_reference_conductance' has shape "
+                                     f"{ref.shape}, expected {expected}")
+                rbm.initial_reference_conductance_ = (
+                    np.array(ref) if ref is not None else rbm.crossbar_.reference_conductance)
                 rbm.initial_pulse_count_ = np.array(arrays["initial_pulse_count"], dtype=np.int64)
                 if "fantasy" in arrays and (arrays["fantasy"].ndim != 2
                                             or arrays["fantasy"].shape[1] != rbm.n_components):
@@ -659,6 +701,7 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
                 rbm.fantasy_ = np.array(arrays["fantasy"]) if "fantasy" in arrays else None
             else:
                 rbm.initial_conductance_ = rbm.crossbar_.conductance
+                rbm.initial_reference_conductance_ = rbm.crossbar_.reference_conductance
                 rbm.initial_pulse_count_ = rbm.crossbar_.pulse_count
             rbm._rng.bit_generator.state = meta["rng"]
             rbm._neuron.rng.bit_generator.state = meta["neuron_rng"]

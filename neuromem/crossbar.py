@@ -257,6 +257,19 @@ class Crossbar:
         """Pulses fired into each ``G-`` device (None for the ``"single"`` scheme)."""
         return None if self.scheme == "single" else self._pulses_minus.reshape(self.shape).copy()
 
+    def device_state(self, array: str = "plus") -> dict[str, np.ndarray]:
+        """The device state of one array by the device's ``state_names``: a copy of each
+        row, ``(rows, cols)`` (Y-Flash: ``q_fg_c``, and its ageing variables ``va_v``,
+        ``beta_v``). ``array`` is ``"plus"`` or ``"minus"`` (not for ``"single"``)."""
+        if array not in ("plus", "minus") or (array == "minus" and self.scheme == "single"):
+            raise ValueError(f"array must be 'plus' or 'minus' (not for 'single'), got {array!r}")
+        if self.read_only:
+            raise RuntimeError("this crossbar was restored from its conductances alone: it "
+                               "holds no device state")
+        state = self._state_plus if array == "plus" else self._state_minus
+        return {name: state[i].reshape(self.shape).copy()
+                for i, name in enumerate(self.device.state_names)}
+
     @property
     def weight_unit_s(self) -> float:
         """Conductance of one unit of weight: the device's nominal range."""

@@ -103,3 +103,23 @@ def test_bad_device_param_is_one_line(value, words, capsys):
     with pytest.raises(SystemExit) as exc:
         faults.check_argv(["--device-param", value])
     assert exc.value.code == 2 and words in capsys.readouterr().err
+
+
+def test_mnist_small_recipe_trains_on_10000_images_and_validates_on_the_rest():
+    """The studies' MNIST recipe: 10 000 training images, the other 50 000 of the
+    training set for validation, never the test set."""
+    from pathlib import Path
+
+    from networks.recipes import load_recipe
+    from experiments.mnist_dbn import load_data
+
+    mnist = Path(__file__).resolve().parents[2] / "shared" / "data" / "mnist"
+    if not mnist.is_dir():
+        pytest.skip("MNIST not available (set NEUROMEM_DATA)")
+    recipe = load_recipe("mnist-small")
+    data = load_data(recipe["run"], str(mnist))
+    assert data["eval_set"] == "validation"
+    assert (len(data["y_train"]), len(data["y_eval"])) == (10000, 50000)
+    assert data["X_train"].shape[1] == 784
+    dbn = recipe["dbn"]
+    assert dbn["hidden_layer_sizes"] == [200] and dbn["n_top"] == 400

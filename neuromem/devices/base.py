@@ -40,6 +40,9 @@ class Device:
     name: ClassVar[str] = "device"
     #: rows of the state array, in order
     state_names: ClassVar[tuple[str, ...]] = ()
+    #: the rows of ``state_names`` that wear with use (change with every pulse whatever
+    #: the stored value, and never come back): empty for a device that does not age
+    ageing_names: ClassVar[tuple[str, ...]] = ()
     #: where the default parameters come from ("assumed" where no source gives them)
     source: ClassVar[str] = "assumed"
     #: True when the device accepts arbitrary analogue conductance changes
@@ -161,6 +164,12 @@ class Device:
     def pulse_energy_j(self, sign: int) -> float:
         """Energy of one nominal pulse (potentiating for sign > 0)."""
         return self.potentiate_energy_j if sign > 0 else self.depress_energy_j
+
+    @property
+    def full_cycle_levels_s(self) -> tuple[float, float] | None:
+        """``(low, high)`` read conductances of one full program / full erase cycle (the
+        verify levels of the family's endurance test), or None where it defines none."""
+        return None
 
     @property
     def drifts(self) -> bool:

@@ -377,6 +377,8 @@ class YFlash(Device):
     #: at 500 nS): 0.1 of the ~1 uS range
     operating_level: ClassVar[float] = 0.1
     state_names: ClassVar[tuple[str, ...]] = ("q_fg_c", "va_v", "beta_v")
+    #: V_a and beta relax toward their limits with every program / erase pulse
+    ageing_names: ClassVar[tuple[str, ...]] = ("va_v", "beta_v")
     source: ClassVar[str] = (
         "Wang et al., Appl. Phys. Lett. 119, 263504 (2021) (physical compact model); "
         "Danial et al., Nat. Electron. 2, 596 (2019) (Y-Flash device); "
@@ -494,6 +496,11 @@ class YFlash(Device):
     def g_max_s(self) -> float:
         """Read conductance at ``q_fg_max_c`` (the highest a cell can reach)."""
         return float(self.conductance_at_charge(self.q_fg_max_c)[0])
+
+    @property
+    def full_cycle_levels_s(self) -> tuple[float, float]:
+        """``(full_cycle_g_low_s, full_cycle_g_high_s)``, the levels of :meth:`full_cycles`."""
+        return (self.full_cycle_g_low_s, self.full_cycle_g_high_s)
 
     def pulse_duration_s(self, sign):
         return self.erase_time_s if sign > 0 else self.program_time_s
