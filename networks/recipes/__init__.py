@@ -58,16 +58,21 @@ def available_recipes() -> dict[str, dict]:
     return {p.stem: load_recipe(p.stem) for p in sorted(RECIPE_DIR.glob("*.toml"))}
 
 
-def _read(source) -> tuple[dict, str]:
-    """The raw table of a recipe name or file, and a name for messages."""
+def _read(source, directory: Path | None = None, kind: str = "") -> tuple[dict, str]:
+    """The raw table of a recipe name (shipped in ``directory``, default the DBN's) or
+    file, and a name for messages. ``kind`` names the family in messages; only the DBN's
+    recipes may be a results.json."""
+    directory = RECIPE_DIR if directory is None else directory
     text = str(source)
     path = Path(text)
-    if path.suffix not in (".toml", ".json") and "/" not in text and "\\" not in text:
-        shipped = RECIPE_DIR / f"{text}.toml"
+    suffixes = (".toml",) if kind else (".toml", ".json")
+    if path.suffix not in suffixes and "/" not in text and "\\" not in text:
+        shipped = directory / f"{text}.toml"
         if not shipped.is_file():
-            names = ", ".join(p.stem for p in sorted(RECIPE_DIR.glob("*.toml")))
-            raise ValueError(f"unknown recipe {text!r}; the shipped recipes are: {names} "
-                             "(or give the path of a .toml file or of a results.json)")
+            names = ", ".join(p.stem for p in sorted(directory.glob("*.toml")))
+            raise ValueError(f"unknown recipe {text!r}; the shipped {kind}recipes are: {names} "
+                             + ("(or give the path of a .toml file)" if kind else
+                                "(or give the path of a .toml file or of a results.json)"))
         path = shipped
     if not path.is_file():
         raise FileNotFoundError(f"recipe file {path} does not exist")
@@ -159,20 +164,8 @@ def load_snn_recipe(source) -> dict:
 
     from networks.stdp import DiehlCookParams
 
-    text = str(source)
-    path = Path(text)
-    if path.suffix != ".toml" and "/" not in text and "\\" not in text:
-        path = SNN_RECIPE_DIR / f"{text}.toml"
-        if not path.is_file():
-            names = ", ".join(p.stem for p in sorted(SNN_RECIPE_DIR.glob("*.toml")))
-            raise ValueError(f"unknown recipe {text!r}; the shipped spiking-network recipes are: "
-                             f"{names} (or give the path of a .toml file)")
-    if not path.is_file():
-        raise FileNotFoundError(f"recipe file {path} does not exist")
-    try:
-        data = tomllib.loads(path.read_text())
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"{path} is not valid TOML: {exc}") from None
+    data, where = _read(source, SNN_RECIPE_DIR, "spiking-network ")
+    path = Path(where)
     unknown = set(data) - {"description", "results", "params"}
     if unknown:
         raise ValueError(f"{path}: unknown recipe keys {sorted(unknown)}; a spiking-network "
