@@ -15,7 +15,7 @@ For 1 and 2 the files may sit in the directory itself or in a ``mnist/`` subfold
 
 Every file is checked against :data:`MNIST_MD5` (``verify=True``, the default), both in
 its gzipped and its uncompressed form; the table accepts two training-image files, the
-canonical one and the one rebuilt from a PNG copy (see ``shared/data/mnist/README.md``).
+canonical one and one rebuilt from a PNG copy of MNIST (same images, other bytes).
 Every file is also validated structurally (IDX magic number, dimensions, length, image and
 label counts, label range), with or without ``verify``.
 
@@ -73,14 +73,14 @@ MNIST_FILES = {
 MNIST_MD5: dict[str, tuple[str, ...]] = {
     "train-images-idx3-ubyte.gz": (
         "f68b3c2dcbeaaa9fbdd348bbdeb94873",  # canonical
-        "4492a641ed1b428fd2303b86acdf434d",  # rebuilt from a PNG copy (shared/data/mnist)
+        "4492a641ed1b428fd2303b86acdf434d",  # rebuilt from a PNG copy of MNIST
     ),
     "train-labels-idx1-ubyte.gz": ("d53e105ee54ea40749a09fcbcd1e9432",),
     "t10k-images-idx3-ubyte.gz": ("9fb629c4189551a2d022fa330f9573f3",),
     "t10k-labels-idx1-ubyte.gz": ("ec29112dd5afa0611ce80d1b7f02629c",),
     "train-images-idx3-ubyte": (
         "6bbc9ace898e44ae57da46a324031adb",  # canonical
-        "ff31079e9f752de13a2ec1d4a52d8877",  # rebuilt from a PNG copy (shared/data/mnist)
+        "ff31079e9f752de13a2ec1d4a52d8877",  # rebuilt from a PNG copy of MNIST
     ),
     "train-labels-idx1-ubyte": ("a25bea736e30d166cdddb491f175f624",),
     "t10k-images-idx3-ubyte": ("2646ac647ad5339dbf082846283269ea",),
