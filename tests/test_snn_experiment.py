@@ -165,7 +165,7 @@ def test_epochs_show_the_training_images_again(mnist, tmp_path):
                            "--out", str(tmp_path), "--no-progress"])
     assert res["settings"]["epochs"] == 2 and res["total_images"] == 60 + 20 + 20
     x, _ = load_mnist(kind="train")
-    twin = DiehlCookEngine("ideal", params=DiehlCookParams(n_neurons=10), seed=0)
+    twin = DiehlCookEngine("ideal", params=DiehlCookParams.from_recipe("tuned", n_neurons=10), seed=0)
     twin.present(np.concatenate([x[:30], x[:30]]), learn=True, stream=mnist_stdp.STREAM_TRAIN)
     assert res["weights"]["mean"] == pytest.approx(float(twin.weights().mean()), rel=1e-12)
     assert res["weights"]["max"] == pytest.approx(float(twin.weights().max()), rel=1e-12)
