@@ -106,7 +106,7 @@ def _parser() -> argparse.ArgumentParser:
                         "networks: one)")
     g.add_argument("--anneal", type=float, default=1.0, metavar="RATIO",
                    help="STDP rates fall geometrically over training to RATIO times the "
-                        "paper's (1: constant rates, as the paper)")
+                        "recipe's (1: constant rates, as the paper)")
     g.add_argument("--n-label", type=int, default=None,
                    help="training images whose responses (learning off) label the neurons "
                         "(default: all of the training split, as the paper)")

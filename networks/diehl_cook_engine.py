@@ -181,7 +181,7 @@ class DiehlCookEngine:
             self._w = np.empty(n_cells)
             self._read_weights()
         self._p = self._parameter_vector()
-        self.learning_rate_scale = 1.0
+        self._learning_rate_scale = 1.0
         dt_s = p.dt_ms * 1e-3
         self._tables = tuple(kern.trace_table(dt_s, tau * 1e-3)
                              for tau in (p.tc_pre_ms, p.tc_post1_ms, p.tc_post2_ms))
@@ -258,13 +258,18 @@ class DiehlCookEngine:
         vec[kern.PER_DW_UP], vec[kern.PER_DW_DOWN] = 1.0 / self._dw[0], 1.0 / self._dw[1]
         return vec
 
+    @property
+    def learning_rate_scale(self) -> float:
+        """The factor on ``params.nu_pre`` and ``params.nu_post`` (1 unless a schedule set it)."""
+        return self._learning_rate_scale
+
     def set_learning_rate_scale(self, scale: float) -> None:
         """Multiply the STDP rates ``nu_pre`` and ``nu_post`` by ``scale`` from now on
-        (a learning-rate schedule steps it down during training; 1: the paper's rates).
-        On a crossbar a smaller rate means fewer pulses, not smaller ones."""
-        self.learning_rate_scale = check_learning_rate_scale(scale)
-        self._p[kern.NU_PRE] = self.params.nu_pre * self.learning_rate_scale
-        self._p[kern.NU_POST] = self.params.nu_post * self.learning_rate_scale
+        (a learning-rate schedule steps it down during training; 1: the parameters' own
+        rates). On a crossbar a smaller rate means fewer pulses, not smaller ones."""
+        self._learning_rate_scale = check_learning_rate_scale(scale)
+        self._p[kern.NU_PRE] = self.params.nu_pre * self._learning_rate_scale
+        self._p[kern.NU_POST] = self.params.nu_post * self._learning_rate_scale
 
     def _excitatory_neurons(self):
         """Per-neuron threshold (V), refractory steps and their cycle-to-cycle jitter.

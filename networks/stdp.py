@@ -250,7 +250,7 @@ def check_learning_rate_scale(scale) -> float:
 
 def annealed_scale(final_ratio: float, done: int, total: int) -> float:
     """Learning-rate scale after ``done`` of ``total`` training presentations when the
-    rates fall geometrically from the paper's to ``final_ratio`` times them."""
+    rates fall geometrically from the parameters' own to ``final_ratio`` times them."""
     if not 0 < final_ratio <= 1:
         raise ValueError(f"final_ratio must lie in (0, 1], got {final_ratio!r}")
     if not 0 <= done <= total or total < 1:
@@ -371,7 +371,7 @@ class DiehlCook2015:
         if p.input_delay_max_ms > 0:
             steps = input_delay_steps(p, seed)
             self.xe.delay = steps[np.asarray(self.xe.i[:]), np.asarray(self.xe.j[:])] * dt
-        self.learning_rate_scale = 1.0
+        self._learning_rate_scale = 1.0
         self.set_learning(True)
         self._sequencer = NetworkOperation(self._step, dt=step, when="start", name="dc_sequencer")
         self.network = Network(self.inputs, self.exc, self.inh, self.ei, self.ie, self.xe,
@@ -382,16 +382,22 @@ class DiehlCook2015:
     def set_learning(self, on: bool) -> None:
         """STDP, adaptive thresholds and normalisation on (training) or off (labelling/test)."""
         self.learning = bool(on)
-        scale = self.learning_rate_scale if on else 0.0
+        scale = self._learning_rate_scale if on else 0.0
         self.xe.nu_pre_s = self.params.nu_pre * scale
         self.xe.nu_post_s = self.params.nu_post * scale
         self.exc.theta_step = self.params.theta_plus_mv * mV if on else 0 * mV
         self.exc.theta_decays = 1.0 if on else 0.0  # the paper holds theta fixed at test time
 
+    @property
+    def learning_rate_scale(self) -> float:
+        """The factor on ``params.nu_pre`` and ``params.nu_post`` (1 unless a schedule set it)."""
+        return self._learning_rate_scale
+
     def set_learning_rate_scale(self, scale: float) -> None:
         """Multiply the STDP rates ``nu_pre`` and ``nu_post`` by ``scale`` from now on
-        (a learning-rate schedule steps it down during training; 1: the paper's rates)."""
-        self.learning_rate_scale = check_learning_rate_scale(scale)
+        (a learning-rate schedule steps it down during training; 1: the parameters' own
+        rates)."""
+        self._learning_rate_scale = check_learning_rate_scale(scale)
         self.set_learning(self.learning)
 
     def normalise(self) -> None:
