@@ -489,15 +489,30 @@ def input_delay_steps(params: DiehlCookParams, seed: int) -> np.ndarray:
     return np.rint(rng.uniform(0.0, params.input_delay_max_ms, shape) / params.dt_ms).astype(np.int64)
 
 
-def assign_labels(counts: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> np.ndarray:
-    """Label of each neuron: the class with the highest mean response (Diehl & Cook)."""
+#: how the labelled neurons' spike counts decide a class (see :func:`vote`)
+VOTES = ("likelihood", "mean")
+
+
+def class_rates(counts: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """Mean spike count of every neuron for every class, ``(n_classes, n_neurons)``,
+    from responses ``counts`` (images x neurons) to images of known ``labels`` (a class
+    without images gets zeros)."""
     counts = np.asarray(counts, dtype=float)
+    labels = np.asarray(labels)
+    if counts.ndim != 2 or labels.shape != (counts.shape[0],):
+        raise ValueError(f"counts must be (images, neurons) and labels (images,), got "
+                         f"{counts.shape} and {labels.shape}")
     rates = np.zeros((n_classes, counts.shape[1]))
     for c in range(n_classes):
         sel = labels == c
         if sel.any():
             rates[c] = counts[sel].mean(axis=0)
-    return rates.argmax(axis=0)
+    return rates
+
+
+def assign_labels(counts: np.ndarray, labels: np.ndarray, n_classes: int = 10) -> np.ndarray:
+    """Label of each neuron: the class with the highest mean response (Diehl & Cook)."""
+    return class_rates(counts, labels, n_classes).argmax(axis=0)
 
 
 def predict(counts: np.ndarray, assignments: np.ndarray, n_classes: int = 10) -> np.ndarray:
@@ -509,3 +524,32 @@ def predict(counts: np.ndarray, assignments: np.ndarray, n_classes: int = 10) ->
         if sel.any():
             scores[:, c] = counts[:, sel].mean(axis=1)
     return scores.argmax(axis=1)
+
+
+def predict_likelihood(counts: np.ndarray, rates: np.ndarray, rate_floor: float = 1e-3) -> np.ndarray:
+    """Class under which the spike counts are most likely, every neuron's count taken as
+    Poisson with its mean response to that class (``rates``, from :func:`class_rates`):
+    ``argmax_c Σ_n k_n log λ_cn - λ_cn``. Every neuron votes, for every class, in
+    proportion to how selective it is, where the mean vote lets each neuron speak for its
+    one best class only. ``rate_floor`` (spikes per image) is added to every mean so that
+    a neuron never seen to fire for a class does not veto it outright.
+    """
+    if not rate_floor > 0:
+        raise ValueError(f"rate_floor must be > 0, got {rate_floor!r}")
+    lam = np.asarray(rates, dtype=float) + rate_floor
+    counts = np.asarray(counts, dtype=float)
+    if counts.ndim != 2 or lam.ndim != 2 or counts.shape[1] != lam.shape[1]:
+        raise ValueError(f"counts (images, neurons) and rates (classes, neurons) must share "
+                         f"the neuron axis, got {counts.shape} and {lam.shape}")
+    return (counts @ np.log(lam).T - lam.sum(axis=1)).argmax(axis=1)
+
+
+def vote(counts: np.ndarray, rates: np.ndarray, method: str = "likelihood") -> np.ndarray:
+    """Predicted class of each image from its spike counts and the neurons' class rates:
+    ``"likelihood"`` (:func:`predict_likelihood`) or ``"mean"`` (Diehl & Cook: each
+    neuron labelled with its best class, the class of the highest mean count wins)."""
+    if method == "mean":
+        return predict(counts, np.asarray(rates).argmax(axis=0), n_classes=len(rates))
+    if method == "likelihood":
+        return predict_likelihood(counts, rates)
+    raise ValueError(f"vote must be one of {list(VOTES)}, got {method!r}")

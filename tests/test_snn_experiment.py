@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from experiments import mnist_stdp
-from networks.stdp import assign_labels
+from networks.stdp import VOTES, assign_labels, class_rates, vote
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "mnist"
 
@@ -122,14 +122,35 @@ def test_labels_come_from_training_responses_only(mnist):
     x, y = load_mnist(kind="train")
     engine = DiehlCookEngine("ideal", params=DiehlCookParams(n_neurons=10), seed=1)
     engine.present(x[:40], learn=True)
-    assignments, pred, label_counts, eval_counts = mnist_stdp.label_and_classify(
+    rates, preds, label_counts, eval_counts = mnist_stdp.label_and_classify(
         engine, x[:50], y[:50], x[100:130])
-    assert assignments.tolist() == assign_labels(label_counts, y[:50]).tolist()
-    # other labels for the labelling images give other assignments and predictions
+    assert rates.argmax(axis=0).tolist() == assign_labels(label_counts, y[:50]).tolist()
+    assert sorted(preds) == sorted(VOTES) and all(p.shape == (30,) for p in preds.values())
+    # other labels for the labelling images give other class rates and assignments
     shuffled = np.random.default_rng(0).permutation(y[:50])
-    other, pred2, _, _ = mnist_stdp.label_and_classify(engine, x[:50], shuffled, x[100:130])
-    assert not np.array_equal(other, assignments)
+    other, _, _, _ = mnist_stdp.label_and_classify(engine, x[:50], shuffled, x[100:130])
+    assert not np.array_equal(other.argmax(axis=0), rates.argmax(axis=0))
     assert eval_counts.shape == (30, 10) and eval_counts.sum() > 0
+
+
+def test_results_hold_every_vote_and_the_counts_behind_them(mnist, tmp_path):
+    res = mnist_stdp.main(_argv(tmp_path / "run", "--vote", "mean"))
+    by_vote = res["accuracy_by_vote"]
+    assert sorted(by_vote) == sorted(VOTES) and res["accuracy"] == by_vote["mean"]
+    with np.load(tmp_path / "run" / mnist_stdp.COUNTS) as counts:
+        rates = class_rates(counts["label_counts"], counts["label_classes"])
+        eval_counts = counts["eval_counts"]
+    assert eval_counts.shape == (200, 20)
+    # the saved counts give the reported accuracies again
+    from neuromem.data import load_mnist
+
+    _, y = load_mnist(kind="train")
+    y_val = y[-10000:][:200]
+    for method, accuracy in by_vote.items():
+        assert np.mean(vote(eval_counts, rates, method) == y_val) == accuracy
+    # the vote is not a training setting: the same run folder re-evaluates without training
+    again = mnist_stdp.main(_argv(tmp_path / "run", "--vote", "likelihood"))
+    assert again["resumed"] and again["accuracy"] == by_vote["likelihood"]
 
 
 def test_simulated_rest_runs_the_frozen_phases_here(mnist, tmp_path):
