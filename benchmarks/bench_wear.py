@@ -1,0 +1,90 @@
+"""Full program / erase cycles with a stride against every cycle simulated (Y-Flash).
+
+``--cells`` population devices with charges spread over the window (as a trained chip
+leaves them) go through ``--cycles`` full cycles (``Crossbar.full_cycles``' kernel,
+``YFlash.full_cycles_at``) once for each stride; stride 1 simulates every cycle. For
+each stride: the best of ``--repeats`` wall times and its ratio to stride 1, the error of
+the total pulses, of the mean ``V_a`` and ``beta`` (relative to their change), and the
+rms and largest error of a single device's ``V_a`` and ``beta``. Two exact runs with
+different noise seeds give the noise floor of the per-device errors. Results go to
+``benchmarks/results/bench_wear.json``.
+
+    python benchmarks/bench_wear.py [--cells 5000] [--cycles 40] [--strides 1 2 5 10 20 40]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:  # run from a checkout without installing
+    sys.path.insert(0, str(ROOT))
+
+from neuromem.devices import YFlash  # noqa: E402
+
+
+def _run(dev, start, n_cycles, stride, seed, repeats):
+    best = float("inf")
+    for _ in range(repeats):
+        state = start.copy()
+        g = np.empty(state.shape[1])
+        t0 = time.perf_counter()
+        n_prog, n_erase, _ = dev.full_cycles_at(state, np.arange(state.shape[1]), n_cycles,
+                                                seed, g, stride=stride, max_pulses=200)
+        best = min(best, time.perf_counter() - t0)
+    return state, int((n_prog + n_erase).sum()), best
+
+
+def _errors(state, ref, start, pulses, ref_pulses):
+    out = {"pulses_rel_error": pulses / ref_pulses - 1}
+    for row, name in ((1, "va_v"), (2, "beta_v")):
+        change = ref[row].mean() - start[row].mean()
+        diff = state[row] - ref[row]
+        out[f"{name}_mean_error_of_change"] = float(diff.mean() / change)
+        out[f"{name}_cell_rms_error"] = float(np.sqrt(np.mean(diff**2)))
+        out[f"{name}_cell_max_error"] = float(np.abs(diff).max())
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--cells", type=int, default=5000)
+    p.add_argument("--cycles", type=int, default=40)
+    p.add_argument("--strides", type=int, nargs="+", default=[1, 2, 5, 10, 20, 40])
+    p.add_argument("--repeats", type=int, default=3)
+    args = p.parse_args(argv)
+    if args.cells < 1 or args.cycles < 1 or args.repeats < 1 or min(args.strides) < 1:
+        p.error("--cells, --cycles, --repeats and --strides must be >= 1")
+
+    dev = YFlash()
+    rng = np.random.default_rng(0)
+    start = dev.init_state(args.cells, rng)
+    start[0] = rng.uniform(dev.q_fg_min_c, dev.q_fg_max_c, args.cells)
+    _run(dev, start[:, :2], 1, 1, 0, 1)  # compile
+    ref, ref_pulses, ref_s = _run(dev, start, args.cycles, 1, 1, args.repeats)
+    floor, floor_pulses, _ = _run(dev, start, args.cycles, 1, 2, 1)
+    rows = {"exact, other seed": _errors(floor, ref, start, floor_pulses, ref_pulses)}
+    for stride in args.strides:
+        state, pulses, secs = _run(dev, start, args.cycles, stride, 1, args.repeats)
+        rows[f"stride {stride}"] = {"time_ratio_to_stride_1": secs / ref_s,
+                                    **_errors(state, ref, start, pulses, ref_pulses)}
+    results = {"benchmark": "Y-Flash full cycles: stride against every cycle simulated",
+               "cells": args.cells, "cycles": args.cycles, "repeats": args.repeats,
+               "pulses_per_cell_per_cycle": ref_pulses / args.cells / args.cycles,
+               "rows": rows}
+    out = ROOT / "benchmarks" / "results"
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "bench_wear.json").write_text(json.dumps(results, indent=2) + "\n")
+    for name, row in rows.items():
+        print(f"{name:18s} " + "  ".join(f"{k} {v:.4g}" for k, v in row.items()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
