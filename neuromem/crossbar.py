@@ -580,9 +580,10 @@ class Crossbar:
         Each cycle programs a cell pulse by pulse, reading it before each pulse, until
         ``G <= low``, then erases it until ``G >= high`` (at most ``max_pulses`` pulses
         each way); every cell ends at the high level. Stuck and dead cells are left
-        alone (a verify never passes on them). ``stride > 1`` simulates one cycle in
-        every ``stride`` pulse by pulse and applies the wear of the ``stride - 1`` after
-        it in closed form from its pulse counts (Y-Flash ages by pulse count alone); the
+        alone (a verify never passes on them). ``stride > 1`` simulates the first cycle
+        (it starts wherever the cell is) and then one in every ``stride`` pulse by pulse,
+        and applies the wear of the ``stride - 1`` after each of the latter in closed
+        form from its pulse counts (Y-Flash ages by pulse count alone); the
         pulse tallies, the energy ledger (pulses and verify reads) and the clock count
         every cycle. Returns the numbers of erase (potentiating) and program
         (depressing) pulses, as :meth:`apply_pulses` does.
