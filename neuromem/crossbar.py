@@ -572,6 +572,58 @@ class Crossbar:
         shape = self.shape
         return ProgramResult(used.reshape(shape), missed.reshape(shape), g.reshape(shape).copy())
 
+    def full_cycles(self, n_cycles: int, *, array: str = "plus", stride: int = 1,
+                    max_pulses: int = 200) -> tuple[int, int]:
+        """``n_cycles`` full program / full erase cycles of every healthy device of one
+        array (the family's endurance test, :attr:`Device.full_cycle_levels_s`).
+
+        Each cycle programs a cell pulse by pulse, reading it before each pulse, until
+        ``G <= low``, then erases it until ``G >= high`` (at most ``max_pulses`` pulses
+        each way); every cell ends at the high level. Stuck and dead cells are left
+        alone (a verify never passes on them). ``stride > 1`` simulates the first cycle
+        (it starts wherever the cell is) and then one in every ``stride`` pulse by pulse,
+        and applies the wear of the ``stride - 1`` after each of the latter in closed
+        form from its pulse counts (Y-Flash ages by pulse count alone); the
+        pulse tallies, the energy ledger (pulses and verify reads) and the clock count
+        every cycle. Returns the numbers of erase (potentiating) and program
+        (depressing) pulses, as :meth:`apply_pulses` does.
+        """
+        self._check_writable()
+        if array not in ("plus", "minus") or (array == "minus" and self.scheme == "single"):
+            raise ValueError(f"array must be 'plus' or 'minus' (not for 'single'), got {array!r}")
+        if self.device.full_cycle_levels_s is None:
+            raise TypeError(f"{type(self.device).__name__} defines no full program / erase "
+                            "cycle (Device.full_cycle_levels_s is None)")
+        if not isinstance(n_cycles, Integral) or isinstance(n_cycles, bool) or n_cycles < 0:
+            raise ValueError(f"n_cycles must be a whole number >= 0, got {n_cycles!r}")
+        stride = _check_count("stride", stride)
+        max_pulses = _check_count("max_pulses", max_pulses)
+        if n_cycles == 0:
+            return 0, 0
+        state, g, fault, tally = ((self._state_plus, self._g_plus, self._fault_plus,
+                                   self._pulses_plus) if array == "plus" else
+                                  (self._state_minus, self._g_minus, self._fault_minus,
+                                   self._pulses_minus))
+        cells = np.arange(g.size) if fault is None else np.flatnonzero(np.isnan(fault))
+        self._sync_drift()
+        seed = int(self.rng.integers(0, 2**32 - 1))
+        dev = self.device
+        n_prog, n_erase, g_read = dev.full_cycles_at(state, cells, int(n_cycles), seed, g,
+                                                     max_pulses=max_pulses, stride=stride)
+        tally[cells] += n_prog + n_erase
+        up, down = int(n_erase.sum()), int(n_prog.sum())
+        self.ledger.record("potentiate", up, up * dev.pulse_energy_j(+1))
+        self.ledger.record("depress", down, down * dev.pulse_energy_j(-1))
+        # a verify read before each pulse and one after the last of each phase
+        self.ledger.record("verify_read", up + down + 2 * int(n_cycles) * cells.size,
+                           dev.read_time_s * dev.read_voltage_v**2 * float(g_read.sum()))
+        # cells cycle in parallel: the slowest one sets the time
+        if cells.size:
+            self.time_s += float(np.max(n_prog * dev.pulse_duration_s(-1)
+                                        + n_erase * dev.pulse_duration_s(+1)))
+        self._refresh_all()
+        return up, down
+
     def program_weights(self, weights, **kwargs) -> ProgramResult:
         """Program signed weights (units of :attr:`weight_unit_s`).
 

@@ -171,6 +171,14 @@ class Device:
         verify levels of the family's endurance test), or None where it defines none."""
         return None
 
+    def full_cycles_at(self, state, cells, n_cycles: int, seed: int, g_out, *,
+                       max_pulses: int = 10_000, stride: int = 1):
+        """Full program / full erase cycles of the cells ``cells`` between the levels of
+        :attr:`full_cycle_levels_s`; ``(n_program, n_erase, g_read_s)`` per listed cell
+        (see :meth:`neuromem.devices.YFlash.full_cycles_at`). Only families that define
+        those levels implement it."""
+        raise NotImplementedError(f"{type(self).__name__} defines no full program / erase cycle")
+
     @property
     def drifts(self) -> bool:
         """True when the conductance changes with time alone (needs re-reading)."""
