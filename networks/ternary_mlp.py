@@ -56,6 +56,7 @@ OPS_SOFTMAX, OPS_PROBABILITY, OPS_GATE, OPS_SCALE = 4, 1, 1, 1
 _CONSTRAINTS = {
     "n_iter": ("int", 0, None),
     "batch_size": ("int", 1, None),
+    "batch_growth": ("real", 1.0, None),
     "learning_rate": ("real>", 0.0, None),
     "learning_rate_decay": ("real>", 0.0, 1.0),
     "threshold": ("real", 0.0, None),
@@ -121,6 +122,13 @@ class TernaryMLP(ClassifierMixin, BaseEstimator):
     batch_size : int
         Samples whose forward and backward passes share the weights at the batch's
         start (their pulses follow in order); 1 = the per-sample rule.
+    batch_growth : float
+        The batch grows by this factor after every epoch (epoch ``e`` uses
+        ``round(batch_size · batch_growth**e)`` samples, at most the whole set). A cell
+        moves up with probability ``∝ g⁺`` and down ``∝ g⁻`` whatever ``η``, so with a
+        constant batch the noise of the batch gradient sets how sharply the weights
+        settle and a smaller ``η`` only slows them; a larger batch averages the noise
+        away (the way decaying the rate anneals float SGD).
     learning_rate : float
         ``η`` of the transition probability ``tanh(η |x_i δ_j|)``.
     learning_rate_decay : float
@@ -160,7 +168,7 @@ class TernaryMLP(ClassifierMixin, BaseEstimator):
     """
 
     def __init__(self, hidden_layer_sizes=(256,), *, activation="ternary", n_iter=10,
-                 batch_size=100, learning_rate=0.3, learning_rate_decay=1.0, threshold=0.15,
+                 batch_size=100, batch_growth=2.0, learning_rate=0.3, learning_rate_decay=1.0, threshold=0.15,
                  ste_width=0.5, output_scale=4.0, bias_rows=8, input_threshold=0.5,
                  device="mtj", d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3,
                  adc_bits=8, dac_bits=8, loss="softmax", update="batch", input_coding="binary",
@@ -172,6 +180,7 @@ class TernaryMLP(ClassifierMixin, BaseEstimator):
         self.activation = activation
         self.n_iter = n_iter
         self.batch_size = batch_size
+        self.batch_growth = batch_growth
         self.learning_rate = learning_rate
         self.learning_rate_decay = learning_rate_decay
         self.threshold = threshold
@@ -344,12 +353,18 @@ class TernaryMLP(ClassifierMixin, BaseEstimator):
             raise ValueError(f"y holds labels {unknown.tolist()} not in classes_")
         return X, np.searchsorted(self.classes_, y)
 
+    def epoch_batch_size(self, epoch: int, n_samples: int) -> int:
+        """Samples per batch in epoch ``epoch`` (0-based) of a set of ``n_samples``."""
+        grown = round(self.batch_size * self.batch_growth ** epoch)
+        return int(max(1, min(grown, n_samples)))
+
     def _epoch(self, X, y):
         lr = self.learning_rate * self.learning_rate_decay ** self.epochs_done_
+        batch = self.epoch_batch_size(self.epochs_done_, len(X))
         order = self._rng.permutation(len(X))
         eye = np.eye(len(self.classes_))
-        for start in range(0, len(X), self.batch_size):
-            idx = order[start:start + self.batch_size]
+        for start in range(0, len(X), batch):
+            idx = order[start:start + batch]
             self._train_batch(X[idx], eye[y[idx]], lr)
         self.n_samples_seen_ += len(X)
         self.epochs_done_ += 1

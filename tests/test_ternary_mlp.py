@@ -66,6 +66,23 @@ def test_learns_the_digits_and_follows_the_contract(digits):
     assert binary.score(X_test, y_test) > 0.3
 
 
+def test_batch_grows_every_epoch_up_to_the_whole_set(digits):
+    model = small(batch_size=30, batch_growth=2.0)
+    assert [model.epoch_batch_size(e, 1000) for e in range(7)] == [30, 60, 120, 240, 480, 960, 1000]
+    assert small(batch_growth=1.0).epoch_batch_size(5, 1000) == 50
+    # fewer, better-averaged batches switch fewer devices in the later epochs
+    X_train, _, y_train, _ = digits
+    switches = {}
+    for growth in (1.0, 8.0):
+        m = small(batch_size=20, batch_growth=growth)
+        m.partial_fit(X_train, y_train, classes=np.unique(y_train))
+        first = m.training_counts_["switches"]
+        m.partial_fit(X_train, y_train)
+        switches[growth] = (first, m.training_counts_["switches"] - first)
+    assert switches[1.0][0] == switches[8.0][0]  # epoch 0: the same batches, same seed
+    assert switches[8.0][1] < 0.5 * switches[1.0][1], switches
+
+
 def test_no_float_weight_exists_in_the_trained_model(digits):
     X_train, _, y_train, _ = digits
     model = small(n_iter=1)
@@ -159,7 +176,7 @@ def test_load_refuses_foreign_and_altered_files(digits, tmp_path):
     ({"learning_rate": 0.0}, "learning_rate"), ({"batch_size": 0}, "batch_size"),
     ({"adc_bits": 20}, "adc_bits"), ({"device": "yflash"}, "MTJ"), ({"loss": "mse"}, "loss"),
     ({"min_probability": 1.5}, "min_probability"), ({"update": "adam"}, "update"),
-    ({"input_coding": "analog"}, "input_coding"),
+    ({"input_coding": "analog"}, "input_coding"), ({"batch_growth": 0.5}, "batch_growth"),
 ])
 def test_bad_parameters_are_refused_at_fit(digits, kw, match):
     X_train, _, y_train, _ = digits
