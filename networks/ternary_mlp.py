@@ -167,7 +167,7 @@ class TernaryMLP(ClassifierMixin, BaseEstimator):
         Seeds fabrication, initial states, shuffling and the switching noise.
     """
 
-    def __init__(self, hidden_layer_sizes=(256,), *, activation="ternary", n_iter=10,
+    def __init__(self, hidden_layer_sizes=(1024, 1024, 1024), *, activation="ternary", n_iter=8,
                  batch_size=100, batch_growth=2.0, learning_rate=0.3, learning_rate_decay=1.0, threshold=0.15,
                  ste_width=0.5, output_scale=4.0, bias_rows=8, input_threshold=0.5,
                  device="mtj", d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3,
