@@ -355,8 +355,9 @@ class TernaryMLP(ClassifierMixin, BaseEstimator):
 
     def epoch_batch_size(self, epoch: int, n_samples: int) -> int:
         """Samples per batch in epoch ``epoch`` (0-based) of a set of ``n_samples``."""
-        grown = round(self.batch_size * self.batch_growth ** epoch)
-        return int(max(1, min(grown, n_samples)))
+        if epoch * math.log(self.batch_growth) >= math.log(max(n_samples, 1) / self.batch_size):
+            return int(max(1, n_samples))  # (also keeps growth**epoch from overflowing)
+        return int(max(1, min(round(self.batch_size * self.batch_growth ** epoch), n_samples)))
 
     def _epoch(self, X, y):
         lr = self.learning_rate * self.learning_rate_decay ** self.epochs_done_
@@ -427,6 +428,7 @@ class TernaryMLP(ClassifierMixin, BaseEstimator):
         try:
             params = _params_from_json(meta["params"])
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+            params.setdefault("batch_growth", 1.0)  # files from before it existed: constant batch
             model = cls(**params)
             device = model._check_params()
             classes = arrays["classes"]

@@ -70,6 +70,7 @@ def test_batch_grows_every_epoch_up_to_the_whole_set(digits):
     model = small(batch_size=30, batch_growth=2.0)
     assert [model.epoch_batch_size(e, 1000) for e in range(7)] == [30, 60, 120, 240, 480, 960, 1000]
     assert small(batch_growth=1.0).epoch_batch_size(5, 1000) == 50
+    assert model.epoch_batch_size(5000, 1000) == 1000  # no overflow of growth**epoch
     # fewer, better-averaged batches switch fewer devices in the later epochs
     X_train, _, y_train, _ = digits
     switches = {}
