@@ -1,9 +1,12 @@
 """Unsupervised MNIST with STDP on memristive synapses (Diehl & Cook 2015), ``neuromem snn``.
 
 The paper's protocol: the input->excitatory synapses (a crossbar) learn by STDP from
-``--n-train`` training images shown once; then, with learning off, each neuron is
-labelled by its mean response to ``--n-label`` training images, and images are
-classified by the mean spike count of the neurons of each label. Without ``--final``
+``--n-train`` training images shown once; then, with learning off, the neurons' mean
+responses to each class are measured on ``--n-label`` training images, and images are
+classified from their spike counts: by likelihood (``--vote likelihood``, the default,
+each neuron's count Poisson with its class means) or as the paper does (``--vote
+mean``: each neuron labelled with its best class, the label of the highest mean spike
+count wins). Without ``--final``
 the last ``--n-validation`` training images are held out and the accuracy is measured
 on them (choose settings this way); with ``--final`` training uses all 60 000 images
 and the accuracy is measured on the first ``--n-test`` test images.
@@ -19,8 +22,9 @@ test holds to the Brian2 model :class:`networks.stdp.DiehlCook2015` spike for sp
 Labelling and testing have frozen weights and are split into shards on Dask workers
 (``--workers``, a local cluster; ``--scheduler ADDRESS`` for an existing one).
 
-Writes ``results.json`` (settings, accuracy, confusion matrix, pulses per device,
-energy by operation, wall times), ``receptive_fields.png``, ``confusion.png`` and a
+Writes ``results.json`` (settings, accuracy by either vote, confusion matrix, pulses per
+device, energy by operation, wall times), ``counts.npz`` (the spike counts behind the
+votes), ``receptive_fields.png``, ``confusion.png`` and a
 checkpoint (``checkpoint.npz`` + ``checkpoint.json``, no pickle) every
 ``--checkpoint-every`` training images and on Ctrl-C. A rerun of the same command
 resumes (``--no-resume`` starts over); a checkpoint made with other settings is refused.
