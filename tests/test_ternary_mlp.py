@@ -156,6 +156,19 @@ def test_save_load_round_trip(digits, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def test_models_saved_before_batch_growth_keep_a_constant_batch(digits, tmp_path):
+    from networks._archive import read_archive, write_archive
+    from networks.ternary_mlp import FORMAT, FORMAT_VERSION
+
+    X_train, _, y_train, _ = digits
+    path = small(n_iter=1).fit(X_train, y_train).save(tmp_path / "new.npz")
+    arrays, meta = read_archive(path, FORMAT, FORMAT_VERSION)
+    del meta["params"]["batch_growth"]  # as files written before the parameter existed
+    old = write_archive(tmp_path / "old.npz", arrays, meta, FORMAT, FORMAT_VERSION)
+    assert TernaryMLP.load(old).batch_growth == 1.0
+    assert TernaryMLP.load(path).batch_growth == 2.0
+
+
 def test_load_refuses_foreign_and_altered_files(digits, tmp_path):
     X_train, _, y_train, _ = digits
     path = small(n_iter=1).fit(X_train[:100], y_train[:100]).save(tmp_path / "m.npz")
