@@ -317,53 +317,58 @@ def _aged(va, beta, n_program, n_erase, p):
 
 
 @njit(cache=True)
-def _full_cycles(state, n_cycles, stride, seed, g_low, g_high, max_pulses, p, n_prog, n_erase):
-    """Program-and-verify cycling: program to G <= g_low, then erase to G >= g_high.
+def _cell_cycles(q, va, beta, n_cycles, stride, g_low, g_high, max_pulses, p, prog_row, erase_row):
+    """``n_cycles`` full cycles of one cell; the first (which starts wherever the cell
+    is) and then one in every ``stride`` simulated by :func:`_one_cycle`, the ageing of
+    the ``stride - 1`` after each of the latter applied in closed form from its pulse
+    counts (every cycle starts and ends at the erase level).
 
-    With ``stride > 1`` the first cycle (which starts wherever the cell is) and then one
-    cycle in every ``stride`` are simulated, and the ageing of the ``stride - 1`` after
-    each of the latter is applied in closed form from its pulse counts, which are
-    recorded for them too (every cycle starts and ends at the erase level).
+    Fills ``prog_row`` / ``erase_row`` per cycle (-1 where ``max_pulses`` did not
+    suffice) when they are not empty; returns ``(q, va, beta, program pulses, erase
+    pulses, summed verify-read conductance)`` over all cycles.
     """
+    total_p, total_e, total_g = 0, 0, 0.0
+    c = 0
+    while c < n_cycles:
+        q, va, beta, n_p, n_e, g_sum = _one_cycle(q, va, beta, g_low, g_high, max_pulses, p)
+        block = 1 if c == 0 else min(stride, n_cycles - c)
+        va, beta = _aged(va, beta, n_p * (block - 1), n_e * (block - 1), p)
+        if prog_row.size:
+            for j in range(c, c + block):
+                prog_row[j] = n_p if n_p < max_pulses else -1
+                erase_row[j] = n_e if n_e < max_pulses else -1
+        total_p += n_p * block
+        total_e += n_e * block
+        total_g += g_sum * block
+        c += block
+    return q, va, beta, total_p, total_e, total_g
+
+
+@njit(cache=True)
+def _full_cycles(state, n_cycles, stride, seed, g_low, g_high, max_pulses, p, n_prog, n_erase):
+    """:func:`_cell_cycles` on every cell, pulses recorded per cycle (``n_prog[c, k]``)."""
     np.random.seed(seed)
     for k in range(state.shape[1]):
-        q, va, beta = state[Q_FG, k], state[V_A, k], state[BETA, k]
-        c = 0
-        while c < n_cycles:
-            q, va, beta, n_p, n_e, _ = _one_cycle(q, va, beta, g_low, g_high, max_pulses, p)
-            # the first cycle starts wherever the cell is: never repeat its counts
-            skip = 0 if c == 0 else min(stride, n_cycles - c) - 1
-            va, beta = _aged(va, beta, n_p * skip, n_e * skip, p)
-            for j in range(c, c + skip + 1):
-                n_prog[j, k] = n_p if n_p < max_pulses else -1
-                n_erase[j, k] = n_e if n_e < max_pulses else -1
-            c += skip + 1
+        q, va, beta, _, _, _ = _cell_cycles(state[Q_FG, k], state[V_A, k], state[BETA, k],
+                                            n_cycles, stride, g_low, g_high, max_pulses, p,
+                                            n_prog[:, k], n_erase[:, k])
         state[Q_FG, k], state[V_A, k], state[BETA, k] = q, va, beta
 
 
 @njit(cache=True)
 def _full_cycles_at(state, cells, n_cycles, stride, seed, g_low, g_high, max_pulses, p,
                     n_prog, n_erase, g_read, g_out):
-    """:func:`_full_cycles` on the listed cells, recording totals per cell: pulses of
+    """:func:`_cell_cycles` on the listed cells, recording totals per cell: pulses of
     each kind, and the summed conductance of the verify reads (``g_read``); the
     conductance reached goes to ``g_out``."""
     np.random.seed(seed)
+    no_rows = np.empty(0, dtype=np.int64)
     for m in range(cells.size):
         k = cells[m]
-        q, va, beta = state[Q_FG, k], state[V_A, k], state[BETA, k]
-        c = 0
-        total_p, total_e, total_g = 0, 0, 0.0
-        while c < n_cycles:
-            q, va, beta, n_p, n_e, g_sum = _one_cycle(q, va, beta, g_low, g_high,
-                                                      max_pulses, p)
-            block = 1 if c == 0 else min(stride, n_cycles - c)
-            va, beta = _aged(va, beta, n_p * (block - 1), n_e * (block - 1), p)
-            total_p += n_p * block
-            total_e += n_e * block
-            total_g += g_sum * block
-            c += block
+        q, va, beta, n_prog[m], n_erase[m], g_read[m] = _cell_cycles(
+            state[Q_FG, k], state[V_A, k], state[BETA, k], n_cycles, stride, g_low, g_high,
+            max_pulses, p, no_rows, no_rows)
         state[Q_FG, k], state[V_A, k], state[BETA, k] = q, va, beta
-        n_prog[m], n_erase[m], g_read[m] = total_p, total_e, total_g
         g_out[k] = _read_current(q, p) / p[READ_VD]
 
 
