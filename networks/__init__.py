@@ -11,3 +11,6 @@ __all__ += ["CrossbarMLP"]
 from .ternary_mlp import TernaryMLP  # noqa: E402
 
 __all__ += ["TernaryMLP"]
+from .ternary_cnn import TernaryCNN  # noqa: E402
+
+__all__ += ["TernaryCNN"]

@@ -207,3 +207,35 @@ def test_bad_data_is_refused(digits):
     model = small(n_iter=1).fit(X_train[:50], y_train[:50])
     with pytest.raises(ValueError, match="features"):
         model.predict(X_train[:5, :10])
+
+
+def test_hardware_gradient_equals_plain_backprop(digits):
+    # two hidden layers, ideal converters and nominal devices: the array passes (reads,
+    # comparators, DAC-driven transposed reads) give the plain backprop gradient at
+    # every depth, with no factor that compounds layer by layer
+    X_train, _, y_train, _ = digits
+    model = small(hidden_layer_sizes=(24, 16), n_iter=1, adc_bits=16, dac_bits=16,
+                  device=MTJ(d2d_r_rel=0.0)).fit(X_train[:300], y_train[:300])
+    X, y = X_train[300:360], y_train[300:360]
+    W = [w.astype(float) for w in model.coefs_]
+    ones = np.ones((len(X), model.bias_rows))
+    xs, flags = [np.hstack([(X > model.input_threshold).astype(float), ones])], []
+    for w in W[:-1]:
+        z, root = xs[-1] @ w, np.sqrt(w.shape[0])
+        flags.append(np.abs(z) < model.ste_width * root)
+        xs.append(np.hstack([(z > model.threshold * root).astype(float) - (z < -model.threshold * root), ones]))
+    root = np.sqrt(W[-1].shape[0])
+    logits = model.output_scale * np.clip(xs[-1] @ W[-1], -4 * root, 4 * root) / root
+    prob = np.exp(logits - logits.max(1, keepdims=True))
+    deltas = [prob / prob.sum(1, keepdims=True) - np.eye(10)[y]]
+    for k in range(len(W) - 1, 0, -1):
+        d = deltas[0]
+        scale = np.abs(d).max(1, keepdims=True)
+        full = min(W[k].shape[1], 4 * np.sqrt(W[k].shape[1]))
+        back = np.clip((d / scale) @ W[k].T, -full, full) * scale
+        deltas.insert(0, back[:, :W[k].shape[0] - model.bias_rows] * flags[k - 1])
+    got = model.gradients(X, y)
+    for g, x, d in zip(got, xs, deltas):
+        want = x.T @ d / len(X)
+        assert np.abs(g - want).max() <= 2e-3 * np.abs(want).max()
+    assert np.abs(got[0]).max() > 0.1 * np.abs(got[-1]).max()  # the first layer is not starved

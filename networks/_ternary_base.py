@@ -1,0 +1,369 @@
+"""What the ternary MTJ-pair classifiers share: parameter checks, the scikit-learn
+methods, the output and backward passes, the batch schedule and save/load.
+
+A subclass says which arrays it needs (:meth:`TernaryNetwork._array_shapes`), how a
+batch flows through them (:meth:`TernaryNetwork._forward` for inference and
+:meth:`TernaryNetwork._train_batch`) and how many operations a training sample costs.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral, Real
+
+import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets
+from sklearn.utils.validation import check_is_fitted, validate_data
+
+from neuromem import EnergyLedger, get_device
+from neuromem.ternary import TernaryCrossbar, TernaryPeriphery
+
+from ._archive import read_archive, write_archive
+from .rbm import _jsonable_params, _params_from_json
+
+ACTIVATIONS = ("ternary", "binary")
+#: digital operations booked per value: the softmax error per output (exp, sum, divide,
+#: subtract), the transition probability per column (a table look-up), the gate per
+#: backward value, the DAC scaling per driven column
+OPS_SOFTMAX, OPS_PROBABILITY, OPS_GATE, OPS_SCALE = 4, 1, 1, 1
+
+#: parameter limits shared by the ternary networks: name -> (kind, low, high); "int",
+#: "real" (closed), "real>" (low open), "choice" (allowed values)
+CONSTRAINTS = {
+    "n_iter": ("int", 0, None),
+    "batch_size": ("int", 1, None),
+    "batch_growth": ("real", 1.0, None),
+    "learning_rate": ("real>", 0.0, None),
+    "learning_rate_decay": ("real>", 0.0, 1.0),
+    "threshold": ("real", 0.0, None),
+    "ste_width": ("real>", 0.0, None),
+    "output_scale": ("real>", 0.0, None),
+    "bias_rows": ("int", 0, None),
+    "input_threshold": ("real", 0.0, 1.0),
+    "d2d_delta_rel": ("real", 0.0, None),
+    "max_width_s": ("real>", 0.0, None),
+    "min_probability": ("real>", 0.0, 1.0),
+    "adc_bits": ("int", 1, 16),
+    "dac_bits": ("int", 1, 16),
+    "activation": ("choice", ACTIVATIONS, None),
+    "loss": ("choice", ("softmax", "hinge"), None),
+    "input_coding": ("choice", ("binary", "signed"), None),
+}
+
+
+def transition(gradient, learning_rate):
+    """GXNOR-Net's discrete step for ``gradient``: ``(direction, probability)``.
+
+    A weight moves one level towards ``direction = -sign(gradient)`` with probability
+    ``tanh(learning_rate · |gradient|)`` (0 where the gradient is 0), so its expected
+    step is ``-sign(g) tanh(η |g|)`` away from the bounds.
+    """
+    g = np.asarray(gradient, dtype=float)
+    return (-np.sign(g)).astype(np.int8), np.tanh(learning_rate * np.abs(g))
+
+
+def check_table(est, table: dict) -> None:
+    """Raise ValueError naming the first parameter of ``est`` outside ``table``."""
+    for name, (kind, low, high) in table.items():
+        value = getattr(est, name)
+        if kind == "choice":
+            if value not in low:
+                raise ValueError(f"{name} must be one of {list(low)}, got {value!r}")
+        elif kind == "int":
+            if not isinstance(value, Integral) or isinstance(value, bool) or value < low or (
+                    high is not None and value > high):
+                span = f">= {low}" if high is None else f"in {low}..{high}"
+                raise ValueError(f"{name} must be an integer {span}, got {value!r}")
+        else:
+            if not isinstance(value, Real) or isinstance(value, bool) or not math.isfinite(value):
+                raise ValueError(f"{name} must be a finite number, got {value!r}")
+            too_low = value <= low if kind == "real>" else value < low
+            if too_low or (high is not None and value > high):
+                left = "(" if kind == "real>" else "["
+                raise ValueError(f"{name} must lie in {left}{low}, {'inf)' if high is None else f'{high}]'}"
+                                 f", got {value!r}")
+
+
+def check_sizes(name, sizes, allow_empty=True):
+    if not isinstance(sizes, (tuple, list)) or (not sizes and not allow_empty) or not all(
+            isinstance(s, Integral) and not isinstance(s, bool) and s >= 1 for s in sizes):
+        raise ValueError(f"{name} must be a tuple of integers >= 1, got {sizes!r}")
+
+
+class TernaryNetwork(ClassifierMixin, BaseEstimator):
+    """Base of the classifiers whose weights are ternary MTJ-pair cells (not for direct use)."""
+
+    _constraints = CONSTRAINTS
+    _format = None  # (name, version) of the saved file
+
+    # ------------------------------------------------------------------ checks
+    def check_params(self) -> None:
+        """Raise ValueError naming the first parameter outside its limits (fit does too)."""
+        self._check_params()
+
+    def _check_params(self):
+        check_table(self, self._constraints)
+        self._check_layout()
+        try:
+            device = get_device(self.device)
+        except (TypeError, ValueError) as exc:
+            raise ValueError(f"device: {exc}") from None
+        if device.name != "mtj":
+            raise ValueError(f"device must be an MTJ (name 'mtj' or an MTJ instance), got {device.name!r}")
+        return device
+
+    def _check_layout(self):
+        """Check the layer parameters (subclasses)."""
+
+    def _check_X(self, X, reset):
+        X = validate_data(self, X, reset=reset, dtype=np.float64)
+        if X.size and (X.min() < 0 or X.max() > 1):
+            raise ValueError("X must hold pixel values scaled to [0, 1] "
+                             f"(got values in [{X.min():g}, {X.max():g}])")
+        return X
+
+    # ------------------------------------------------------------------ build
+    def _array_shapes(self, n_features, n_classes) -> list[tuple[int, int]]:
+        """``(rows, cols)`` of every array, bias rows included (subclasses)."""
+        raise NotImplementedError
+
+    def _build(self, n_features, n_classes, device):
+        shapes = self._array_shapes(n_features, n_classes)
+        rng = check_random_state(self.random_state)
+        seeds = rng.randint(0, 2**31 - 1, size=len(shapes) + 1)
+        self.ledger_ = EnergyLedger()
+        self.periphery_ = TernaryPeriphery(adc_bits=self.adc_bits, dac_bits=self.dac_bits)
+        self.layers_ = [
+            TernaryCrossbar(rows, cols, device, d2d_delta_rel=self.d2d_delta_rel,
+                            max_width_s=self.max_width_s, min_probability=self.min_probability,
+                            seed=int(seeds[k]), ledger=self.ledger_)
+            for k, (rows, cols) in enumerate(shapes)]
+        self._rng = np.random.default_rng(int(seeds[-1]))
+        self.n_samples_seen_ = 0
+        self.epochs_done_ = 0
+        self.training_counts_ = {"set_pulses": 0, "reset_pulses": 0, "switches": 0, "saturated": 0}
+
+    # ------------------------------------------------------------------ hardware passes
+    def _drive(self, a):
+        """``a`` with the bias rows (always at +1) appended on its last axis."""
+        if not self.bias_rows:
+            return a
+        ones = np.ones(a.shape[:-1] + (self.bias_rows,), np.int8)
+        return np.concatenate([a, ones], axis=-1)
+
+    def _input_rows(self, X):
+        a = (X > self.input_threshold).astype(np.int8)
+        if self.input_coding == "signed":
+            a = 2 * a - 1  # dark pixels drive their rows at -V_read
+        return a
+
+    def _hidden(self, xbar, a, training):
+        """One hidden read: the column counts go to the comparators (ternary or binary
+        activation) and, when training, to the window pair (the STE flags)."""
+        z = xbar.read(a) / xbar.unit_current_a
+        root = math.sqrt(xbar.rows)
+        per, ledger = self.periphery_, self.ledger_
+        out = per.threshold(z, self.threshold * root, ledger, ternary=self.activation == "ternary")
+        flags = None
+        if training:
+            flags = per.threshold(np.abs(z) - self.ste_width * root, 0.0, ledger, ternary=False) < 0
+        return out, flags
+
+    def _output(self, xbar, a):
+        """The output columns, digitised (counts of XNORs)."""
+        z = xbar.read(a) / xbar.unit_current_a
+        return self.periphery_.adc(z, 4.0 * math.sqrt(xbar.rows), self.ledger_)
+
+    def _logits(self, counts):
+        return self.output_scale * counts / math.sqrt(self.layers_[-1].rows)
+
+    def _error(self, counts, onehot):
+        """The output error ``δ`` (digital)."""
+        logits = self._logits(counts)
+        if self.loss == "hinge":
+            t = 2 * onehot - 1
+            delta = -t * np.maximum(0.0, 1.0 - t * logits)
+        else:
+            prob = np.exp(logits - logits.max(axis=1, keepdims=True))
+            prob /= prob.sum(axis=1, keepdims=True)
+            delta = prob - onehot
+        self.periphery_.digital(delta.size * OPS_SOFTMAX, self.ledger_)
+        return delta
+
+    def _backward(self, xbar, delta):
+        """``Wᵀ δ`` on the array: DAC-driven columns, transposed read, row ADCs."""
+        v_max = xbar.device.read_voltage_v
+        scale = np.max(np.abs(delta), axis=1, keepdims=True)
+        scale[scale == 0] = 1.0
+        self.periphery_.digital(delta.size * OPS_SCALE, self.ledger_)
+        volts = self.periphery_.dac(delta / scale, 1.0, self.ledger_) * v_max
+        rows = xbar.read_back(volts) / xbar.unit_current_a  # counts of XNORs at full drive
+        full = min(xbar.cols, 4.0 * math.sqrt(xbar.cols))
+        return self.periphery_.adc(rows, full, self.ledger_) * scale
+
+    def _write(self, xbar, grad, lr):
+        """Write a digitally accumulated gradient row by row (each cell its own width)."""
+        self.periphery_.digital(grad.size * OPS_PROBABILITY, self.ledger_)
+        direction, p = transition(grad, lr)
+        self._count(xbar.update_cells(direction, p))
+
+    def _count(self, tally):
+        for key, value in tally.items():
+            self.training_counts_[key] += value
+
+    def _forward(self, X, training):
+        raise NotImplementedError
+
+    def _batch_gradients(self, X, onehot):
+        raise NotImplementedError
+
+    def _train_batch(self, X, onehot, lr):
+        raise NotImplementedError
+
+    def gradients(self, X, y) -> list[np.ndarray]:
+        """The mini-batch gradient the hardware passes compute for every array on
+        ``(X, y)``, as in a batch update (the arrays are read and the reads booked;
+        nothing is written)."""
+        check_is_fitted(self, "layers_")
+        X = self._check_X(X, reset=False)
+        y = np.asarray(y)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(f"y holds labels {unknown.tolist()} not in classes_")
+        return self._batch_gradients(X, np.eye(len(self.classes_))[np.searchsorted(self.classes_, y)])
+
+    # ------------------------------------------------------------------ sklearn API
+    def fit(self, X, y):
+        """Build fresh arrays and train :attr:`n_iter` epochs."""
+        X, y = self._begin(X, y, reset=True)
+        epochs = range(self.n_iter)
+        if self.verbose:
+            from tqdm import tqdm
+            epochs = tqdm(epochs, desc=type(self).__name__, unit="epoch")
+        for _ in epochs:
+            self._epoch(X, y)
+        return self
+
+    def partial_fit(self, X, y, classes=None):
+        """One epoch over ``X`` (building the arrays on the first call; ``classes``
+        must then list every label)."""
+        first = not hasattr(self, "layers_")
+        if first and classes is None:
+            raise ValueError("classes must be passed on the first call to partial_fit")
+        X, y = self._begin(X, y, reset=first, classes=classes)
+        self._epoch(X, y)
+        return self
+
+    def _begin(self, X, y, reset, classes=None):
+        device = self._check_params()
+        X = self._check_X(X, reset)
+        X, y = np.asarray(X), np.asarray(y)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
+        check_classification_targets(y)
+        if reset:
+            self.classes_ = np.unique(y if classes is None else np.asarray(classes))
+            if len(self.classes_) < 2:
+                raise ValueError("y must hold at least two classes")
+            self._build(X.shape[1], len(self.classes_), device)
+        unknown = np.setdiff1d(np.unique(y), self.classes_)
+        if unknown.size:
+            raise ValueError(f"y holds labels {unknown.tolist()} not in classes_")
+        return X, np.searchsorted(self.classes_, y)
+
+    def epoch_batch_size(self, epoch: int, n_samples: int) -> int:
+        """Samples per batch in epoch ``epoch`` (0-based) of a set of ``n_samples``."""
+        if epoch * math.log(self.batch_growth) >= math.log(max(n_samples, 1) / self.batch_size):
+            return int(max(1, n_samples))  # (also keeps growth**epoch from overflowing)
+        return int(max(1, min(round(self.batch_size * self.batch_growth ** epoch), n_samples)))
+
+    def _epoch(self, X, y):
+        lr = self.learning_rate * self.learning_rate_decay ** self.epochs_done_
+        batch = self.epoch_batch_size(self.epochs_done_, len(X))
+        order = self._rng.permutation(len(X))
+        eye = np.eye(len(self.classes_))
+        for start in range(0, len(X), batch):
+            idx = order[start:start + batch]
+            self._train_batch(X[idx], eye[y[idx]], lr)
+        self.n_samples_seen_ += len(X)
+        self.epochs_done_ += 1
+
+    def decision_function(self, X):
+        """Digitised output counts (XNOR sums of the output columns), ``(n, classes)``."""
+        check_is_fitted(self, "layers_")
+        X = self._check_X(X, reset=False)
+        return self._forward(X, training=False)[-1]
+
+    def predict_proba(self, X):
+        logits = self._logits(self.decision_function(X))
+        prob = np.exp(logits - logits.max(axis=1, keepdims=True))
+        return prob / prob.sum(axis=1, keepdims=True)
+
+    def predict(self, X):
+        check_is_fitted(self, "layers_")
+        return self.classes_[np.argmax(self.decision_function(X), axis=1)]
+
+    # ------------------------------------------------------------------ reports
+    @property
+    def coefs_(self) -> list[np.ndarray]:
+        """The weights of every array (int8 in {-1, 0, +1}; the last ``bias_rows`` rows
+        are the bias cells), read from the device bits."""
+        check_is_fitted(self, "layers_")
+        return [xbar.weights for xbar in self.layers_]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path):
+        """Write the model (device bits, fabricated device parameters, random streams,
+        ledger) to a checksummed ``.npz`` archive with JSON metadata; no pickle."""
+        check_is_fitted(self, "layers_")
+        arrays = {"classes": np.asarray(self.classes_)}
+        layers = []
+        for k, xbar in enumerate(self.layers_):
+            a, m = xbar.state_dict()
+            arrays.update({f"layer{k}/{name}": v for name, v in a.items()})
+            layers.append(m)
+        meta = {"params": _jsonable_params(self.get_params()), "n_features_in": int(self.n_features_in_),
+                "layers": layers, "rng": self._rng.bit_generator.state,
+                "n_samples_seen": int(self.n_samples_seen_), "epochs_done": int(self.epochs_done_),
+                "training_counts": self.training_counts_, "ledger": self.ledger_.as_dict()}
+        return write_archive(path, arrays, meta, *self._format)
+
+    @classmethod
+    def _params_from_file(cls, params: dict) -> dict:
+        """Turn saved parameters back into constructor arguments (subclasses add theirs)."""
+        return params
+
+    @classmethod
+    def load(cls, path):
+        """Read a file written by :meth:`save` (validated; a foreign or altered file raises
+        ValueError naming it)."""
+        arrays, meta = read_archive(path, *cls._format)
+        try:
+            model = cls(**cls._params_from_file(_params_from_json(meta["params"])))
+            device = model._check_params()
+            classes = arrays["classes"]
+            shapes = model._array_shapes(meta["n_features_in"], len(classes))
+            if len(meta["layers"]) != len(shapes):
+                raise ValueError("the number of arrays does not match the layer parameters")
+            model._build(meta["n_features_in"], len(classes), device)
+            for k, shape in enumerate(shapes):
+                m = meta["layers"][k]
+                if (m["rows"], m["cols"]) != shape:
+                    raise ValueError(f"array {k} has shape {(m['rows'], m['cols'])}, expected {shape}")
+                part = {name.split("/", 1)[1]: v for name, v in arrays.items()
+                        if name.startswith(f"layer{k}/")}
+                model.layers_[k] = TernaryCrossbar.from_state_dict(part, m, ledger=model.ledger_)
+            model.classes_ = classes
+            model.n_features_in_ = int(meta["n_features_in"])
+            model._rng.bit_generator.state = meta["rng"]
+            model.n_samples_seen_ = int(meta["n_samples_seen"])
+            model.epochs_done_ = int(meta["epochs_done"])
+            model.training_counts_ = {k: int(v) for k, v in meta["training_counts"].items()}
+            model.ledger_.load_dict(meta["ledger"])
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ValueError(f"{path}: invalid saved model: {exc}") from None
+        return model

@@ -1,0 +1,308 @@
+"""A ternary convolutional network trained in situ on MTJ-pair crossbars.
+
+The convolution kernels are ternary cells of :class:`neuromem.ternary.TernaryCrossbar`
+like the dense layers: the kernel of output channel ``c`` is column ``c`` of an array
+whose ``K·K·C_in`` rows take one input patch (the unrolled mapping of kernels onto a
+crossbar), so an image is convolved by reading the array once per output position.
+The layout after GXNOR-Net (Deng et al., *Neural Networks* 100, 49, 2018):
+``[conv K×K, C] → comparators → 2×2 max pool`` repeated, then dense layers as in
+:class:`networks.TernaryMLP`.
+
+One training batch:
+
+1. **forward**: each patch of binarised pixels (or of the ternary activations below)
+   drives the rows; the column counts go to the comparators (ternary activation and
+   the straight-through window, as in the MLP); the pool takes the largest ternary
+   value of each ``pool_size × pool_size`` window (digital) and remembers which
+   position gave it.
+2. **backward**: dense layers as in the MLP; the error reaching a pooled value goes
+   back to the position that gave it, gated by its window flag; for the layer below,
+   the transposed read of every position's error (DAC columns, row ADCs) is summed
+   over the patches that share an input (digital adds).
+3. **update**: the gradient of a kernel cell is the mean over samples and positions of
+   ``x δ`` (digital accumulation), written row by row with GXNOR-Net's transition
+   probability ``tanh(η |g|)`` through the pulse width, like the MLP's batch update.
+
+Large batches are processed in chunks of ``chunk_size`` images (the weights do not
+change within a batch, so this only bounds the memory). Every read, conversion,
+comparator decision, pulse and digital operation is booked in :attr:`ledger_`.
+"""
+
+from __future__ import annotations
+
+import math
+from numbers import Integral
+
+import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
+from sklearn.utils.validation import check_is_fitted
+
+from ._ternary_base import CONSTRAINTS, OPS_GATE, TernaryNetwork, check_sizes
+
+__all__ = ["FORMAT", "FORMAT_VERSION", "TernaryCNN"]
+
+FORMAT, FORMAT_VERSION = "neuromem-ternary-cnn", 1
+
+
+def patches(a, kernel):
+    """Every ``kernel × kernel`` patch of ``a`` ``(n, H, W, C)``: ``(n, h, w, K·K·C)``
+    with ``h = H - K + 1`` (valid convolution; the patch is ordered row, column, channel)."""
+    view = sliding_window_view(a, (kernel, kernel), axis=(1, 2))  # n, h, w, C, K, K
+    n, h, w = view.shape[:3]
+    return view.transpose(0, 1, 2, 4, 5, 3).reshape(n, h, w, -1)
+
+
+def unpatch(d, kernel, channels):
+    """Adjoint of :func:`patches`: sum every patch's values back onto the input grid."""
+    n, h, w, _ = d.shape
+    d = d.reshape(n, h, w, kernel, kernel, channels)
+    out = np.zeros((n, h + kernel - 1, w + kernel - 1, channels), dtype=d.dtype)
+    for i in range(kernel):
+        for j in range(kernel):
+            out[:, i:i + h, j:j + w] += d[:, :, :, i, j]
+    return out
+
+
+def _windows(a, size):
+    n, H, W, C = a.shape
+    h, w = H // size, W // size
+    a = a[:, :h * size, :w * size]
+    return a.reshape(n, h, size, w, size, C).transpose(0, 1, 3, 5, 2, 4).reshape(n, h, w, C, size * size)
+
+
+def max_pool(a, size):
+    """Largest value of each ``size × size`` window of ``a`` ``(n, H, W, C)`` (a ragged
+    edge is dropped) and the index of the first position holding it."""
+    win = _windows(a, size)
+    where = np.argmax(win, axis=-1)
+    return np.take_along_axis(win, where[..., None], axis=-1)[..., 0], where
+
+
+def unpool(d, where, size, shape):
+    """Send each pooled value's error ``d`` back to the position ``where`` that gave it;
+    ``shape`` is the unpooled ``(n, H, W, C)``."""
+    n, h, w, C = d.shape
+    win = np.zeros((n, h, w, C, size * size), dtype=d.dtype)
+    np.put_along_axis(win, where[..., None], d[..., None], axis=-1)
+    full = win.reshape(n, h, w, C, size, size).transpose(0, 1, 4, 2, 5, 3).reshape(n, h * size, w * size, C)
+    out = np.zeros(shape, dtype=d.dtype)
+    out[:, :h * size, :w * size] = full
+    return out
+
+
+class TernaryCNN(TernaryNetwork):
+    """Convolutional classifier whose kernels and weights are ternary MTJ-pair cells.
+
+    Parameters
+    ----------
+    conv_layers : tuple of (channels, kernel) pairs
+        The convolution stages, each followed by the comparators and a max pool.
+    hidden_layer_sizes : tuple of int
+        Dense hidden layers after the last pool (``()``: straight to the outputs).
+    image_shape : (int, int) or None
+        Height and width of the images whose pixels are the rows of ``X`` (row-major);
+        None: square.
+    pool_size : int
+        Side of the max-pool windows.
+    chunk_size : int
+        Images processed at once (memory only; results do not depend on it).
+
+    The other parameters are those of :class:`networks.TernaryMLP` (a batch update:
+    a kernel's gradient sums over positions, so there is no per-sample in-array rule).
+    """
+
+    _constraints = {**CONSTRAINTS, "pool_size": ("int", 1, None), "chunk_size": ("int", 1, None)}
+    _format = (FORMAT, FORMAT_VERSION)
+
+    def __init__(self, conv_layers=((32, 5), (64, 5)), hidden_layer_sizes=(512,), *, image_shape=None,
+                 pool_size=2, activation="ternary", n_iter=8, batch_size=100, batch_growth=2.0,
+                 learning_rate=0.3, learning_rate_decay=1.0, threshold=0.15, ste_width=0.5,
+                 output_scale=4.0, bias_rows=4, input_threshold=0.5, device="mtj", d2d_delta_rel=0.0,
+                 max_width_s=20e-9, min_probability=1e-3, adc_bits=8, dac_bits=8, loss="softmax",
+                 input_coding="binary", chunk_size=250, verbose=False, random_state=None):
+        self.conv_layers = conv_layers
+        self.hidden_layer_sizes = hidden_layer_sizes
+        self.image_shape = image_shape
+        self.pool_size = pool_size
+        self.activation = activation
+        self.n_iter = n_iter
+        self.batch_size = batch_size
+        self.batch_growth = batch_growth
+        self.learning_rate = learning_rate
+        self.learning_rate_decay = learning_rate_decay
+        self.threshold = threshold
+        self.ste_width = ste_width
+        self.output_scale = output_scale
+        self.bias_rows = bias_rows
+        self.input_threshold = input_threshold
+        self.device = device
+        self.d2d_delta_rel = d2d_delta_rel
+        self.max_width_s = max_width_s
+        self.min_probability = min_probability
+        self.adc_bits = adc_bits
+        self.dac_bits = dac_bits
+        self.loss = loss
+        self.input_coding = input_coding
+        self.chunk_size = chunk_size
+        self.verbose = verbose
+        self.random_state = random_state
+
+    # ------------------------------------------------------------------ layout
+    def _check_layout(self):
+        check_sizes("hidden_layer_sizes", self.hidden_layer_sizes)
+        layers = self.conv_layers
+        if not isinstance(layers, (tuple, list)) or not layers or not all(
+                isinstance(s, (tuple, list)) and len(s) == 2 and all(
+                    isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in s)
+                for s in layers):
+            raise ValueError("conv_layers must be a non-empty tuple of (channels, kernel) pairs of "
+                             f"integers >= 1, got {layers!r}")
+        shape = self.image_shape
+        if shape is not None and not (isinstance(shape, (tuple, list)) and len(shape) == 2 and all(
+                isinstance(v, Integral) and not isinstance(v, bool) and v >= 1 for v in shape)):
+            raise ValueError(f"image_shape must be None or (height, width) of integers >= 1, got {shape!r}")
+
+    def _image(self, n_features):
+        if self.image_shape is not None:
+            h, w = self.image_shape
+            if h * w != n_features:
+                raise ValueError(f"image_shape {tuple(self.image_shape)} holds {h * w} pixels, "
+                                 f"X has {n_features} features")
+            return int(h), int(w)
+        side = math.isqrt(n_features)
+        if side * side != n_features:
+            raise ValueError(f"X has {n_features} features, not a square image: pass image_shape")
+        return side, side
+
+    def feature_maps(self, n_features) -> list[tuple[int, int, int]]:
+        """``(height, width, channels)`` after each convolution and pool, from the input
+        image of ``n_features`` pixels; raises ValueError where a map would vanish."""
+        h, w = self._image(n_features)
+        maps, channels = [], 1
+        for k, (channels, kernel) in enumerate(self.conv_layers):
+            h, w = h - kernel + 1, w - kernel + 1
+            h, w = h // self.pool_size, w // self.pool_size
+            if h < 1 or w < 1:
+                raise ValueError(f"conv_layers[{k}] leaves no feature map (kernel {kernel} and pool "
+                                 f"{self.pool_size} on the image {self._image(n_features)})")
+            maps.append((h, w, channels))
+        return maps
+
+    def _array_shapes(self, n_features, n_classes):
+        shapes, c_in = [], 1
+        for channels, kernel in self.conv_layers:
+            shapes.append((kernel * kernel * c_in + self.bias_rows, channels))
+            c_in = channels
+        h, w, c = self.feature_maps(n_features)[-1]
+        sizes = [h * w * c, *self.hidden_layer_sizes, n_classes]
+        return shapes + [(n_in + self.bias_rows, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
+
+    def _build(self, n_features, n_classes, device):
+        super()._build(n_features, n_classes, device)
+        self._image_hw = self._image(n_features)
+
+    @classmethod
+    def _params_from_file(cls, params):
+        params["conv_layers"] = tuple(tuple(s) for s in params["conv_layers"])
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        if params.get("image_shape") is not None:
+            params["image_shape"] = tuple(params["image_shape"])
+        return params
+
+    # ------------------------------------------------------------------ passes
+    def _forward_chunk(self, X, training):
+        """One chunk: the convolution records (patch drives, STE flags, pool positions,
+        map shapes), the dense drives and flags, and the output counts."""
+        n = len(X)
+        a = self._input_rows(X).reshape(n, *self._image_hw, 1)
+        per, ledger = self.periphery_, self.ledger_
+        convs = []
+        for (channels, kernel), xbar in zip(self.conv_layers, self.layers_):
+            drive = self._drive(patches(a, kernel))
+            h, w = drive.shape[1:3]
+            act, flag = self._hidden(xbar, drive.reshape(n * h * w, -1), training)
+            act = act.reshape(n, h, w, channels)
+            a, where = max_pool(act, self.pool_size)
+            per.digital(act.size, ledger)  # one comparison per pooled value
+            if training:
+                convs.append((drive, flag.reshape(n, h, w, channels), where, act.shape))
+        a = self._drive(a.reshape(n, -1))
+        drives, flags = [a], []
+        for xbar in self.layers_[len(self.conv_layers):-1]:
+            a, flag = self._hidden(xbar, a, training)
+            flags.append(flag)
+            a = self._drive(a)
+            drives.append(a)
+        return convs, drives, flags, self._output(self.layers_[-1], a)
+
+    def _forward(self, X, training=False):
+        counts = [self._forward_chunk(X[s:s + self.chunk_size], False)[-1]
+                  for s in range(0, len(X), self.chunk_size)]
+        return (np.concatenate(counts) if counts else np.zeros((0, len(self.classes_))),)
+
+    def _chunk_gradients(self, X, onehot):
+        """Sums over the chunk of every array's gradient ``x δ`` (conv: and over positions)."""
+        convs, drives, flags, counts = self._forward_chunk(X, training=True)
+        per, ledger = self.periphery_, self.ledger_
+        n_conv = len(self.conv_layers)
+        dense = self.layers_[n_conv:]
+        deltas = [None] * len(dense)
+        deltas[-1] = self._error(counts, onehot)
+        for k in range(len(dense) - 1, -1, -1):
+            back = self._backward(dense[k], deltas[k])[:, :dense[k].rows - self.bias_rows]
+            if k > 0:
+                deltas[k - 1] = back * flags[k - 1]
+                per.digital(back.size * OPS_GATE, ledger)
+        grads = [None] * len(self.layers_)
+        for k, (x, d) in enumerate(zip(drives, deltas)):
+            grads[n_conv + k] = x.T.astype(np.float64) @ d
+            per.digital(x.shape[0] * grads[n_conv + k].size, ledger)
+        n = len(X)
+        d_map = back.reshape(n, *convs[-1][2].shape[1:3], -1)  # error of the last pooled map
+        for k in range(n_conv - 1, -1, -1):
+            drive, flag, where, shape = convs[k]
+            channels, kernel = self.conv_layers[k]
+            d = unpool(d_map, where, self.pool_size, shape) * flag
+            per.digital(d.size * OPS_GATE, ledger)
+            h, w = shape[1:3]
+            x = drive.reshape(n * h * w, -1)
+            g = x.T.astype(np.float64) @ d.reshape(n * h * w, channels)
+            grads[k] = g / (h * w)  # the mean over positions: a shared kernel
+            per.digital(x.shape[0] * g.size, ledger)
+            if k > 0:
+                back = self._backward(self.layers_[k], d.reshape(n * h * w, channels))
+                back = back[:, :self.layers_[k].rows - self.bias_rows].reshape(n, h, w, -1)
+                d_map = unpatch(back, kernel, self.conv_layers[k - 1][0])
+                per.digital(back.size, ledger)  # the adds of overlapping patches
+        return grads
+
+    def _batch_gradients(self, X, onehot):
+        total = None
+        for s in range(0, len(X), self.chunk_size):
+            grads = self._chunk_gradients(X[s:s + self.chunk_size], onehot[s:s + self.chunk_size])
+            total = grads if total is None else [t + g for t, g in zip(total, grads)]
+        return [g / len(X) for g in total]
+
+    def _train_batch(self, X, onehot, lr):
+        for xbar, g in zip(self.layers_, self._batch_gradients(X, onehot)):
+            self._write(xbar, g, lr)
+
+    # ------------------------------------------------------------------ reports
+    def training_operations(self) -> dict:
+        """Operations of training per sample, counted as a digital accelerator would:
+        2 per multiply-accumulate of the forward and backward passes (a convolution once
+        per output position), 2 per weight of the update."""
+        check_is_fitted(self, "layers_")
+        n_conv = len(self.conv_layers)
+        h, w = self._image_hw
+        positions = []
+        for channels, kernel in self.conv_layers:
+            h, w = h - kernel + 1, w - kernel + 1
+            positions.append(h * w)
+            h, w = h // self.pool_size, w // self.pool_size
+        cells = [x.rows * x.cols for x in self.layers_]
+        macs = [p * c for p, c in zip(positions, cells)] + cells[n_conv:]
+        forward, backward = sum(macs), sum(macs[1:])
+        update = sum(macs)  # a kernel's gradient sums over its positions
+        return {"forward_macs": forward, "backward_macs": backward, "update_macs": update,
+                "ops_per_sample": 2 * (forward + backward + update)}

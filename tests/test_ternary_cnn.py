@@ -1,0 +1,200 @@
+"""TernaryCNN: the convolution mapping, pooling, the hardware gradient against a plain
+numpy reference, the estimator contract, no float weights, save/load, bad input."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy.signal import correlate2d
+from sklearn.base import clone
+from sklearn.exceptions import NotFittedError
+
+from networks import TernaryCNN
+from networks.ternary_cnn import max_pool, patches, unpatch, unpool
+from neuromem.data import load_digits_scaled, train_validation_split
+from neuromem.devices import MTJ
+
+
+@pytest.fixture(scope="module")
+def digits():
+    X, y = load_digits_scaled()
+    return train_validation_split(X, y, 0.2)
+
+
+def small(**kw):
+    params = dict(conv_layers=((8, 3),), hidden_layer_sizes=(32,), n_iter=4, batch_size=20,
+                  random_state=0)
+    params.update(kw)
+    return TernaryCNN(**params)
+
+
+def test_patches_give_the_valid_correlation_and_unpatch_is_their_adjoint():
+    rng = np.random.default_rng(0)
+    a = rng.integers(-1, 2, (2, 7, 6, 3)).astype(float)
+    kernel = rng.integers(-1, 2, (3, 3, 3)).astype(float)  # rows, cols, channels
+    p = patches(a, 3)
+    assert p.shape == (2, 5, 4, 27)
+    conv = p @ kernel.reshape(-1)
+    for n in range(2):
+        ref = sum(correlate2d(a[n, :, :, c], kernel[:, :, c], mode="valid") for c in range(3))
+        assert np.allclose(conv[n], ref)
+    d = rng.normal(size=p.shape)
+    assert np.isclose(np.sum(p * d), np.sum(a * unpatch(d, 3, 3)))
+
+
+def test_max_pool_routes_the_error_to_the_first_maximum():
+    a = np.array([[0, 1, -1, -1, 7], [1, 0, -1, 0, 7], [5, 5, 5, 5, 7]], dtype=float)[None, :, :, None]
+    pooled, where = max_pool(a, 2)
+    assert pooled[0, :, :, 0].tolist() == [[1, 0]]  # the ragged row and column are dropped
+    back = unpool(np.array([[[[2.0], [3.0]]]]), where, 2, a.shape)[0, :, :, 0]
+    assert back.tolist() == [[0, 2, 0, 0, 0], [0, 0, 0, 3, 0], [0, 0, 0, 0, 0]]
+    rng = np.random.default_rng(1)
+    a = rng.integers(-1, 2, (3, 6, 6, 2)).astype(float)
+    pooled, where = max_pool(a, 3)
+    d = rng.normal(size=pooled.shape)
+    assert np.isclose(np.sum(pooled * d), np.sum(a * unpool(d, where, 3, a.shape)))
+
+
+def _reference_gradients(model, X, y):
+    """The same network in plain numpy with ideal converters (explicit loops)."""
+    W = [w.astype(float) for w in model.coefs_]
+    bias = model.bias_rows
+    (channels, kernel), = model.conv_layers
+    n = len(X)
+    img = (X > model.input_threshold).astype(float).reshape(n, 8, 8)
+    h = 8 - kernel + 1
+    z = np.zeros((n, h, h, channels))
+    drive = np.zeros((n, h, h, kernel * kernel + bias))
+    for i in range(h):
+        for j in range(h):
+            drive[:, i, j] = np.concatenate([img[:, i:i + kernel, j:j + kernel].reshape(n, -1),
+                                             np.ones((n, bias))], axis=1)
+            z[:, i, j] = drive[:, i, j] @ W[0]
+    root = math.sqrt(W[0].shape[0])
+    act = (z > model.threshold * root).astype(float) - (z < -model.threshold * root)
+    flag = np.abs(z) < model.ste_width * root
+    p = h // 2
+    pooled, pos = np.zeros((n, p, p, channels)), np.zeros((n, p, p, channels, 2), int)
+    for b in range(n):
+        for i in range(p):
+            for j in range(p):
+                for c in range(channels):
+                    win = act[b, 2 * i:2 * i + 2, 2 * j:2 * j + 2, c]
+                    k = int(np.argmax(win.reshape(-1)))
+                    pooled[b, i, j, c] = win.reshape(-1)[k]
+                    pos[b, i, j, c] = (2 * i + k // 2, 2 * j + k % 2)
+    x1 = np.concatenate([pooled.reshape(n, -1), np.ones((n, bias))], axis=1)
+    z1 = x1 @ W[1]
+    r1 = math.sqrt(W[1].shape[0])
+    a1 = (z1 > model.threshold * r1).astype(float) - (z1 < -model.threshold * r1)
+    f1 = np.abs(z1) < model.ste_width * r1
+    x2 = np.concatenate([a1, np.ones((n, bias))], axis=1)
+    r2 = math.sqrt(W[2].shape[0])
+    out = np.clip(x2 @ W[2], -4 * r2, 4 * r2)
+    logits = model.output_scale * out / r2
+    prob = np.exp(logits - logits.max(1, keepdims=True))
+    prob /= prob.sum(1, keepdims=True)
+    d2 = prob - np.eye(10)[y]
+
+    def back(w, d):
+        full = min(w.shape[1], 4 * math.sqrt(w.shape[1]))
+        scale = np.abs(d).max(1, keepdims=True)
+        scale[scale == 0] = 1
+        return np.clip((d / scale) @ w.T, -full, full) * scale
+
+    d1 = back(W[2], d2)[:, :W[2].shape[0] - bias] * f1
+    dx1 = back(W[1], d1)[:, :W[1].shape[0] - bias].reshape(n, p, p, channels)
+    dz = np.zeros_like(z)
+    for b in range(n):
+        for i in range(p):
+            for j in range(p):
+                for c in range(channels):
+                    r, s = pos[b, i, j, c]
+                    dz[b, r, s, c] = dx1[b, i, j, c]
+    dz *= flag
+    g0 = np.einsum("bijr,bijc->rc", drive, dz) / (h * h * n)
+    return [g0, x1.T @ d1 / n, x2.T @ d2 / n]
+
+
+def test_hardware_gradient_equals_plain_backprop(digits):
+    X_train, _, y_train, _ = digits
+    model = small(n_iter=1, adc_bits=16, dac_bits=16, device=MTJ(d2d_r_rel=0.0), chunk_size=7)
+    model.fit(X_train[:200], y_train[:200])  # weights with structure, not only the random start
+    X, y = X_train[200:240], y_train[200:240]
+    got = model.gradients(X, y)
+    want = _reference_gradients(model, X, y)
+    for g, r in zip(got, want):
+        assert g.shape == r.shape
+        assert np.abs(g - r).max() <= 2e-3 * max(np.abs(r).max(), 1e-9)
+    assert np.abs(want[0]).max() > 0  # the kernels do receive an error
+
+
+def test_learns_the_digits_and_follows_the_contract(digits):
+    X_train, X_test, y_train, y_test = digits
+    model = small()
+    with pytest.raises(NotFittedError):
+        model.predict(X_test)
+    model.fit(X_train, y_train)
+    assert model.score(X_test, y_test) > 0.35  # chance is 0.1
+    assert model.predict_proba(X_test[:5]).sum(axis=1) == pytest.approx(np.ones(5))
+    twin = clone(model).fit(X_train, y_train)
+    assert np.array_equal(twin.predict(X_test), model.predict(X_test))
+    # the chunk only bounds memory: the same training in chunks of 7 images
+    chunked = clone(model).set_params(chunk_size=7).fit(X_train, y_train)
+    assert all(np.array_equal(a, b) for a, b in zip(chunked.coefs_, model.coefs_))
+
+
+def test_no_float_weight_and_every_pass_booked(digits):
+    X_train, _, y_train, _ = digits
+    model = small(n_iter=1).fit(X_train[:100], y_train[:100])
+    assert all(w.dtype == np.int8 and set(np.unique(w)) <= {-1, 0, 1} for w in model.coefs_)
+    assert model.coefs_[0].shape == (9 + 4, 8)  # a 3x3 kernel per column plus the bias rows
+    ledger = model.ledger_.as_dict()
+    positions = 6 * 6
+    # forward reads: one per conv position and one per dense layer, per sample
+    assert ledger["read"]["count"] == 100 * (positions + 2)
+    for key in ("read_back", "adc", "dac", "comparator", "digital", "pulse_set", "pulse_reset"):
+        assert ledger[key]["count"] > 0 and ledger[key]["energy_j"] > 0
+    ops = model.training_operations()
+    assert ops["forward_macs"] == positions * 13 * 8 + (3 * 3 * 8 + 4) * 32 + (32 + 4) * 10
+
+
+def test_save_load_round_trip_continues_bit_for_bit(digits, tmp_path):
+    X_train, X_test, y_train, y_test = digits
+    model = small(n_iter=1).fit(X_train, y_train)
+    path = model.save(tmp_path / "cnn.npz")
+    loaded = TernaryCNN.load(path)
+    assert loaded.conv_layers == ((8, 3),)
+    assert np.array_equal(loaded.decision_function(X_test), model.decision_function(X_test))
+    classes = np.unique(y_train)
+    model.partial_fit(X_train, y_train, classes)
+    loaded.partial_fit(X_train, y_train, classes)
+    assert all(np.array_equal(a, b) for a, b in zip(loaded.coefs_, model.coefs_))
+    with pytest.raises(ValueError, match="cnn"):
+        from networks import TernaryMLP
+        TernaryMLP.load(path)  # a CNN file is not an MLP file
+
+
+@pytest.mark.parametrize("kw, match", [
+    (dict(conv_layers=()), "conv_layers"),
+    (dict(conv_layers=((8, 0),)), "conv_layers"),
+    (dict(conv_layers=((8, 9),)), r"conv_layers\[0\] leaves no feature map"),
+    (dict(image_shape=(4, 4)), "image_shape"),
+    (dict(image_shape=(8,)), "image_shape"),
+    (dict(pool_size=0), "pool_size"),
+    (dict(chunk_size=0), "chunk_size"),
+    (dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"),
+])
+def test_bad_parameters_are_refused(digits, kw, match):
+    X_train, _, y_train, _ = digits
+    with pytest.raises(ValueError, match=match):
+        small(**kw).fit(X_train, y_train)
+
+
+def test_non_square_images_need_their_shape(digits):
+    X_train, _, y_train, _ = digits
+    X = X_train[:60, :48]  # 6 x 8 images
+    with pytest.raises(ValueError, match="not a square image"):
+        small().fit(X, y_train[:60])
+    model = small(image_shape=(6, 8), n_iter=1).fit(X, y_train[:60])
+    assert model.coefs_[1].shape[0] == 2 * 3 * 8 + 4  # (6-2)//2 x (8-2)//2 x 8 channels
