@@ -1,6 +1,7 @@
-"""Ternary MLP on stochastic MTJ-pair synapses, ``neuromem ternary``.
+"""Ternary networks on stochastic MTJ-pair synapses, ``neuromem ternary``.
 
-Trains :class:`networks.TernaryMLP` epoch by epoch (a checkpoint after each; a rerun of
+Trains :class:`networks.TernaryMLP` (or, with ``--model cnn``, :class:`networks.TernaryCNN`)
+epoch by epoch (a checkpoint after each; a rerun of
 the same command resumes), reports the accuracy (the validation split of the training
 set, or the test set with ``--final``), device writes, pulses and energy per training
 sample, training operations per joule from the ledger beside the published ~3 TOPs/W,
@@ -10,6 +11,7 @@ independent run per spread on Dask workers).
 Example::
 
     neuromem ternary --n-iter 5 --spreads 0 0.1 0.2 0.3
+    neuromem ternary --model cnn --final
 """
 
 from __future__ import annotations
@@ -26,12 +28,15 @@ import numpy as np
 from neuromem.energy import energy_breakdown
 
 RESULTS, CHECKPOINT, PROGRESS = "results.json", "checkpoint.npz", "progress.json"
+#: --model -> estimator class in :mod:`networks`
+MODELS = {"mlp": "TernaryMLP", "cnn": "TernaryCNN"}
 #: training throughput per watt reported by Greenberg-Toledo et al., Semicond. Sci.
 #: Technol. 36, 114003 (2021), and their MNIST accuracy
 PUBLISHED_OPS_PER_J, PUBLISHED_ACCURACY = 3e12, 0.9861
 #: estimator parameters exposed as flags of the same name (type, help)
 PARAMS = {
-    "hidden_layer_sizes": (int, "hidden layer sizes (one or more integers)"),
+    "conv_layers": (str, "convolution stages as CHANNELSxKERNEL, e.g. 32x5 64x5 (--model cnn)"),
+    "hidden_layer_sizes": (int, "hidden layer sizes (zero or more integers)"),
     "activation": (str, "ternary or binary hidden activations"),
     "n_iter": (int, "training epochs"),
     "batch_size": (int, "mini-batch size of the first epoch"),
@@ -58,6 +63,8 @@ class Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = Parser(prog="neuromem ternary", description=__doc__.split("\n\n")[0])
+    p.add_argument("--model", choices=tuple(MODELS), default="mlp",
+                   help="mlp: TernaryMLP; cnn: TernaryCNN (convolution stages, then dense layers)")
     p.add_argument("--dataset", choices=("mnist", "digits"), default="mnist")
     p.add_argument("--data-dir", help="MNIST directory (default: $NEUROMEM_DATA)")
     p.add_argument("--n-validation", type=int, default=None,
@@ -78,29 +85,49 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
     for name, (kind, text) in PARAMS.items():
         flag = "--" + name.replace("_", "-")
-        if name == "hidden_layer_sizes":
-            p.add_argument(flag, type=int, nargs="*", default=None, help=text)
+        if name in ("hidden_layer_sizes", "conv_layers"):
+            p.add_argument(flag, type=kind, nargs="*", default=None, help=text)
         else:
             p.add_argument(flag, type=kind, default=None, help=text)
     return p
+
+
+def conv_stage(text: str) -> tuple[int, int]:
+    """``"32x5"`` -> ``(32, 5)`` (channels, kernel)."""
+    try:
+        channels, kernel = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise ValueError(f"--conv-layers takes CHANNELSxKERNEL stages such as 32x5, got {text!r}") from None
+    return channels, kernel
 
 
 def estimator_params(args) -> dict:
     params = {k: getattr(args, k) for k in PARAMS if getattr(args, k) is not None}
     if "hidden_layer_sizes" in params:
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    if "conv_layers" in params:
+        if args.model != "cnn":
+            raise ValueError("--conv-layers needs --model cnn")
+        params["conv_layers"] = tuple(conv_stage(t) for t in params["conv_layers"])
+    if args.model == "cnn" and params.get("update") is not None:
+        raise ValueError("--update is an option of --model mlp (a kernel's update sums over positions)")
     return params
 
 
-def build_model(params: dict, spread: float | None, d2d_r_rel: float, seed: int):
-    from networks import TernaryMLP
+def model_class(kind: str):
+    import networks
+
+    return getattr(networks, MODELS[kind])
+
+
+def build_model(params: dict, spread: float | None, d2d_r_rel: float, seed: int, kind: str = "mlp"):
     from neuromem.devices import MTJ
 
     params = dict(params)
     if spread is not None:
         d2d_r_rel = spread
         params["d2d_delta_rel"] = spread
-    return TernaryMLP(**params, device=MTJ(d2d_r_rel=d2d_r_rel), random_state=seed)
+    return model_class(kind)(**params, device=MTJ(d2d_r_rel=d2d_r_rel), random_state=seed)
 
 
 def load_data(args) -> dict:
@@ -181,7 +208,7 @@ def plot(results: dict, out: Path) -> None:
     ax.plot([e["epoch"] for e in curve], [100 * e["accuracy"] for e in curve], "o-")
     ax.set_xlabel("epoch")
     ax.set_ylabel(f"{results['eval']} accuracy (%)")
-    ax.set_title("TernaryMLP on MTJ pairs")
+    ax.set_title(f"{results['estimator']} on MTJ pairs")
     fig.tight_layout()
     fig.savefig(out / "accuracy.png", dpi=120)
     plt.close(fig)
@@ -204,9 +231,9 @@ def main(argv=None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
-    params = estimator_params(args)
     try:
-        build_model(params, None, args.d2d_r_rel, args.seed).check_params()
+        params = estimator_params(args)
+        build_model(params, None, args.d2d_r_rel, args.seed, args.model).check_params()
     except ValueError as exc:
         parser.error(str(exc).replace("_", "-"))
     for name in ("n_validation", "n_train", "sweep_epochs", "threads", "workers"):
@@ -221,12 +248,13 @@ def main(argv=None) -> int:
         data = load_data(args)
     except (DataError, OSError, ValueError) as exc:
         parser.error(f"cannot load {args.dataset}: {str(exc).splitlines()[0]}")
-    out = Path(args.out or f"results/ternary-s{args.seed}-{'final' if args.final else 'val'}")
+    prefix = "ternary" if args.model == "mlp" else f"ternary-{args.model}"
+    out = Path(args.out or f"results/{prefix}-s{args.seed}-{'final' if args.final else 'val'}")
     out.mkdir(parents=True, exist_ok=True)
-    settings = {"params": params, "d2d_r_rel": args.d2d_r_rel, "seed": args.seed,
+    settings = {"model": args.model, "params": params, "d2d_r_rel": args.d2d_r_rel, "seed": args.seed,
                 "dataset": args.dataset, "final": args.final, "n_train": args.n_train,
                 "n_validation": args.n_validation}
-    model = build_model(params, None, args.d2d_r_rel, args.seed)
+    model = build_model(params, None, args.d2d_r_rel, args.seed, args.model)
     epochs = model.n_iter
     history, train_s = [], 0.0
     if (out / CHECKPOINT).exists() and not args.no_resume:
@@ -234,8 +262,7 @@ def main(argv=None) -> int:
         if progress["settings"] != json.loads(json.dumps(settings)):
             parser.error(f"{out} holds a run with other settings (--no-resume starts over, "
                          "or choose another --out)")
-        from networks import TernaryMLP
-        model = TernaryMLP.load(out / CHECKPOINT)
+        model = model_class(args.model).load(out / CHECKPOINT)
         history, train_s = progress["history"], progress["train_s"]
         print(f"resuming after epoch {model.epochs_done_}", file=sys.stderr)
     from tqdm import tqdm
@@ -256,8 +283,8 @@ def main(argv=None) -> int:
             (out / PROGRESS).write_text(json.dumps({"settings": settings, "history": history,
                                                     "train_s": train_s}))
     ledger = model.ledger_.as_dict()
-    results = {"settings": settings, "resolved_params": {k: v for k, v in model.get_params().items()
-                                                         if k != "device"},
+    results = {"settings": settings, "estimator": type(model).__name__,
+               "resolved_params": {k: v for k, v in model.get_params().items() if k != "device"},
                "device": model.device.describe(), "eval": data["eval"],
                "n_train": int(len(data["X_train"])), "n_eval": int(len(data["X_eval"])),
                "accuracy": history[-1]["accuracy"], "epochs": history,
@@ -277,7 +304,7 @@ def main(argv=None) -> int:
         try:
             shared = client.scatter(data, broadcast=True)
             futures = [client.submit(_spread_run, build_model(dict(params, n_iter=sweep_epochs), s,
-                                                              args.d2d_r_rel, args.seed),
+                                                              args.d2d_r_rel, args.seed, args.model),
                                      s, shared, max(args.threads, 1), pure=False)
                        for s in args.spreads]
             results["spread_sweep"] = [f.result() for f in tqdm(futures, desc="spreads")]

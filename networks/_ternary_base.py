@@ -40,6 +40,7 @@ CONSTRAINTS = {
     "threshold": ("real", 0.0, None),
     "ste_width": ("real>", 0.0, None),
     "output_scale": ("real>", 0.0, None),
+    "backward_gain": ("real>", 0.0, None),
     "bias_rows": ("int", 0, None),
     "input_threshold": ("real", 0.0, 1.0),
     "d2d_delta_rel": ("real", 0.0, None),
@@ -193,7 +194,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         return delta
 
     def _backward(self, xbar, delta):
-        """``Wᵀ δ`` on the array: DAC-driven columns, transposed read, row ADCs."""
+        """``backward_gain · Wᵀ δ`` on the array: DAC-driven columns, transposed read,
+        row ADCs (the gain is that of the row sense amplifiers)."""
         v_max = xbar.device.read_voltage_v
         scale = np.max(np.abs(delta), axis=1, keepdims=True)
         scale[scale == 0] = 1.0
@@ -201,7 +203,7 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         volts = self.periphery_.dac(delta / scale, 1.0, self.ledger_) * v_max
         rows = xbar.read_back(volts) / xbar.unit_current_a  # counts of XNORs at full drive
         full = min(xbar.cols, 4.0 * math.sqrt(xbar.cols))
-        return self.periphery_.adc(rows, full, self.ledger_) * scale
+        return self.periphery_.adc(rows, full, self.ledger_) * (scale * self.backward_gain)
 
     def _write(self, xbar, grad, lr):
         """Write a digitally accumulated gradient row by row (each cell its own width)."""

@@ -109,6 +109,8 @@ class TernaryCNN(TernaryNetwork):
 
     The other parameters are those of :class:`networks.TernaryMLP` (a batch update:
     a kernel's gradient sums over positions, so there is no per-sample in-array rule).
+    The kernels' gradient is the mean over positions, so the convolution arrays learn at
+    the same rate as a dense layer without a smaller ``backward_gain``.
     """
 
     _constraints = {**CONSTRAINTS, "pool_size": ("int", 1, None), "chunk_size": ("int", 1, None)}
@@ -117,7 +119,8 @@ class TernaryCNN(TernaryNetwork):
     def __init__(self, conv_layers=((32, 5), (64, 5)), hidden_layer_sizes=(512,), *, image_shape=None,
                  pool_size=2, activation="ternary", n_iter=8, batch_size=100, batch_growth=2.0,
                  learning_rate=0.3, learning_rate_decay=1.0, threshold=0.15, ste_width=0.5,
-                 output_scale=4.0, bias_rows=4, input_threshold=0.5, device="mtj", d2d_delta_rel=0.0,
+                 output_scale=4.0, backward_gain=1.0, bias_rows=4, input_threshold=0.5, device="mtj",
+                 d2d_delta_rel=0.0,
                  max_width_s=20e-9, min_probability=1e-3, adc_bits=8, dac_bits=8, loss="softmax",
                  input_coding="binary", chunk_size=250, verbose=False, random_state=None):
         self.conv_layers = conv_layers
@@ -133,6 +136,7 @@ class TernaryCNN(TernaryNetwork):
         self.threshold = threshold
         self.ste_width = ste_width
         self.output_scale = output_scale
+        self.backward_gain = backward_gain
         self.bias_rows = bias_rows
         self.input_threshold = input_threshold
         self.device = device

@@ -71,6 +71,12 @@ class TernaryMLP(TernaryNetwork):
         Half-width of the straight-through window, in units of ``√fan_in``.
     output_scale : float
         Softmax inverse temperature in units of ``1/√fan_in``.
+    backward_gain : float
+        The error handed to the layer below is ``backward_gain · Wᵀ δ`` (the gain of the
+        row sense amplifiers of the transposed read), so array ``k`` layers below the
+        output learns at ``η · backward_gain**k``. A backward sum over many columns is
+        larger than the error it came from; without this gain (1.0) the deep layers
+        of 784-1024-1024-1024-10 switch every cell in the first epoch and never learn.
     bias_rows : int
         Rows per array driven at ``+1`` for every sample (their ternary cells act as a
         bias of ``-bias_rows .. +bias_rows``).
@@ -104,7 +110,7 @@ class TernaryMLP(TernaryNetwork):
 
     def __init__(self, hidden_layer_sizes=(1024, 1024, 1024), *, activation="ternary", n_iter=8,
                  batch_size=100, batch_growth=2.0, learning_rate=0.3, learning_rate_decay=1.0, threshold=0.15,
-                 ste_width=0.5, output_scale=4.0, bias_rows=8, input_threshold=0.5,
+                 ste_width=0.5, output_scale=4.0, backward_gain=0.2, bias_rows=8, input_threshold=0.5,
                  device="mtj", d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3,
                  adc_bits=8, dac_bits=8, loss="softmax", update="batch", input_coding="binary",
                  verbose=False, random_state=None):
@@ -121,6 +127,7 @@ class TernaryMLP(TernaryNetwork):
         self.threshold = threshold
         self.ste_width = ste_width
         self.output_scale = output_scale
+        self.backward_gain = backward_gain
         self.bias_rows = bias_rows
         self.input_threshold = input_threshold
         self.device = device
@@ -143,6 +150,7 @@ class TernaryMLP(TernaryNetwork):
     def _params_from_file(cls, params):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         params.setdefault("batch_growth", 1.0)  # files from before it existed: constant batch
+        params.setdefault("backward_gain", 0.2)  # and they scaled the backward by V_read
         return params
 
     # ------------------------------------------------------------------ passes

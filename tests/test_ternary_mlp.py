@@ -52,17 +52,17 @@ def test_transition_has_no_step_without_gradient():
 
 def test_learns_the_digits_and_follows_the_contract(digits):
     X_train, X_test, y_train, y_test = digits
-    model = small()
+    model = small(batch_size=20)
     with pytest.raises(NotFittedError):
         model.predict(X_test)
     model.fit(X_train, y_train)
-    assert model.score(X_test, y_test) > 0.45  # chance is 0.1
+    assert model.score(X_test, y_test) > 0.45  # chance is 0.1 (0.50-0.67 over seeds 0-5)
     twin = clone(model)
     assert twin.get_params() == model.get_params() and not hasattr(twin, "layers_")
     proba = model.predict_proba(X_test[:5])
     np.testing.assert_allclose(proba.sum(axis=1), 1.0)
     assert set(np.unique(model.predict(X_test))) <= set(model.classes_)
-    binary = small(activation="binary").fit(X_train, y_train)
+    binary = small(activation="binary", batch_size=20).fit(X_train, y_train)
     assert binary.score(X_test, y_test) > 0.3
 
 
@@ -210,11 +210,11 @@ def test_bad_data_is_refused(digits):
 
 
 def test_hardware_gradient_equals_plain_backprop(digits):
-    # two hidden layers, ideal converters and nominal devices: the array passes (reads,
-    # comparators, DAC-driven transposed reads) give the plain backprop gradient at
-    # every depth, with no factor that compounds layer by layer
+    # two hidden layers, ideal converters, nominal devices and unit sense gain: the array
+    # passes (reads, comparators, DAC-driven transposed reads) give the plain backprop
+    # gradient at every depth, with no factor that compounds layer by layer
     X_train, _, y_train, _ = digits
-    model = small(hidden_layer_sizes=(24, 16), n_iter=1, adc_bits=16, dac_bits=16,
+    model = small(hidden_layer_sizes=(24, 16), n_iter=1, adc_bits=16, dac_bits=16, backward_gain=1.0,
                   device=MTJ(d2d_r_rel=0.0)).fit(X_train[:300], y_train[:300])
     X, y = X_train[300:360], y_train[300:360]
     W = [w.astype(float) for w in model.coefs_]
@@ -238,4 +238,7 @@ def test_hardware_gradient_equals_plain_backprop(digits):
     for g, x, d in zip(got, xs, deltas):
         want = x.T @ d / len(X)
         assert np.abs(g - want).max() <= 2e-3 * np.abs(want).max()
-    assert np.abs(got[0]).max() > 0.1 * np.abs(got[-1]).max()  # the first layer is not starved
+    # the sense gain scales the error once per layer it crosses
+    model.set_params(backward_gain=0.5)
+    for depth, (g, g1) in enumerate(zip(model.gradients(X, y)[::-1], got[::-1])):
+        assert np.allclose(g, g1 * 0.5**depth, rtol=1e-9, atol=1e-12)
