@@ -248,6 +248,12 @@ def main(argv=None) -> int:
         data = load_data(args)
     except (DataError, OSError, ValueError) as exc:
         parser.error(f"cannot load {args.dataset}: {str(exc).splitlines()[0]}")
+    if args.model == "cnn":  # the layers must fit the images
+        try:
+            build_model(params, None, args.d2d_r_rel, args.seed, args.model).feature_maps(
+                data["X_train"].shape[1])
+        except ValueError as exc:
+            parser.error(str(exc).replace("conv_layers", "--conv-layers"))
     prefix = "ternary" if args.model == "mlp" else f"ternary-{args.model}"
     out = Path(args.out or f"results/{prefix}-s{args.seed}-{'final' if args.final else 'val'}")
     out.mkdir(parents=True, exist_ok=True)

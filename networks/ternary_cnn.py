@@ -90,6 +90,12 @@ def unpool(d, where, size, shape):
     return out
 
 
+def _accumulate(x, d):
+    """``xᵀ d`` (the digital accumulator; single precision suffices for sums of ternary
+    drives times errors and halves the time of the largest products)."""
+    return (x.T.astype(np.float32) @ d.astype(np.float32)).astype(np.float64)
+
+
 class TernaryCNN(TernaryNetwork):
     """Convolutional classifier whose kernels and weights are ternary MTJ-pair cells.
 
@@ -259,7 +265,7 @@ class TernaryCNN(TernaryNetwork):
                 per.digital(back.size * OPS_GATE, ledger)
         grads = [None] * len(self.layers_)
         for k, (x, d) in enumerate(zip(drives, deltas)):
-            grads[n_conv + k] = x.T.astype(np.float64) @ d
+            grads[n_conv + k] = _accumulate(x, d)
             per.digital(x.shape[0] * grads[n_conv + k].size, ledger)
         n = len(X)
         d_map = back.reshape(n, *convs[-1][2].shape[1:3], -1)  # error of the last pooled map
@@ -270,7 +276,7 @@ class TernaryCNN(TernaryNetwork):
             per.digital(d.size * OPS_GATE, ledger)
             h, w = shape[1:3]
             x = drive.reshape(n * h * w, -1)
-            g = x.T.astype(np.float64) @ d.reshape(n * h * w, channels)
+            g = _accumulate(x, d.reshape(n * h * w, channels))
             grads[k] = g / (h * w)  # the mean over positions: a shared kernel
             per.digital(x.shape[0] * g.size, ledger)
             if k > 0:

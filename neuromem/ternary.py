@@ -120,8 +120,10 @@ class TernaryPeriphery:
         if not (isinstance(full_scale, Real) and math.isfinite(full_scale) and full_scale > 0):
             raise ValueError(f"full_scale must be finite and > 0, got {full_scale!r}")
         step = 2.0 * full_scale / (2**bits - 1)
-        return np.clip(np.round(np.asarray(values, dtype=float) / step) * step,
-                       -full_scale, full_scale)
+        out = np.asarray(values, dtype=float) / step  # a new array: the rest works in place
+        np.rint(out, out=out)
+        out *= step
+        return np.clip(out, -full_scale, full_scale, out=out)
 
     def adc(self, values, full_scale, ledger: EnergyLedger) -> np.ndarray:
         """Signed mid-tread conversion of ``values`` over ``±full_scale`` (same units)."""

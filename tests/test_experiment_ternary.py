@@ -13,6 +13,9 @@ from neuromem import cli
     (["--learning-rate", "-1"], "learning-rate"), (["--activation", "relu"], "activation"),
     (["--n-iter", "0"], "n-iter"), (["--dataset", "cifar"], "dataset"),
     (["--spreads", "-0.1"], "spreads"), (["--dataset", "mnist", "--data-dir", "/nonexistent"], "mnist"),
+    (["--conv-layers", "8x3"], "--model cnn"), (["--model", "cnn", "--conv-layers", "8by3"], "CHANNELSxKERNEL"),
+    (["--model", "cnn", "--update", "sample"], "update"), (["--model", "rnn"], "model"),
+    (["--model", "cnn", "--conv-layers", "8x9", "--dataset", "digits"], "conv-layers[0]"),
 ])
 def test_bad_arguments_exit_2_with_one_line_and_create_nothing(argv, word, tmp_path, capsys):
     out = tmp_path / "run"
@@ -57,3 +60,19 @@ def test_a_spread_run_trains_its_own_model():
     assert model.d2d_delta_rel == 0.2 and model.device.d2d_r_rel == 0.2
     row = mnist_ternary._spread_run(model, 0.2, data, 1)
     assert row["spread"] == 0.2 and 0 <= row["accuracy"] <= 1 and np.isfinite(row["switches_per_sample"])
+
+
+def test_cnn_run_uses_the_convolutional_estimator_and_resumes(tmp_path, capsys):
+    out = tmp_path / "cnn"
+    argv = ["ternary", "--model", "cnn", "--dataset", "digits", "--conv-layers", "8x3",
+            "--hidden-layer-sizes", "16", "--n-iter", "2", "--batch-size", "20", "--out", str(out)]
+    assert cli.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    assert results["estimator"] == "TernaryCNN" and results["resolved_params"]["conv_layers"] == [[8, 3]]
+    assert results["training"]["ops_per_sample"] > 0 and len(results["epochs"]) == 2
+    capsys.readouterr()
+    assert cli.main(argv) == 0
+    assert "resuming after epoch 2" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # an MLP run into the CNN's folder is refused
+        cli.main(["ternary", "--dataset", "digits", "--hidden-layer-sizes", "16", "--n-iter", "2",
+                  "--batch-size", "20", "--out", str(out)])
