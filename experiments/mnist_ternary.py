@@ -46,6 +46,7 @@ PARAMS = {
     "threshold": (float, "ternary activation threshold, units of sqrt(fan-in)"),
     "ste_width": (float, "straight-through window, units of sqrt(fan-in)"),
     "output_scale": (float, "softmax inverse temperature, units of 1/sqrt(fan-in)"),
+    "backward_gain": (float, "gain of the backward (transposed) read per layer"),
     "bias_rows": (int, "rows driven at +1 (ternary bias cells)"),
     "loss": (str, "softmax or hinge"),
     "update": (str, "batch (mini-batch gradient, row by row) or sample (in-array per sample)"),
