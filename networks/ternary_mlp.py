@@ -14,7 +14,7 @@ array of Greenberg-Toledo et al., *Semicond. Sci. Technol.* 36, 114003, 2021):
 2. **error**: ``δ = softmax(output_scale · z / √fan_in) - onehot(y)``, in digital.
 3. **backward**: DACs drive each array's columns with ``δ`` (scaled to the read
    range), ADCs read its rows (the transposed read), and the window flags gate the
-   result: ``δ_below = (Wᵀ δ) ⊙ flag``.
+   result: ``δ_below = backward_gain · (Wᵀ δ) ⊙ flag``.
 4. **update**: for every layer the gradient of cell ``(i, j)`` is ``x_i δ_j`` with
    ``x_i`` in {-1, 0, 1}: the rows are gated by ``x``, column ``j`` gets a pulse of the
    polarity of ``-sign(x_i δ_j)`` whose width makes the switching probability
