@@ -230,13 +230,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         nothing is written)."""
         check_is_fitted(self, "layers_")
         X = self._check_X(X, reset=False)
-        y = np.asarray(y)
-        if len(y) != len(X):
-            raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
-        unknown = np.setdiff1d(np.unique(y), self.classes_)
-        if unknown.size:
-            raise ValueError(f"y holds labels {unknown.tolist()} not in classes_")
-        return self._batch_gradients(X, np.eye(len(self.classes_))[np.searchsorted(self.classes_, y)])
+        y = self._encode(X, y)
+        return self._batch_gradients(X, np.eye(len(self.classes_))[y])
 
     # ------------------------------------------------------------------ sklearn API
     def fit(self, X, y):
@@ -272,10 +267,17 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             if len(self.classes_) < 2:
                 raise ValueError("y must hold at least two classes")
             self._build(X.shape[1], len(self.classes_), device)
+        return X, self._encode(X, y)
+
+    def _encode(self, X, y):
+        """``y`` as indices into ``classes_`` (one known label per sample of ``X``)."""
+        y = np.asarray(y)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
         unknown = np.setdiff1d(np.unique(y), self.classes_)
         if unknown.size:
             raise ValueError(f"y holds labels {unknown.tolist()} not in classes_")
-        return X, np.searchsorted(self.classes_, y)
+        return np.searchsorted(self.classes_, y)
 
     def epoch_batch_size(self, epoch: int, n_samples: int) -> int:
         """Samples per batch in epoch ``epoch`` (0-based) of a set of ``n_samples``."""

@@ -187,15 +187,19 @@ class TernaryCNN(TernaryNetwork):
     def feature_maps(self, n_features) -> list[tuple[int, int, int]]:
         """``(height, width, channels)`` after each convolution and pool, from the input
         image of ``n_features`` pixels; raises ValueError where a map would vanish."""
+        return [(h // self.pool_size, w // self.pool_size, c) for h, w, c in self._conv_maps(n_features)]
+
+    def _conv_maps(self, n_features):
+        """``(height, width, channels)`` of each convolution's output, before its pool."""
         h, w = self._image(n_features)
-        maps, channels = [], 1
+        maps = []
         for k, (channels, kernel) in enumerate(self.conv_layers):
             h, w = h - kernel + 1, w - kernel + 1
-            h, w = h // self.pool_size, w // self.pool_size
-            if h < 1 or w < 1:
+            if h < self.pool_size or w < self.pool_size:
                 raise ValueError(f"conv_layers[{k}] leaves no feature map (kernel {kernel} and pool "
                                  f"{self.pool_size} on the image {self._image(n_features)})")
             maps.append((h, w, channels))
+            h, w = h // self.pool_size, w // self.pool_size
         return maps
 
     def _array_shapes(self, n_features, n_classes):
@@ -206,10 +210,6 @@ class TernaryCNN(TernaryNetwork):
         h, w, c = self.feature_maps(n_features)[-1]
         sizes = [h * w * c, *self.hidden_layer_sizes, n_classes]
         return shapes + [(n_in + self.bias_rows, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
-
-    def _build(self, n_features, n_classes, device):
-        super()._build(n_features, n_classes, device)
-        self._image_hw = self._image(n_features)
 
     @classmethod
     def _params_from_file(cls, params):
@@ -224,7 +224,7 @@ class TernaryCNN(TernaryNetwork):
         """One chunk: the convolution records (patch drives, STE flags, pool positions,
         map shapes), the dense drives and flags, and the output counts."""
         n = len(X)
-        a = self._input_rows(X).reshape(n, *self._image_hw, 1)
+        a = self._input_rows(X).reshape(n, *self._image(X.shape[1]), 1)
         per, ledger = self.periphery_, self.ledger_
         convs = []
         for (channels, kernel), xbar in zip(self.conv_layers, self.layers_):
@@ -303,15 +303,9 @@ class TernaryCNN(TernaryNetwork):
         2 per multiply-accumulate of the forward and backward passes (a convolution once
         per output position), 2 per weight of the update."""
         check_is_fitted(self, "layers_")
-        n_conv = len(self.conv_layers)
-        h, w = self._image_hw
-        positions = []
-        for channels, kernel in self.conv_layers:
-            h, w = h - kernel + 1, w - kernel + 1
-            positions.append(h * w)
-            h, w = h // self.pool_size, w // self.pool_size
+        positions = [h * w for h, w, _ in self._conv_maps(self.n_features_in_)]
         cells = [x.rows * x.cols for x in self.layers_]
-        macs = [p * c for p, c in zip(positions, cells)] + cells[n_conv:]
+        macs = [p * c for p, c in zip(positions, cells)] + cells[len(positions):]
         forward, backward = sum(macs), sum(macs[1:])
         update = sum(macs)  # a kernel's gradient sums over its positions
         return {"forward_macs": forward, "backward_macs": backward, "update_macs": update,
