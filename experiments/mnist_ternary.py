@@ -28,6 +28,9 @@ import numpy as np
 from neuromem.energy import energy_breakdown
 
 RESULTS, CHECKPOINT, PROGRESS = "results.json", "checkpoint.npz", "progress.json"
+#: evaluation images whose straight-through window shares are reported after every epoch,
+#: and the share below which an array is reported as no longer learning
+WINDOW_SAMPLES, DEAD_WINDOW = 1000, 0.02
 #: --model -> estimator class in :mod:`networks`
 MODELS = {"mlp": "TernaryMLP", "cnn": "TernaryCNN"}
 #: training throughput per watt reported by Greenberg-Toledo et al., Semicond. Sci.
@@ -150,6 +153,17 @@ def load_data(args) -> dict:
             "eval": "test" if args.final else "validation"}
 
 
+def _warn_dead(windows, epoch):
+    """Say so when an array's straight-through window has emptied (it no longer learns)."""
+    from tqdm import tqdm
+
+    for k, share in enumerate(windows):
+        if share < DEAD_WINDOW:
+            tqdm.write(f"epoch {epoch}: hidden array {k} has {100 * share:.1f} % of its pre-activations "
+                       "inside the straight-through window; it and the arrays below it have stopped "
+                       "learning", file=sys.stderr)
+
+
 def _spread_run(model, spread, data, threads):
     """One independent accuracy-vs-spread run (a Dask task). The unfitted model travels
     as an argument, so the worker imports its classes while unpacking the task (in its
@@ -159,7 +173,8 @@ def _spread_run(model, spread, data, threads):
     with threadpool_limits(limits=threads, user_api="blas"):
         model.fit(data["X_train"], data["y_train"])
         return {"spread": spread, "accuracy": float(model.score(data["X_eval"], data["y_eval"])),
-                "switches_per_sample": model.training_counts_["switches"] / model.n_samples_seen_}
+                "switches_per_sample": model.training_counts_["switches"] / model.n_samples_seen_,
+                "window_fractions": model.window_fractions(data["X_eval"][:WINDOW_SAMPLES])}
 
 
 def _client(args):
@@ -283,9 +298,12 @@ def main(argv=None) -> int:
             train_s += time.perf_counter() - t0
             training_ledger = model.ledger_.as_dict()
             acc = float(model.score(data["X_eval"], data["y_eval"]))
+            windows = model.window_fractions(data["X_eval"][:WINDOW_SAMPLES])
             model.ledger_.load_dict(training_ledger)  # the evaluation is not training
             history.append({"epoch": epoch + 1, "accuracy": acc,
-                            "switches": model.training_counts_["switches"]})
+                            "switches": model.training_counts_["switches"],
+                            "window_fractions": windows})
+            _warn_dead(windows, epoch + 1)
             model.save(out / CHECKPOINT)
             (out / PROGRESS).write_text(json.dumps({"settings": settings, "history": history,
                                                     "train_s": train_s}))

@@ -233,6 +233,22 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         y = self._encode(X, y)
         return self._batch_gradients(X, np.eye(len(self.classes_))[y])
 
+    def _window_flags(self, X) -> list[np.ndarray]:
+        """The straight-through flags of every hidden array for ``X`` (subclasses)."""
+        raise NotImplementedError
+
+    def window_fractions(self, X) -> list[float]:
+        """Share of the hidden pre-activations of ``X`` inside the straight-through
+        window, one value per hidden array (the convolutions first).
+
+        The error passes back only through units inside the window, so an array whose
+        share falls near 0 has stopped learning, and so has every array below it. The
+        arrays are read (and the reads booked); nothing is written.
+        """
+        check_is_fitted(self, "layers_")
+        X = self._check_X(X, reset=False)
+        return [float(np.mean(f)) if f.size else 0.0 for f in self._window_flags(X)]
+
     # ------------------------------------------------------------------ sklearn API
     def fit(self, X, y):
         """Build fresh arrays and train :attr:`n_iter` epochs."""

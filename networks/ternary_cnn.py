@@ -250,6 +250,15 @@ class TernaryCNN(TernaryNetwork):
                   for s in range(0, len(X), self.chunk_size)]
         return (np.concatenate(counts) if counts else np.zeros((0, len(self.classes_))),)
 
+    def _window_flags(self, X):
+        parts = []
+        for s in range(0, len(X), self.chunk_size):
+            convs, _, flags, _ = self._forward_chunk(X[s:s + self.chunk_size], training=True)
+            parts.append([c[1] for c in convs] + flags)
+        if not parts:
+            return [np.zeros(0, bool)] * (len(self.layers_) - 1)
+        return [np.concatenate([p[k].reshape(-1) for p in parts]) for k in range(len(parts[0]))]
+
     def _chunk_gradients(self, X, onehot):
         """Sums over the chunk of every array's gradient ``x δ`` (conv: and over positions)."""
         convs, drives, flags, counts = self._forward_chunk(X, training=True)

@@ -166,6 +166,9 @@ class TernaryMLP(TernaryNetwork):
             drives.append(a)
         return drives, flags, self._output(self.layers_[-1], a)
 
+    def _window_flags(self, X):
+        return self._forward(X, training=True)[1]
+
     def _deltas(self, X, onehot):
         """The drives and the errors ``δ`` of every array for one batch."""
         drives, flags, counts = self._forward(X, training=True)

@@ -40,7 +40,9 @@ def test_small_run_writes_results_and_resumes(tmp_path, capsys):
     assert t["ops_per_j"] == pytest.approx(t["ops_per_sample"] / t["energy_per_sample_j"])
     assert t["device_writes_per_sample"] > 0 and t["pulses_per_sample"] >= t["device_writes_per_sample"]
     assert (out / "accuracy.png").exists()
-    capsys.readouterr()
+    assert all(len(e["window_fractions"]) == 1 and 0 < e["window_fractions"][0] <= 1
+               for e in results["epochs"])
+    assert "stopped learning" not in capsys.readouterr().err
     assert cli.main(argv) == 0  # the same command again: resumes after the last epoch
     assert "resuming after epoch 2" in capsys.readouterr().err
     again = json.loads((out / "results.json").read_text())
@@ -60,6 +62,15 @@ def test_a_spread_run_trains_its_own_model():
     assert model.d2d_delta_rel == 0.2 and model.device.d2d_r_rel == 0.2
     row = mnist_ternary._spread_run(model, 0.2, data, 1)
     assert row["spread"] == 0.2 and 0 <= row["accuracy"] <= 1 and np.isfinite(row["switches_per_sample"])
+    assert len(row["window_fractions"]) == 1
+
+
+def test_an_emptied_straight_through_window_is_reported(tmp_path, capsys):
+    # a window far narrower than any pre-activation: no error passes the hidden array
+    argv = ["ternary", "--dataset", "digits", "--hidden-layer-sizes", "16", "--n-iter", "1",
+            "--ste-width", "1e-6", "--out", str(tmp_path / "dead")]
+    assert cli.main(argv) == 0
+    assert "hidden array 0 has 0.0 % of its pre-activations" in capsys.readouterr().err
 
 
 def test_cnn_run_uses_the_convolutional_estimator_and_resumes(tmp_path, capsys):

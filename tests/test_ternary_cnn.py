@@ -144,6 +144,17 @@ def test_learns_the_digits_and_follows_the_contract(digits):
     assert all(np.array_equal(a, b) for a, b in zip(chunked.coefs_, model.coefs_))
 
 
+def test_window_fractions_cover_every_hidden_array_in_any_chunking(digits):
+    X_train, X_test, y_train, _ = digits
+    model = small(n_iter=1).fit(X_train, y_train)
+    fractions = model.window_fractions(X_test)
+    assert len(fractions) == 2 and all(0 < f < 1 for f in fractions)  # one conv, one dense
+    model.set_params(chunk_size=7)
+    assert model.window_fractions(X_test) == fractions
+    model.set_params(ste_width=1e6)
+    assert model.window_fractions(X_test) == [1.0, 1.0]
+
+
 def test_no_float_weight_and_every_pass_booked(digits):
     X_train, _, y_train, _ = digits
     model = small(n_iter=1).fit(X_train[:100], y_train[:100])

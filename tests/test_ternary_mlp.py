@@ -242,3 +242,21 @@ def test_hardware_gradient_equals_plain_backprop(digits):
     model.set_params(backward_gain=0.5)
     for depth, (g, g1) in enumerate(zip(model.gradients(X, y)[::-1], got[::-1])):
         assert np.allclose(g, g1 * 0.5**depth, rtol=1e-9, atol=1e-12)
+
+
+def test_window_fractions_count_the_units_the_error_passes(digits):
+    X_train, X_test, y_train, _ = digits
+    model = small(hidden_layer_sizes=(32, 16)).fit(X_train, y_train)
+    with pytest.raises(NotFittedError):
+        small().window_fractions(X_test)
+    fractions = model.window_fractions(X_test)
+    assert len(fractions) == 2 and all(0 < f < 1 for f in fractions)
+    # the first hidden array by hand: the pre-activation counts of the binarised pixels
+    xbar = model.layers_[0]
+    drive = np.hstack([(X_test > model.input_threshold).astype(np.int8),
+                       np.ones((len(X_test), model.bias_rows), np.int8)])
+    z = xbar.read(drive) / xbar.unit_current_a
+    inside = np.abs(z) < model.ste_width * np.sqrt(xbar.rows)
+    assert fractions[0] == pytest.approx(inside.mean())
+    model.set_params(ste_width=1e6)
+    assert model.window_fractions(X_test) == [1.0, 1.0]
