@@ -6,11 +6,12 @@ the same command resumes), reports the accuracy (the validation split of the tra
 set, or the test set with ``--final``), device writes, pulses and energy per training
 sample, training operations per joule from the ledger beside the published ~3 TOPs/W,
 and, with ``--spreads``, the accuracy against the MTJs' device-to-device spread (one
-independent run per spread on Dask workers).
+independent run per spread and chip seed on Dask workers; each finished run is kept in
+``spread_runs.json`` and not repeated by a rerun).
 
 Example::
 
-    neuromem ternary --n-iter 5 --spreads 0 0.1 0.2 0.3
+    neuromem ternary --n-iter 5 --spreads 0 0.1 0.2 0.3 --sweep-seeds 3
     neuromem ternary --model cnn --final
 """
 
@@ -28,6 +29,7 @@ import numpy as np
 from neuromem.energy import energy_breakdown
 
 RESULTS, CHECKPOINT, PROGRESS = "results.json", "checkpoint.npz", "progress.json"
+SPREAD_RUNS = "spread_runs.json"
 #: evaluation images whose straight-through window shares are reported after every epoch,
 #: and the share below which an array is reported as no longer learning
 WINDOW_SAMPLES, DEAD_WINDOW = 1000, 0.02
@@ -81,6 +83,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--spreads", type=float, nargs="*", default=[],
                    help="spreads (sigma of both R and delta) for the accuracy-vs-spread runs")
     p.add_argument("--sweep-epochs", type=int, default=None, help="epochs of each spread run (default --n-iter)")
+    p.add_argument("--sweep-seeds", type=int, default=1,
+                   help="chips per spread: runs with seeds --seed, --seed + 1, ... (default 1)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--out", help="output folder (default results/ternary-s<seed>-<val|final>)")
     p.add_argument("--workers", type=int, default=None, help="local Dask workers for the spread runs")
@@ -172,9 +176,43 @@ def _spread_run(model, spread, data, threads):
 
     with threadpool_limits(limits=threads, user_api="blas"):
         model.fit(data["X_train"], data["y_train"])
-        return {"spread": spread, "accuracy": float(model.score(data["X_eval"], data["y_eval"])),
+        return {"spread": spread, "seed": model.random_state,
+                "accuracy": float(model.score(data["X_eval"], data["y_eval"])),
                 "switches_per_sample": model.training_counts_["switches"] / model.n_samples_seen_,
                 "window_fractions": model.window_fractions(data["X_eval"][:WINDOW_SAMPLES])}
+
+
+def spread_sweep(args, params, data, out: Path, epochs: int) -> dict:
+    """The accuracy-vs-spread runs, one Dask task per (spread, seed); finished runs are
+    kept in ``out/spread_runs.json`` so that a rerun only does the missing ones."""
+    from tqdm import tqdm
+
+    sweep_epochs = args.sweep_epochs or epochs
+    keep = out / SPREAD_RUNS
+    done = json.loads(keep.read_text()) if keep.exists() else []
+    done = [r for r in done if r.get("epochs") == sweep_epochs]  # runs of other lengths are not reused
+    have = {(r["spread"], r["seed"]) for r in done}
+    todo = [(s, args.seed + k) for s in dict.fromkeys(args.spreads) for k in range(args.sweep_seeds)
+            if (s, args.seed + k) not in have]
+    if todo:
+        client = _client(args)
+        try:
+            from dask.distributed import as_completed
+
+            shared = client.scatter(data, broadcast=True)
+            futures = [client.submit(_spread_run, build_model(dict(params, n_iter=sweep_epochs), s,
+                                                              args.d2d_r_rel, seed, args.model),
+                                     s, shared, max(args.threads, 1), pure=False)
+                       for s, seed in todo]
+            for future in tqdm(as_completed(futures), total=len(futures), desc="spread runs"):
+                done.append(dict(future.result(), epochs=sweep_epochs))
+                keep.write_text(json.dumps(done, indent=2))
+        finally:
+            client.close()
+    wanted = {(s, args.seed + k) for s in args.spreads for k in range(args.sweep_seeds)}
+    rows = sorted((r for r in done if (r["spread"], r["seed"]) in wanted),
+                  key=lambda r: (r["spread"], r["seed"]))
+    return {"spread_sweep": rows, "sweep_epochs": sweep_epochs}
 
 
 def _client(args):
@@ -229,9 +267,16 @@ def plot(results: dict, out: Path) -> None:
     fig.savefig(out / "accuracy.png", dpi=120)
     plt.close(fig)
     if results.get("spread_sweep"):
-        sweep = sorted(results["spread_sweep"], key=lambda r: r["spread"])
+        sweep = results["spread_sweep"]
+        spreads = sorted({r["spread"] for r in sweep})
+        median = [np.median([r["accuracy"] for r in sweep if r["spread"] == s]) for s in spreads]
         fig, ax = plt.subplots(figsize=(4.5, 3.2))
-        ax.plot([100 * r["spread"] for r in sweep], [100 * r["accuracy"] for r in sweep], "o-")
+        ax.plot([100 * s for s in spreads], [100 * m for m in median], "-", color="C0",
+                label="median" if len(sweep) > len(spreads) else None)
+        ax.plot([100 * r["spread"] for r in sweep], [100 * r["accuracy"] for r in sweep], "o",
+                color="C0", alpha=0.6, label="one chip (seed)" if len(sweep) > len(spreads) else None)
+        if len(sweep) > len(spreads):
+            ax.legend(frameon=False)
         ax.set_xlabel("MTJ device-to-device spread, sigma of R and delta (%)")
         ax.set_ylabel(f"{results['eval']} accuracy (%)")
         ax.set_title(f"{results['sweep_epochs']} epochs per run")
@@ -252,7 +297,7 @@ def main(argv=None) -> int:
         build_model(params, None, args.d2d_r_rel, args.seed, args.model).check_params()
     except ValueError as exc:
         parser.error(str(exc).replace("_", "-"))
-    for name in ("n_validation", "n_train", "sweep_epochs", "threads", "workers"):
+    for name in ("n_validation", "n_train", "sweep_epochs", "sweep_seeds", "threads", "workers"):
         value = getattr(args, name)
         if value is not None and value < (0 if name == "threads" else 1):
             parser.error(f"--{name.replace('_', '-')} must be a positive integer, got {value}")
@@ -324,18 +369,7 @@ def main(argv=None) -> int:
                    "MTJ read at the device's read voltage and read time; no driver, wire or "
                    "control overhead"]}
     if args.spreads:
-        sweep_epochs = args.sweep_epochs or epochs
-        client = _client(args)
-        try:
-            shared = client.scatter(data, broadcast=True)
-            futures = [client.submit(_spread_run, build_model(dict(params, n_iter=sweep_epochs), s,
-                                                              args.d2d_r_rel, args.seed, args.model),
-                                     s, shared, max(args.threads, 1), pure=False)
-                       for s in args.spreads]
-            results["spread_sweep"] = [f.result() for f in tqdm(futures, desc="spreads")]
-        finally:
-            client.close()
-        results["sweep_epochs"] = sweep_epochs
+        results.update(spread_sweep(args, params, data, out, epochs))
     (out / RESULTS).write_text(json.dumps(results, indent=2))
     plot(results, out)
     t = results["training"]

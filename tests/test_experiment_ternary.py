@@ -62,7 +62,24 @@ def test_a_spread_run_trains_its_own_model():
     assert model.d2d_delta_rel == 0.2 and model.device.d2d_r_rel == 0.2
     row = mnist_ternary._spread_run(model, 0.2, data, 1)
     assert row["spread"] == 0.2 and 0 <= row["accuracy"] <= 1 and np.isfinite(row["switches_per_sample"])
-    assert len(row["window_fractions"]) == 1
+    assert len(row["window_fractions"]) == 1 and row["seed"] == 0
+
+
+def test_spread_sweep_runs_every_chip_once_and_keeps_finished_runs(tmp_path):
+    out = tmp_path / "sweep"
+    argv = ["ternary", "--dataset", "digits", "--hidden-layer-sizes", "8", "--n-iter", "1",
+            "--spreads", "0", "0.2", "--sweep-seeds", "2", "--workers", "1", "--out", str(out)]
+    assert cli.main(argv) == 0
+    rows = json.loads((out / "results.json").read_text())["spread_sweep"]
+    assert [(r["spread"], r["seed"]) for r in rows] == [(0.0, 0), (0.0, 1), (0.2, 0), (0.2, 1)]
+    assert (out / "accuracy_vs_spread.png").exists()
+    kept = json.loads((out / "spread_runs.json").read_text())
+    kept[0]["accuracy"] = 0.123456  # a finished run is read back, not run again
+    (out / "spread_runs.json").write_text(json.dumps(kept))
+    assert cli.main(argv[:-5] + ["3", "--workers", "1", "--out", str(out)]) == 0
+    rows = json.loads((out / "results.json").read_text())["spread_sweep"]
+    assert len(rows) == 6 and sorted({r["seed"] for r in rows}) == [0, 1, 2]
+    assert 0.123456 in [r["accuracy"] for r in rows]
 
 
 def test_an_emptied_straight_through_window_is_reported(tmp_path, capsys):
