@@ -56,6 +56,8 @@ PARAMS = {
     "loss": (str, "softmax or hinge"),
     "update": (str, "batch (mini-batch gradient, row by row) or sample (in-array per sample)"),
     "input_coding": (str, "binary (0/1 rows) or signed (-1/+1 rows)"),
+    "pulse_probability": (float, "gated writes: cells drawn digitally with p/P, then pulsed at P "
+                                 "(e.g. 0.99; default: the pulse width sets p)"),
     "d2d_delta_rel": (float, "device-to-device spread of the MTJ thermal stability"),
     "adc_bits": (int, "ADC resolution"),
     "dac_bits": (int, "DAC resolution"),

@@ -65,6 +65,16 @@ def transition(gradient, learning_rate):
     return (-np.sign(g)).astype(np.int8), np.tanh(learning_rate * np.abs(g))
 
 
+def gate(direction, probability, pulse_probability, rng):
+    """Digitally gated writes: each cell is picked with probability
+    ``probability / pulse_probability`` by a random draw, and only picked cells are
+    pulsed, aiming at ``pulse_probability``. The expected step is unchanged; the
+    devices then switch near-certainly, where their spread hardly moves the
+    probability. Returns the gated ``(direction, probability)``."""
+    picked = rng.random(np.shape(probability)) * pulse_probability < probability
+    return (direction * picked).astype(np.int8), np.where(picked, pulse_probability, 0.0)
+
+
 def check_table(est, table: dict) -> None:
     """Raise ValueError naming the first parameter of ``est`` outside ``table``."""
     for name, (kind, low, high) in table.items():
@@ -113,6 +123,9 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             raise ValueError(f"device: {exc}") from None
         if device.name != "mtj":
             raise ValueError(f"device must be an MTJ (name 'mtj' or an MTJ instance), got {device.name!r}")
+        p0 = self.pulse_probability
+        if p0 is not None and (not isinstance(p0, Real) or isinstance(p0, bool) or not 0 < p0 <= 1):
+            raise ValueError(f"pulse_probability must be None or a probability in (0, 1], got {p0!r}")
         return device
 
     def _check_layout(self):
@@ -209,6 +222,9 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         """Write a digitally accumulated gradient row by row (each cell its own width)."""
         self.periphery_.digital(grad.size * OPS_PROBABILITY, self.ledger_)
         direction, p = transition(grad, lr)
+        if self.pulse_probability is not None:
+            self.periphery_.digital(np.count_nonzero(p), self.ledger_)  # one random draw per cell
+            direction, p = gate(direction, p, self.pulse_probability, self._rng)
         self._count(xbar.update_cells(direction, p))
 
     def _count(self, tally):

@@ -112,6 +112,12 @@ class TernaryCNN(TernaryNetwork):
         Side of the max-pool windows.
     chunk_size : int
         Images processed at once (memory only; results do not depend on it).
+    pulse_probability : float or None
+        None: the width of each cell's pulse sets its switching probability (the MTJ is
+        the random source, so the spread of its resistance spreads the rate). A number
+        ``p0``: a digital random draw picks each cell with probability ``p / p0`` and the
+        picked cells get a pulse aimed at ``p0``; near 1 (0.99) the devices switch almost
+        surely, so their spread hardly changes the rate.
 
     The other parameters are those of :class:`networks.TernaryMLP` (a batch update:
     a kernel's gradient sums over positions, so there is no per-sample in-array rule).
@@ -128,7 +134,8 @@ class TernaryCNN(TernaryNetwork):
                  output_scale=4.0, backward_gain=1.0, bias_rows=4, input_threshold=0.5, device="mtj",
                  d2d_delta_rel=0.0,
                  max_width_s=20e-9, min_probability=1e-3, adc_bits=8, dac_bits=8, loss="softmax",
-                 input_coding="binary", chunk_size=250, verbose=False, random_state=None):
+                 input_coding="binary", chunk_size=250, pulse_probability=None, verbose=False,
+                 random_state=None):
         self.conv_layers = conv_layers
         self.hidden_layer_sizes = hidden_layer_sizes
         self.image_shape = image_shape
@@ -154,6 +161,7 @@ class TernaryCNN(TernaryNetwork):
         self.loss = loss
         self.input_coding = input_coding
         self.chunk_size = chunk_size
+        self.pulse_probability = pulse_probability
         self.verbose = verbose
         self.random_state = random_state
 

@@ -99,6 +99,12 @@ class TernaryMLP(TernaryNetwork):
         ``"batch"``: the mini-batch gradient, accumulated in digital, written row by row
         (each cell with its own width); ``"sample"``: the in-array rule of each sample
         (rows gated by the input, columns timed by the error; no digital products).
+    pulse_probability : float or None
+        None: the width of each cell's pulse sets its switching probability (the MTJ is
+        the random source, so the spread of its resistance spreads the rate). A number
+        ``p0``: a digital random draw picks each cell with probability ``p / p0`` and the
+        picked cells get a pulse aimed at ``p0``; near 1 (0.99) the devices switch almost
+        surely, so their spread hardly changes the rate.
     verbose : bool
         Progress bar over the epochs of :meth:`fit`.
     random_state : int or None
@@ -113,10 +119,11 @@ class TernaryMLP(TernaryNetwork):
                  ste_width=0.5, output_scale=4.0, backward_gain=0.2, bias_rows=8, input_threshold=0.5,
                  device="mtj", d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3,
                  adc_bits=8, dac_bits=8, loss="softmax", update="batch", input_coding="binary",
-                 verbose=False, random_state=None):
+                 pulse_probability=None, verbose=False, random_state=None):
         self.input_coding = input_coding
         self.loss = loss
         self.update = update
+        self.pulse_probability = pulse_probability
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.n_iter = n_iter
@@ -141,6 +148,9 @@ class TernaryMLP(TernaryNetwork):
 
     def _check_layout(self):
         check_sizes("hidden_layer_sizes", self.hidden_layer_sizes)
+        if self.update == "sample" and self.pulse_probability is not None:
+            raise ValueError("pulse_probability gates the row-by-row writes of update='batch'; "
+                             "update='sample' times its pulses in the array")
 
     def _array_shapes(self, n_features, n_classes):
         sizes = [n_features, *self.hidden_layer_sizes, n_classes]

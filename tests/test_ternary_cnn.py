@@ -155,6 +155,14 @@ def test_window_fractions_cover_every_hidden_array_in_any_chunking(digits):
     assert model.window_fractions(X_test) == [1.0, 1.0]
 
 
+def test_gated_writes_learn_and_are_saved(digits, tmp_path):
+    X_train, X_test, y_train, y_test = digits
+    model = small(pulse_probability=0.99, device=MTJ(d2d_r_rel=0.3)).fit(X_train, y_train)
+    assert model.score(X_test, y_test) > 0.35
+    model.save(tmp_path / "gated.npz")
+    assert TernaryCNN.load(tmp_path / "gated.npz").pulse_probability == 0.99
+
+
 def test_no_float_weight_and_every_pass_booked(digits):
     X_train, _, y_train, _ = digits
     model = small(n_iter=1).fit(X_train[:100], y_train[:100])
@@ -194,6 +202,7 @@ def test_save_load_round_trip_continues_bit_for_bit(digits, tmp_path):
     (dict(image_shape=(8,)), "image_shape"),
     (dict(pool_size=0), "pool_size"),
     (dict(chunk_size=0), "chunk_size"),
+    (dict(pulse_probability=2.0), "pulse_probability"),
     (dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"),
 ])
 def test_bad_parameters_are_refused(digits, kw, match):

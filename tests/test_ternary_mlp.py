@@ -7,6 +7,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from networks import TernaryMLP
+from networks._ternary_base import gate
 from networks.ternary_mlp import transition
 from neuromem.data import load_digits_scaled, train_validation_split
 from neuromem.devices import MTJ
@@ -43,6 +44,39 @@ def test_expected_update_of_a_weight_equals_the_rules_step():
     d, p = transition(np.tile([-2.0, 2.0], (50, 1)), 10.0)
     top.update_cells(d, p)
     assert np.all(top.weights[:, 0] == 1) and np.all(top.weights[:, 1] == 0)
+
+
+def test_gated_writes_keep_the_step_where_the_resistance_spread_distorts_it():
+    # 20 000 cells per column start at 0 and are asked for the steps tanh(|g|) (0.02, 0.2)
+    rows, grads = 20000, np.array([0.02, 0.2])
+    aim = np.tanh(grads)
+    sd = np.sqrt(aim * (1 - aim) / rows)
+
+    def mean_step(spread, gated):
+        xbar = TernaryCrossbar(rows, 2, MTJ(d2d_r_rel=spread), init=(0, 1, 0), seed=3)
+        direction, p = transition(np.tile(grads, (rows, 1)), 1.0)
+        if gated:
+            direction, p = gate(direction, p, 0.99, np.random.default_rng(0))
+            assert set(np.unique(p)) <= {0.0, 0.99}
+        xbar.update_cells(direction, p)
+        return -xbar.weights.mean(axis=0)
+
+    assert np.all(np.abs(mean_step(0.0, True) - aim) <= 5 * sd)
+    # with a 30 % resistance spread the low-resistance devices switch far more often
+    # than the width aims at; gated, every device switches almost surely once picked
+    assert mean_step(0.3, False)[0] > 3 * aim[0]
+    spread = mean_step(0.3, True)
+    assert np.all((spread >= 0.9 * aim - 5 * sd) & (spread <= aim + 5 * sd))
+
+
+def test_gated_training_books_its_draws_and_refuses_the_per_sample_rule(digits):
+    X_train, X_test, y_train, y_test = digits
+    plain = small(batch_size=20).fit(X_train, y_train)
+    gated = small(batch_size=20, pulse_probability=0.99).fit(X_train, y_train)
+    assert gated.score(X_test, y_test) > 0.45
+    assert gated.ledger_.count("digital") > plain.ledger_.count("digital")
+    with pytest.raises(ValueError, match="pulse_probability gates"):
+        small(update="sample", pulse_probability=0.99).fit(X_train, y_train)
 
 
 def test_transition_has_no_step_without_gradient():
@@ -191,6 +225,8 @@ def test_load_refuses_foreign_and_altered_files(digits, tmp_path):
     ({"adc_bits": 20}, "adc_bits"), ({"device": "yflash"}, "MTJ"), ({"loss": "mse"}, "loss"),
     ({"min_probability": 1.5}, "min_probability"), ({"update": "adam"}, "update"),
     ({"input_coding": "analog"}, "input_coding"), ({"batch_growth": 0.5}, "batch_growth"),
+    ({"pulse_probability": 0.0}, "pulse_probability"), ({"pulse_probability": 1.5}, "pulse_probability"),
+    ({"pulse_probability": "0.99"}, "pulse_probability"),
 ])
 def test_bad_parameters_are_refused_at_fit(digits, kw, match):
     X_train, _, y_train, _ = digits
