@@ -279,9 +279,13 @@ def plot(results: dict, out: Path) -> None:
                 color="C0", alpha=0.6, label="one chip (seed)" if len(sweep) > len(spreads) else None)
         if len(sweep) > len(spreads):
             ax.legend(frameon=False)
+        ax.set_ylim(0, 100)  # the whole range: a collapse to chance and a drift of a point read apart
         ax.set_xlabel("MTJ device-to-device spread, sigma of R and delta (%)")
         ax.set_ylabel(f"{results['eval']} accuracy (%)")
-        ax.set_title(f"{results['sweep_epochs']} epochs per run")
+        writes = ("gated writes" if results["resolved_params"].get("pulse_probability") is not None
+                  else "pulse-width writes")
+        ax.set_title(f"{results['estimator']}, {writes}, {results['sweep_epochs']} epochs per run",
+                     fontsize=9)
         fig.tight_layout()
         fig.savefig(out / "accuracy_vs_spread.png", dpi=120)
         plt.close(fig)
@@ -326,7 +330,9 @@ def main(argv=None) -> int:
     model = build_model(params, None, args.d2d_r_rel, args.seed, args.model)
     epochs = model.n_iter
     history, train_s = [], 0.0
-    if (out / CHECKPOINT).exists() and not args.no_resume:
+    if not (out / CHECKPOINT).exists() or args.no_resume:
+        (out / SPREAD_RUNS).unlink(missing_ok=True)  # kept spread runs belong to the run started over
+    else:
         progress = json.loads((out / PROGRESS).read_text())
         if progress["settings"] != json.loads(json.dumps(settings)):
             parser.error(f"{out} holds a run with other settings (--no-resume starts over, "

@@ -219,7 +219,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         return self.periphery_.adc(rows, full, self.ledger_) * (scale * self.backward_gain)
 
     def _write(self, xbar, grad, lr):
-        """Write a digitally accumulated gradient row by row (each cell its own width)."""
+        """Write a digitally accumulated gradient row by row (each cell its own width, or,
+        with ``pulse_probability``, the digitally picked cells at that aim)."""
         self.periphery_.digital(grad.size * OPS_PROBABILITY, self.ledger_)
         direction, p = transition(grad, lr)
         if self.pulse_probability is not None:

@@ -80,6 +80,9 @@ def test_spread_sweep_runs_every_chip_once_and_keeps_finished_runs(tmp_path):
     rows = json.loads((out / "results.json").read_text())["spread_sweep"]
     assert len(rows) == 6 and sorted({r["seed"] for r in rows}) == [0, 1, 2]
     assert 0.123456 in [r["accuracy"] for r in rows]
+    assert cli.main(argv[:-2] + ["--no-resume", "--out", str(out)]) == 0  # starting over forgets them
+    rows = json.loads((out / "results.json").read_text())["spread_sweep"]
+    assert len(rows) == 4 and 0.123456 not in [r["accuracy"] for r in rows]
 
 
 def test_an_emptied_straight_through_window_is_reported(tmp_path, capsys):
