@@ -112,12 +112,6 @@ class TernaryCNN(TernaryNetwork):
         Side of the max-pool windows.
     chunk_size : int
         Images processed at once (memory only; results do not depend on it).
-    pulse_probability : float or None
-        None: the width of each cell's pulse sets its switching probability (the MTJ is
-        the random source, so the spread of its resistance spreads the rate). A number
-        ``p0``: a digital random draw picks each cell with probability ``p / p0`` and the
-        picked cells get a pulse aimed at ``p0``; near 1 (0.99) the devices switch almost
-        surely, so their spread hardly changes the rate.
 
     The other parameters are those of :class:`networks.TernaryMLP` (a batch update:
     a kernel's gradient sums over positions, so there is no per-sample in-array rule).
