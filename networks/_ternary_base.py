@@ -264,7 +264,7 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         """
         check_is_fitted(self, "layers_")
         X = self._check_X(X, reset=False)
-        return [float(np.mean(f)) if f.size else 0.0 for f in self._window_flags(X)]
+        return [float(np.mean(f)) for f in self._window_flags(X)]  # X holds >= 1 sample
 
     # ------------------------------------------------------------------ sklearn API
     def fit(self, X, y):

@@ -257,8 +257,6 @@ class TernaryCNN(TernaryNetwork):
         for s in range(0, len(X), self.chunk_size):
             convs, _, flags, _ = self._forward_chunk(X[s:s + self.chunk_size], training=True)
             parts.append([c[1] for c in convs] + flags)
-        if not parts:
-            return [np.zeros(0, bool)] * (len(self.layers_) - 1)
         return [np.concatenate([p[k].reshape(-1) for p in parts]) for k in range(len(parts[0]))]
 
     def _chunk_gradients(self, X, onehot):
