@@ -58,6 +58,8 @@ PARAMS = {
     "input_coding": (str, "binary (0/1 rows) or signed (-1/+1 rows)"),
     "pulse_probability": (float, "gated writes: cells drawn digitally with p/P, then pulsed at P "
                                  "(e.g. 0.99; default: the pulse width sets p)"),
+    "column_write_limit": (float, "most cells per column expected to switch per update, per sample "
+                                  "of the batch (e.g. 0.04; default: no limit)"),
     "d2d_delta_rel": (float, "device-to-device spread of the MTJ thermal stability"),
     "adc_bits": (int, "ADC resolution"),
     "dac_bits": (int, "DAC resolution"),

@@ -75,6 +75,18 @@ def gate(direction, probability, pulse_probability, rng):
     return (direction * picked).astype(np.int8), np.where(picked, pulse_probability, 0.0)
 
 
+def column_budget(probability, limit):
+    """Scale each column's transition probabilities so that their sum, the number of
+    its cells expected to switch, is at most ``limit``; returns the scaled
+    probabilities and the number of cells in columns that were over the limit."""
+    load = probability.sum(axis=0)
+    over = load > limit
+    if not over.any():
+        return probability, 0
+    factor = np.where(over, limit / np.where(over, load, 1.0), 1.0)
+    return probability * factor, int(np.count_nonzero(probability[:, over]))
+
+
 def check_table(est, table: dict) -> None:
     """Raise ValueError naming the first parameter of ``est`` outside ``table``."""
     for name, (kind, low, high) in table.items():
@@ -123,6 +135,10 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             raise ValueError(f"device: {exc}") from None
         if device.name != "mtj":
             raise ValueError(f"device must be an MTJ (name 'mtj' or an MTJ instance), got {device.name!r}")
+        limit = self.column_write_limit
+        if limit is not None and (not isinstance(limit, Real) or isinstance(limit, bool)
+                                  or not math.isfinite(limit) or limit <= 0):
+            raise ValueError(f"column_write_limit must be None or a number > 0, got {limit!r}")
         p0 = self.pulse_probability
         if p0 is not None and (not isinstance(p0, Real) or isinstance(p0, bool) or not 0 < p0 <= 1):
             raise ValueError(f"pulse_probability must be None or a probability in (0, 1], got {p0!r}")
@@ -218,11 +234,15 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         full = min(xbar.cols, 4.0 * math.sqrt(xbar.cols))
         return self.periphery_.adc(rows, full, self.ledger_) * (scale * self.backward_gain)
 
-    def _write(self, xbar, grad, lr):
-        """Write a digitally accumulated gradient row by row (each cell its own width, or,
-        with ``pulse_probability``, the digitally picked cells at that aim)."""
+    def _write(self, xbar, grad, lr, n_samples):
+        """Write a digitally accumulated gradient of ``n_samples`` row by row (each cell
+        its own width, or, with ``pulse_probability``, the digitally picked cells at that
+        aim), each column within ``column_write_limit · n_samples`` expected switches."""
         self.periphery_.digital(grad.size * OPS_PROBABILITY, self.ledger_)
         direction, p = transition(grad, lr)
+        if self.column_write_limit is not None:
+            p, scaled = column_budget(p, self.column_write_limit * n_samples)
+            self.periphery_.digital(p.size + scaled, self.ledger_)  # the column sums, the rescaled cells
         if self.pulse_probability is not None:
             self.periphery_.digital(np.count_nonzero(p), self.ledger_)  # one random draw per cell
             direction, p = gate(direction, p, self.pulse_probability, self._rng)

@@ -128,7 +128,8 @@ class TernaryCNN(TernaryNetwork):
                  output_scale=4.0, backward_gain=1.0, bias_rows=4, input_threshold=0.5, device="mtj",
                  d2d_delta_rel=0.0,
                  max_width_s=20e-9, min_probability=1e-3, adc_bits=8, dac_bits=8, loss="softmax",
-                 input_coding="binary", chunk_size=250, pulse_probability=None, verbose=False,
+                 input_coding="binary", chunk_size=250, pulse_probability=None, column_write_limit=None,
+                 verbose=False,
                  random_state=None):
         self.conv_layers = conv_layers
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -156,6 +157,7 @@ class TernaryCNN(TernaryNetwork):
         self.input_coding = input_coding
         self.chunk_size = chunk_size
         self.pulse_probability = pulse_probability
+        self.column_write_limit = column_write_limit
         self.verbose = verbose
         self.random_state = random_state
 
@@ -304,7 +306,7 @@ class TernaryCNN(TernaryNetwork):
 
     def _train_batch(self, X, onehot, lr):
         for xbar, g in zip(self.layers_, self._batch_gradients(X, onehot)):
-            self._write(xbar, g, lr)
+            self._write(xbar, g, lr, len(X))
 
     # ------------------------------------------------------------------ reports
     def training_operations(self) -> dict:

@@ -105,6 +105,12 @@ class TernaryMLP(TernaryNetwork):
         ``p0``: a digital random draw picks each cell with probability ``p / p0`` and the
         picked cells get a pulse aimed at ``p0``; near 1 (0.99) the devices switch almost
         surely, so their spread hardly changes the rate.
+    column_write_limit : float or None
+        The most cells of one column expected to switch in an update, per sample of the
+        batch: where a column's transition probabilities sum beyond
+        ``column_write_limit · batch`` the controller scales them down (a digital sum
+        and product per cell, booked). It bounds how far one update can move a unit's
+        pre-activation; None: no limit.
     verbose : bool
         Progress bar over the epochs of :meth:`fit`.
     random_state : int or None
@@ -119,11 +125,12 @@ class TernaryMLP(TernaryNetwork):
                  ste_width=0.5, output_scale=4.0, backward_gain=0.2, bias_rows=8, input_threshold=0.5,
                  device="mtj", d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3,
                  adc_bits=8, dac_bits=8, loss="softmax", update="batch", input_coding="binary",
-                 pulse_probability=None, verbose=False, random_state=None):
+                 pulse_probability=None, column_write_limit=None, verbose=False, random_state=None):
         self.input_coding = input_coding
         self.loss = loss
         self.update = update
         self.pulse_probability = pulse_probability
+        self.column_write_limit = column_write_limit
         self.hidden_layer_sizes = hidden_layer_sizes
         self.activation = activation
         self.n_iter = n_iter
@@ -148,9 +155,10 @@ class TernaryMLP(TernaryNetwork):
 
     def _check_layout(self):
         check_sizes("hidden_layer_sizes", self.hidden_layer_sizes)
-        if self.update == "sample" and self.pulse_probability is not None:
-            raise ValueError("pulse_probability gates the row-by-row writes of update='batch'; "
-                             "update='sample' times its pulses in the array")
+        for name in ("pulse_probability", "column_write_limit"):
+            if self.update == "sample" and getattr(self, name) is not None:
+                raise ValueError(f"{name} acts on the row-by-row writes of update='batch'; "
+                                 "update='sample' times its pulses in the array")
 
     def _array_shapes(self, n_features, n_classes):
         sizes = [n_features, *self.hidden_layer_sizes, n_classes]
@@ -208,7 +216,7 @@ class TernaryMLP(TernaryNetwork):
                 self.periphery_.digital(d.size * OPS_PROBABILITY, self.ledger_)
                 self._count(xbar.update(x, direction, p))
             else:  # the mini-batch gradient, accumulated in digital, then row by row
-                self._write(xbar, self._accumulate(x, d), lr)
+                self._write(xbar, self._accumulate(x, d), lr, len(X))
 
     # ------------------------------------------------------------------ reports
     def training_operations(self) -> dict:

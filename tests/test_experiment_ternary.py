@@ -16,6 +16,7 @@ from neuromem import cli
     (["--conv-layers", "8x3"], "--model cnn"), (["--model", "cnn", "--conv-layers", "8by3"], "CHANNELSxKERNEL"),
     (["--model", "cnn", "--update", "sample"], "update"), (["--model", "rnn"], "model"),
     (["--model", "cnn", "--conv-layers", "8x9", "--dataset", "digits"], "conv-layers[0]"),
+    (["--column-write-limit", "0"], "column-write-limit"),
 ])
 def test_bad_arguments_exit_2_with_one_line_and_create_nothing(argv, word, tmp_path, capsys):
     out = tmp_path / "run"

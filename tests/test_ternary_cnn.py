@@ -155,12 +155,13 @@ def test_window_fractions_cover_every_hidden_array_in_any_chunking(digits):
     assert model.window_fractions(X_test) == [1.0, 1.0]
 
 
-def test_gated_writes_learn_and_are_saved(digits, tmp_path):
+def test_gated_and_limited_writes_learn_and_are_saved(digits, tmp_path):
     X_train, X_test, y_train, y_test = digits
-    model = small(pulse_probability=0.99, device=MTJ(d2d_r_rel=0.3)).fit(X_train, y_train)
+    model = small(pulse_probability=0.99, column_write_limit=0.05, device=MTJ(d2d_r_rel=0.3)).fit(X_train, y_train)
     assert model.score(X_test, y_test) > 0.35
     model.save(tmp_path / "gated.npz")
-    assert TernaryCNN.load(tmp_path / "gated.npz").pulse_probability == 0.99
+    loaded = TernaryCNN.load(tmp_path / "gated.npz")
+    assert (loaded.pulse_probability, loaded.column_write_limit) == (0.99, 0.05)
 
 
 def test_no_float_weight_and_every_pass_booked(digits):
@@ -203,6 +204,7 @@ def test_save_load_round_trip_continues_bit_for_bit(digits, tmp_path):
     (dict(pool_size=0), "pool_size"),
     (dict(chunk_size=0), "chunk_size"),
     (dict(pulse_probability=2.0), "pulse_probability"),
+    (dict(column_write_limit=-1.0), "column_write_limit"),
     (dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"),
 ])
 def test_bad_parameters_are_refused(digits, kw, match):

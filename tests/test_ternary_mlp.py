@@ -7,7 +7,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from networks import TernaryMLP
-from networks._ternary_base import gate
+from networks._ternary_base import column_budget, gate
 from networks.ternary_mlp import transition
 from neuromem.data import load_digits_scaled, train_validation_split
 from neuromem.devices import MTJ
@@ -69,13 +69,48 @@ def test_gated_writes_keep_the_step_where_the_resistance_spread_distorts_it():
     assert np.all((spread >= 0.9 * aim - 5 * sd) & (spread <= aim + 5 * sd))
 
 
+def test_column_budget_caps_each_columns_expected_switches():
+    # 4000 cells per column start at 0; the columns ask for 4, 40, 400 and 2000 switches
+    rows, limit = 4000, 100.0
+    aim = np.array([0.001, 0.01, 0.1, 0.5])
+    direction, p = -np.ones((rows, 4), np.int8), np.tile(aim, (rows, 1))
+    scaled, n_scaled = column_budget(p, limit)
+    assert np.allclose(scaled[:, :2], p[:, :2])  # within the limit: untouched
+    assert np.allclose(scaled.sum(axis=0)[2:], limit) and n_scaled == 2 * rows
+    xbar = TernaryCrossbar(rows, 4, MTJ(d2d_r_rel=0.0), init=(0, 1, 0), seed=5)
+    xbar.update_cells(direction, scaled)
+    switched = (xbar.weights == -1).sum(axis=0)
+    expected = np.minimum(aim * rows, limit)
+    assert np.all(np.abs(switched - expected) <= 5 * np.sqrt(expected) + 1)
+
+
+def test_column_write_limit_keeps_an_overlarge_rate_from_thrashing(digits):
+    X_train, X_test, y_train, y_test = digits
+    kw = dict(hidden_layer_sizes=(64,), batch_size=20, batch_growth=1.0, learning_rate=30.0)
+    free = small(**kw).fit(X_train, y_train)
+    limited = small(**kw, column_write_limit=0.02).fit(X_train, y_train)
+    # unlimited, every update switches a large share of the cells and the hidden
+    # units saturate; the limit keeps the steps small enough to learn
+    assert free.window_fractions(X_test)[0] < 0.1 and free.score(X_test, y_test) < 0.3
+    assert limited.window_fractions(X_test)[0] > 0.5 and limited.score(X_test, y_test) > 0.6
+    assert limited.training_counts_["switches"] < free.training_counts_["switches"] / 5
+    # a limit no column reaches changes nothing but books the column sums
+    loose = small(**kw, column_write_limit=1e9).fit(X_train, y_train)
+    assert all(np.array_equal(a, b) for a, b in zip(loose.coefs_, free.coefs_))
+    updates = loose.n_iter * -(-len(X_train) // kw["batch_size"])
+    cells = sum(w.size for w in loose.coefs_)
+    assert loose.ledger_.count("digital") - free.ledger_.count("digital") == updates * cells
+    with pytest.raises(ValueError, match="column_write_limit acts on"):
+        small(update="sample", column_write_limit=0.02).fit(X_train, y_train)
+
+
 def test_gated_training_books_its_draws_and_refuses_the_per_sample_rule(digits):
     X_train, X_test, y_train, y_test = digits
     plain = small(batch_size=20).fit(X_train, y_train)
     gated = small(batch_size=20, pulse_probability=0.99).fit(X_train, y_train)
     assert gated.score(X_test, y_test) > 0.45
     assert gated.ledger_.count("digital") > plain.ledger_.count("digital")
-    with pytest.raises(ValueError, match="pulse_probability gates"):
+    with pytest.raises(ValueError, match="pulse_probability acts on"):
         small(update="sample", pulse_probability=0.99).fit(X_train, y_train)
 
 
@@ -226,7 +261,8 @@ def test_load_refuses_foreign_and_altered_files(digits, tmp_path):
     ({"min_probability": 1.5}, "min_probability"), ({"update": "adam"}, "update"),
     ({"input_coding": "analog"}, "input_coding"), ({"batch_growth": 0.5}, "batch_growth"),
     ({"pulse_probability": 0.0}, "pulse_probability"), ({"pulse_probability": 1.5}, "pulse_probability"),
-    ({"pulse_probability": "0.99"}, "pulse_probability"),
+    ({"pulse_probability": "0.99"}, "pulse_probability"), ({"column_write_limit": 0.0}, "column_write_limit"),
+    ({"column_write_limit": float("inf")}, "column_write_limit"), ({"column_write_limit": True}, "column_write_limit"),
 ])
 def test_bad_parameters_are_refused_at_fit(digits, kw, match):
     X_train, _, y_train, _ = digits
