@@ -284,9 +284,11 @@ def plot(results: dict, out: Path) -> None:
         ax.set_ylim(0, 100)  # the whole range: a collapse to chance and a drift of a point read apart
         ax.set_xlabel("MTJ device-to-device spread, sigma of R and delta (%)")
         ax.set_ylabel(f"{results['eval']} accuracy (%)")
-        writes = ("gated writes" if results["resolved_params"].get("pulse_probability") is not None
-                  else "pulse-width writes")
-        ax.set_title(f"{results['estimator']}, {writes}, {results['sweep_epochs']} epochs per run",
+        resolved = results["resolved_params"]
+        writes = "gated writes" if resolved.get("pulse_probability") is not None else "pulse-width writes"
+        if resolved.get("column_write_limit") is not None:
+            writes += f", write limit {resolved['column_write_limit']:g}"
+        ax.set_title(f"{results['estimator']}, {results['sweep_epochs']} epochs per run\n{writes}",
                      fontsize=9)
         fig.tight_layout()
         fig.savefig(out / "accuracy_vs_spread.png", dpi=120)

@@ -83,7 +83,8 @@ def column_budget(probability, limit):
     over = load > limit
     if not over.any():
         return probability, 0
-    factor = np.where(over, limit / np.where(over, load, 1.0), 1.0)
+    factor = np.ones_like(load)
+    factor[over] = limit / load[over]
     return probability * factor, int(np.count_nonzero(probability[:, over]))
 
 

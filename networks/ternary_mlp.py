@@ -109,8 +109,8 @@ class TernaryMLP(TernaryNetwork):
         The most cells of one column expected to switch in an update, per sample of the
         batch: where a column's transition probabilities sum beyond
         ``column_write_limit · batch`` the controller scales them down (a digital add
-        per cell and a multiply per rescaled cell, booked). It bounds how far one update can move a unit's
-        pre-activation; None: no limit.
+        per cell and a multiply per rescaled cell, booked). It bounds how far one update
+        can move a unit's pre-activation; None: no limit.
     verbose : bool
         Progress bar over the epochs of :meth:`fit`.
     random_state : int or None
