@@ -48,8 +48,9 @@ PARAMS = {
     "batch_growth": (float, "the batch grows by this factor after every epoch"),
     "learning_rate": (float, "eta of the transition probability tanh(eta |g|)"),
     "learning_rate_decay": (float, "eta is multiplied by this after every epoch"),
-    "threshold": (float, "ternary activation threshold, units of sqrt(fan-in)"),
-    "ste_width": (float, "straight-through window, units of sqrt(fan-in)"),
+    "threshold": (float, "ternary activation threshold, units of sqrt(fan-in) (of the column's "
+                         "standard deviation with --normalization batch)"),
+    "ste_width": (float, "straight-through window, units as --threshold"),
     "output_scale": (float, "softmax inverse temperature, units of 1/sqrt(fan-in)"),
     "backward_gain": (float, "gain of the backward (transposed) read per layer"),
     "bias_rows": (int, "rows driven at +1 (ternary bias cells)"),
@@ -60,6 +61,9 @@ PARAMS = {
                                  "(e.g. 0.99; default: the pulse width sets p)"),
     "column_write_limit": (float, "most cells per column expected to switch per update, per sample "
                                   "of the batch (e.g. 0.04; default: no limit)"),
+    "normalization": (str, "batch: batch normalisation of the hidden columns in the periphery "
+                           "(default: fixed comparator levels)"),
+    "normalization_batch": (int, "images per group of the batch statistics"),
     "d2d_delta_rel": (float, "device-to-device spread of the MTJ thermal stability"),
     "adc_bits": (int, "ADC resolution"),
     "dac_bits": (int, "DAC resolution"),

@@ -28,6 +28,14 @@ ACTIVATIONS = ("ternary", "binary")
 #: subtract), the transition probability per column (a table look-up), the gate per
 #: backward value, the DAC scaling per driven column
 OPS_SOFTMAX, OPS_PROBABILITY, OPS_GATE, OPS_SCALE = 4, 1, 1, 1
+#: digital operations per value of a normalised hidden column: in the forward pass the
+#: mean and variance sums, the shift and scale and the activation and window compares;
+#: in the backward pass the two group means and the projection
+OPS_NORMALIZE, OPS_NORMALIZE_BACK = 6, 5
+#: the column statistics kept for inference (comparator references) are fixed-point
+#: numbers with this many fractional bits of one XNOR count, updated after every
+#: statistics group by an exponential average of this momentum
+STATISTICS_FRACTION_BITS, STATISTICS_MOMENTUM = 4, 0.1
 
 #: parameter limits shared by the ternary networks: name -> (kind, low, high); "int",
 #: "real" (closed), "real>" (low open), "choice" (allowed values)
@@ -51,6 +59,8 @@ CONSTRAINTS = {
     "activation": ("choice", ACTIVATIONS, None),
     "loss": ("choice", ("softmax", "hinge"), None),
     "input_coding": ("choice", ("binary", "signed"), None),
+    "normalization": ("choice", (None, "batch"), None),
+    "normalization_batch": ("int", 2, None),
 }
 
 
@@ -140,6 +150,10 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         if limit is not None and (not isinstance(limit, Real) or isinstance(limit, bool)
                                   or not math.isfinite(limit) or limit <= 0):
             raise ValueError(f"column_write_limit must be None or a number > 0, got {limit!r}")
+        if self.normalization is not None and self.batch_size < self.normalization_batch:
+            raise ValueError(f"normalization={self.normalization!r} takes each column's statistics over "
+                             f"normalization_batch={self.normalization_batch} images of a batch; "
+                             f"batch_size must be at least that, got {self.batch_size}")
         p0 = self.pulse_probability
         if p0 is not None and (not isinstance(p0, Real) or isinstance(p0, bool) or not 0 < p0 <= 1):
             raise ValueError(f"pulse_probability must be None or a probability in (0, 1], got {p0!r}")
@@ -175,6 +189,12 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         self.n_samples_seen_ = 0
         self.epochs_done_ = 0
         self.training_counts_ = {"set_pulses": 0, "reset_pulses": 0, "switches": 0, "saturated": 0}
+        # the comparator references of every hidden array (mean, standard deviation of
+        # each column, fixed point); they start at the unnormalised scale, 0 ± √fan_in
+        one = 2**STATISTICS_FRACTION_BITS
+        self.column_statistics_ = [
+            np.stack([np.zeros(cols), np.full(cols, round(one * math.sqrt(rows)))]).astype(np.int32)
+            for rows, cols in shapes[:-1]]
 
     # ------------------------------------------------------------------ hardware passes
     def _drive(self, a):
@@ -190,17 +210,98 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             a = 2 * a - 1  # dark pixels drive their rows at -V_read
         return a
 
-    def _hidden(self, xbar, a, training):
-        """One hidden read: the column counts go to the comparators (ternary or binary
-        activation) and, when training, to the window pair (the STE flags)."""
+    def _hidden(self, k, a, training, per_image=1):
+        """Read hidden array ``k`` with the drives ``a`` (``per_image`` rows of ``a`` per
+        image): the column counts go to the comparators (ternary or binary activation)
+        and, when training, to the window pair (the straight-through flags).
+
+        Returns the activations, the flags (None unless training) and, for a
+        normalised network in training, the record the backward pass needs
+        (:meth:`_normalized_delta`)."""
+        xbar = self.layers_[k]
         z = xbar.read(a) / xbar.unit_current_a
+        if self.normalization is not None:
+            return self._hidden_normalized(k, z, training, per_image)
         root = math.sqrt(xbar.rows)
         per, ledger = self.periphery_, self.ledger_
         out = per.threshold(z, self.threshold * root, ledger, ternary=self.activation == "ternary")
         flags = None
         if training:
             flags = per.threshold(np.abs(z) - self.ste_width * root, 0.0, ledger, ternary=False) < 0
-        return out, flags
+        return out, flags, None
+
+    def _hidden_normalized(self, k, z, training, per_image):
+        """Batch normalisation without learned scale or shift, in the periphery.
+
+        Training: the columns are digitised and every group of ``normalization_batch``
+        images gives each column's mean ``μ`` and standard deviation ``σ`` (over the
+        images and, in a convolution, their positions); the activation and the window
+        are decided on ``ẑ = (z - μ) / σ`` (``threshold`` and ``ste_width`` then count
+        in ``σ``). Inference: the comparators compare ``z`` with references set from
+        the running averages of ``μ`` and ``σ`` (:attr:`column_statistics_`), no ADC.
+        """
+        per, ledger = self.periphery_, self.ledger_
+        ternary = self.activation == "ternary"
+        if not training:
+            mean, std = self.column_statistics_[k] / 2**STATISTICS_FRACTION_BITS
+            if ternary:
+                return per.threshold(z - mean, self.threshold * std, ledger, ternary=True), None, None
+            return per.threshold(z - mean, 0.0, ledger, ternary=False), None, None
+        z = per.adc(z, 4.0 * math.sqrt(self.layers_[k].rows), ledger)
+        per.digital(z.size * OPS_NORMALIZE, ledger)
+        rows = self.normalization_batch * per_image
+        zhat = np.empty(z.shape)
+        stats = []
+        for s in range(0, len(z), rows):
+            part = z[s:s + rows]
+            mean, var = part.mean(axis=0), part.var(axis=0)
+            std = np.sqrt(var + 1.0)  # + one count²: a column constant over the group stays finite
+            zhat[s:s + rows] = (part - mean) / std
+            stats.append((mean, std))
+        if ternary:
+            out = (zhat > self.threshold).astype(np.int8) - (zhat < -self.threshold).astype(np.int8)
+        else:
+            out = np.where(zhat >= 0, 1, -1).astype(np.int8)
+        flags = np.abs(zhat) < self.ste_width
+        return out, flags, (zhat, rows, stats)
+
+    def _normalized_delta(self, k, delta, record):
+        """The error at the counts of hidden array ``k`` from the error ``delta`` at its
+        normalised values (digital): per group, ``(√fan_in / σ) (δ - mean(δ) - ẑ
+        mean(δ ẑ))``, the backward pass of the normalisation. The error keeps no part
+        that would move a column's mean or spread, and the factor keeps the scale of
+        the unnormalised network (whose counts are read in units of ``√fan_in``)."""
+        if record is None:
+            return delta
+        zhat, rows, stats = record
+        root = math.sqrt(self.layers_[k].rows)
+        out = np.empty(delta.shape)
+        for g, s in enumerate(range(0, len(delta), rows)):
+            d, zh = delta[s:s + rows], zhat[s:s + rows]
+            out[s:s + rows] = (d - d.mean(axis=0) - zh * (d * zh).mean(axis=0)) * (root / stats[g][1])
+        self.periphery_.digital(delta.size * OPS_NORMALIZE_BACK, self.ledger_)
+        return out
+
+    def _commit_statistics(self, k, record):
+        """Fold the group statistics of a training pass into the running averages of
+        hidden array ``k`` (fixed point), in the order the groups came."""
+        if record is None:
+            return
+        one = 2**STATISTICS_FRACTION_BITS
+        running = self.column_statistics_[k] / one
+        for mean, std in record[2]:
+            running[0] += STATISTICS_MOMENTUM * (mean - running[0])
+            running[1] += STATISTICS_MOMENTUM * (std - running[1])
+            running = np.rint(running * one) / one
+        self.column_statistics_[k] = np.rint(running * one).astype(np.int32)
+        self.periphery_.digital(4 * running.size * len(record[2]), self.ledger_)
+
+    def _group(self, n):
+        """Images per chunk of ``n``: a multiple of ``normalization_batch`` when the
+        network normalises, so that the groups do not depend on the chunking."""
+        if self.normalization is None:
+            return n
+        return max(self.normalization_batch, n // self.normalization_batch * self.normalization_batch)
 
     def _output(self, xbar, a):
         """The output columns, digitised (counts of XNORs)."""
@@ -380,6 +481,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         check_is_fitted(self, "layers_")
         arrays = {"classes": np.asarray(self.classes_)}
         layers = []
+        for k, stats in enumerate(self.column_statistics_):
+            arrays[f"statistics{k}"] = stats
         for k, xbar in enumerate(self.layers_):
             a, m = xbar.state_dict()
             arrays.update({f"layer{k}/{name}": v for name, v in a.items()})
@@ -415,6 +518,14 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
                 part = {name.split("/", 1)[1]: v for name, v in arrays.items()
                         if name.startswith(f"layer{k}/")}
                 model.layers_[k] = TernaryCrossbar.from_state_dict(part, m, ledger=model.ledger_)
+            for k, expected in enumerate(model.column_statistics_):
+                stats = arrays.get(f"statistics{k}")
+                if stats is None:
+                    continue  # a file from before the statistics were saved: the start values
+                if stats.shape != expected.shape or stats.dtype.kind != "i":
+                    raise ValueError(f"statistics{k} must be integers of shape {expected.shape}, "
+                                     f"got {stats.dtype} {stats.shape}")
+                model.column_statistics_[k] = stats.astype(np.int32)
             model.classes_ = classes
             model.n_features_in_ = int(meta["n_features_in"])
             model._rng.bit_generator.state = meta["rng"]

@@ -111,7 +111,8 @@ class TernaryCNN(TernaryNetwork):
     pool_size : int
         Side of the max-pool windows.
     chunk_size : int
-        Images processed at once (memory only; results do not depend on it).
+        Images processed at once (memory only; results do not depend on it: with
+        ``normalization`` it is rounded down to whole statistics groups).
 
     The other parameters are those of :class:`networks.TernaryMLP` (a batch update:
     a kernel's gradient sums over positions, so there is no per-sample in-array rule).
@@ -129,7 +130,7 @@ class TernaryCNN(TernaryNetwork):
                  d2d_delta_rel=0.0,
                  max_width_s=20e-9, min_probability=1e-3, adc_bits=8, dac_bits=8, loss="softmax",
                  input_coding="binary", chunk_size=250, pulse_probability=None, column_write_limit=None,
-                 verbose=False, random_state=None):
+                 normalization=None, normalization_batch=100, verbose=False, random_state=None):
         self.conv_layers = conv_layers
         self.hidden_layer_sizes = hidden_layer_sizes
         self.image_shape = image_shape
@@ -157,6 +158,8 @@ class TernaryCNN(TernaryNetwork):
         self.chunk_size = chunk_size
         self.pulse_probability = pulse_probability
         self.column_write_limit = column_write_limit
+        self.normalization = normalization
+        self.normalization_batch = normalization_batch
         self.verbose = verbose
         self.random_state = random_state
 
@@ -225,53 +228,62 @@ class TernaryCNN(TernaryNetwork):
     # ------------------------------------------------------------------ passes
     def _forward_chunk(self, X, training):
         """One chunk: the convolution records (patch drives, STE flags, pool positions,
-        map shapes), the dense drives and flags, and the output counts."""
+        map shapes, normalisation records), the dense drives, flags and normalisation
+        records, and the output counts."""
         n = len(X)
         a = self._input_rows(X).reshape(n, *self._image(X.shape[1]), 1)
         per, ledger = self.periphery_, self.ledger_
         convs = []
-        for (channels, kernel), xbar in zip(self.conv_layers, self.layers_):
+        for k, (channels, kernel) in enumerate(self.conv_layers):
             drive = self._drive(patches(a, kernel))
             h, w = drive.shape[1:3]
-            act, flag = self._hidden(xbar, drive.reshape(n * h * w, -1), training)
+            act, flag, record = self._hidden(k, drive.reshape(n * h * w, -1), training, per_image=h * w)
             act = act.reshape(n, h, w, channels)
             a, where = max_pool(act, self.pool_size)
             per.digital(act.size, ledger)  # one comparison per pooled value
             if training:
-                convs.append((drive, flag.reshape(n, h, w, channels), where, act.shape))
+                convs.append((drive, flag.reshape(n, h, w, channels), where, act.shape, record))
         a = self._drive(a.reshape(n, -1))
-        drives, flags = [a], []
-        for xbar in self.layers_[len(self.conv_layers):-1]:
-            a, flag = self._hidden(xbar, a, training)
+        drives, flags, records = [a], [], []
+        for k in range(len(self.conv_layers), len(self.layers_) - 1):
+            a, flag, record = self._hidden(k, a, training)
             flags.append(flag)
+            records.append(record)
             a = self._drive(a)
             drives.append(a)
-        return convs, drives, flags, self._output(self.layers_[-1], a)
+        return convs, (drives, flags, records), self._output(self.layers_[-1], a)
+
+    def _chunks(self, n):
+        step = self._group(self.chunk_size)
+        return [slice(s, s + step) for s in range(0, n, step)]
 
     def _forward(self, X, training=False):
-        counts = [self._forward_chunk(X[s:s + self.chunk_size], False)[-1]
-                  for s in range(0, len(X), self.chunk_size)]
+        counts = [self._forward_chunk(X[c], False)[-1] for c in self._chunks(len(X))]
         return (np.concatenate(counts) if counts else np.zeros((0, len(self.classes_))),)
 
     def _window_flags(self, X):
         parts = []
-        for s in range(0, len(X), self.chunk_size):
-            convs, _, flags, _ = self._forward_chunk(X[s:s + self.chunk_size], training=True)
-            parts.append([c[1] for c in convs] + flags)
+        for c in self._chunks(len(X)):
+            convs, (_, flags, _), _ = self._forward_chunk(X[c], training=True)
+            parts.append([conv[1] for conv in convs] + flags)
         return [np.concatenate([p[k].reshape(-1) for p in parts]) for k in range(len(parts[0]))]
 
-    def _chunk_gradients(self, X, onehot):
-        """Sums over the chunk of every array's gradient ``x δ`` (conv: and over positions)."""
-        convs, drives, flags, counts = self._forward_chunk(X, training=True)
+    def _chunk_gradients(self, X, onehot, commit=False):
+        """Sums over the chunk of every array's gradient ``x δ`` (conv: and over positions);
+        ``commit``: fold the chunk's column statistics into the running ones."""
+        convs, (drives, flags, records), counts = self._forward_chunk(X, training=True)
         per, ledger = self.periphery_, self.ledger_
         n_conv = len(self.conv_layers)
+        if commit:
+            for k, record in enumerate([c[4] for c in convs] + records):
+                self._commit_statistics(k, record)
         dense = self.layers_[n_conv:]
         deltas = [None] * len(dense)
         deltas[-1] = self._error(counts, onehot)
         for k in range(len(dense) - 1, -1, -1):
             back = self._backward(dense[k], deltas[k])[:, :dense[k].rows - self.bias_rows]
             if k > 0:
-                deltas[k - 1] = back * flags[k - 1]
+                deltas[k - 1] = self._normalized_delta(n_conv + k - 1, back * flags[k - 1], records[k - 1])
                 per.digital(back.size * OPS_GATE, ledger)
         grads = [None] * len(self.layers_)
         for k, (x, d) in enumerate(zip(drives, deltas)):
@@ -280,31 +292,32 @@ class TernaryCNN(TernaryNetwork):
         n = len(X)
         d_map = back.reshape(n, *convs[-1][2].shape[1:3], -1)  # error of the last pooled map
         for k in range(n_conv - 1, -1, -1):
-            drive, flag, where, shape = convs[k]
+            drive, flag, where, shape, record = convs[k]
             channels, kernel = self.conv_layers[k]
             d = unpool(d_map, where, self.pool_size, shape) * flag
             per.digital(d.size * OPS_GATE, ledger)
             h, w = shape[1:3]
+            d = self._normalized_delta(k, d.reshape(n * h * w, channels), record)
             x = drive.reshape(n * h * w, -1)
-            g = _accumulate(x, d.reshape(n * h * w, channels))
+            g = _accumulate(x, d)
             grads[k] = g / (h * w)  # the mean over positions: a shared kernel
             per.digital(x.shape[0] * g.size, ledger)
             if k > 0:
-                back = self._backward(self.layers_[k], d.reshape(n * h * w, channels))
+                back = self._backward(self.layers_[k], d)
                 back = back[:, :self.layers_[k].rows - self.bias_rows].reshape(n, h, w, -1)
                 d_map = unpatch(back, kernel, self.conv_layers[k - 1][0])
                 per.digital(back.size, ledger)  # the adds of overlapping patches
         return grads
 
-    def _batch_gradients(self, X, onehot):
+    def _batch_gradients(self, X, onehot, commit=False):
         total = None
-        for s in range(0, len(X), self.chunk_size):
-            grads = self._chunk_gradients(X[s:s + self.chunk_size], onehot[s:s + self.chunk_size])
+        for c in self._chunks(len(X)):
+            grads = self._chunk_gradients(X[c], onehot[c], commit)
             total = grads if total is None else [t + g for t, g in zip(total, grads)]
         return [g / len(X) for g in total]
 
     def _train_batch(self, X, onehot, lr):
-        for xbar, g in zip(self.layers_, self._batch_gradients(X, onehot)):
+        for xbar, g in zip(self.layers_, self._batch_gradients(X, onehot, commit=True)):
             self._write(xbar, g, lr, len(X))
 
     # ------------------------------------------------------------------ reports

@@ -111,6 +111,20 @@ class TernaryMLP(TernaryNetwork):
         ``column_write_limit · batch`` the controller scales them down (a digital add
         per cell and a multiply per rescaled cell, booked). It bounds how far one update
         can move a unit's pre-activation; None: no limit.
+    normalization : {None, "batch"}
+        None: the comparators decide at fixed levels (``threshold`` and ``ste_width``
+        in units of ``√fan_in``). ``"batch"``: batch normalisation without a learned
+        scale or shift, in the periphery. In training the hidden columns are digitised
+        and each group of ``normalization_batch`` images sets every column's mean
+        ``μ`` and standard deviation ``σ``; the activation and the window are decided
+        on ``(z - μ) / σ`` (so ``threshold`` and ``ste_width`` count in ``σ``) and the
+        error passes back through the normalisation. The running averages of ``μ``
+        and ``σ`` (:attr:`column_statistics_`, fixed point) set the comparator
+        references for inference, where no ADC reads the hidden columns. A layer then
+        cannot drift out of its window: its mean and spread are taken out.
+    normalization_batch : int
+        Images per group of the batch statistics (a convolution's statistics also run
+        over the positions).
     verbose : bool
         Progress bar over the epochs of :meth:`fit`.
     random_state : int or None
@@ -125,7 +139,10 @@ class TernaryMLP(TernaryNetwork):
                  ste_width=0.5, output_scale=4.0, backward_gain=0.2, bias_rows=8, input_threshold=0.5,
                  device="mtj", d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3,
                  adc_bits=8, dac_bits=8, loss="softmax", update="batch", input_coding="binary",
-                 pulse_probability=None, column_write_limit=None, verbose=False, random_state=None):
+                 pulse_probability=None, column_write_limit=None, normalization=None,
+                 normalization_batch=100, verbose=False, random_state=None):
+        self.normalization = normalization
+        self.normalization_batch = normalization_batch
         self.input_coding = input_coding
         self.loss = loss
         self.update = update
@@ -174,28 +191,33 @@ class TernaryMLP(TernaryNetwork):
     # ------------------------------------------------------------------ passes
     def _forward(self, X, training):
         """Activations per layer (the array drives, bias rows included), the STE flags of
-        the hidden layers and the digitised output counts."""
+        the hidden layers, their normalisation records and the digitised output counts."""
         a = self._drive(self._input_rows(X))
-        drives, flags = [a], []
-        for xbar in self.layers_[:-1]:
-            a, flag = self._hidden(xbar, a, training)
+        drives, flags, records = [a], [], []
+        for k in range(len(self.layers_) - 1):
+            a, flag, record = self._hidden(k, a, training)
             flags.append(flag)
+            records.append(record)
             a = self._drive(a)
             drives.append(a)
-        return drives, flags, self._output(self.layers_[-1], a)
+        return drives, flags, records, self._output(self.layers_[-1], a)
 
     def _window_flags(self, X):
         return self._forward(X, training=True)[1]
 
-    def _deltas(self, X, onehot):
-        """The drives and the errors ``δ`` of every array for one batch."""
-        drives, flags, counts = self._forward(X, training=True)
+    def _deltas(self, X, onehot, commit=False):
+        """The drives and the errors ``δ`` of every array for one batch (``commit``: fold
+        the batch's column statistics into the running ones)."""
+        drives, flags, records, counts = self._forward(X, training=True)
+        if commit:
+            for k, record in enumerate(records):
+                self._commit_statistics(k, record)
         deltas = [None] * len(self.layers_)
         deltas[-1] = self._error(counts, onehot)
         for k in range(len(self.layers_) - 1, 0, -1):
             back = self._backward(self.layers_[k], deltas[k])
             n_hidden = self.layers_[k].rows - self.bias_rows
-            deltas[k - 1] = back[:, :n_hidden] * flags[k - 1]
+            deltas[k - 1] = self._normalized_delta(k - 1, back[:, :n_hidden] * flags[k - 1], records[k - 1])
             self.periphery_.digital(deltas[k - 1].size * OPS_GATE, self.ledger_)
         return drives, deltas
 
@@ -209,7 +231,7 @@ class TernaryMLP(TernaryNetwork):
         return [self._accumulate(x, d) for x, d in zip(drives, deltas)]
 
     def _train_batch(self, X, onehot, lr):
-        drives, deltas = self._deltas(X, onehot)
+        drives, deltas = self._deltas(X, onehot, commit=True)
         for xbar, x, d in zip(self.layers_, drives, deltas):
             if self.update == "sample":
                 direction, p = transition(d, lr)  # |x_i| = 1 on every driven row
