@@ -48,6 +48,8 @@ PARAMS = {
     "batch_growth": (float, "the batch grows by this factor after every epoch"),
     "learning_rate": (float, "eta of the transition probability tanh(eta |g|)"),
     "learning_rate_decay": (float, "eta is multiplied by this after every epoch"),
+    "learning_rate_batch_exponent": (float, "eta grows as (batch / first batch)**exponent "
+                                            "(1: linear scaling; needs --normalization batch)"),
     "threshold": (float, "ternary activation threshold, units of sqrt(fan-in) (of the column's "
                          "standard deviation with --normalization batch)"),
     "ste_width": (float, "straight-through window, units as --threshold"),

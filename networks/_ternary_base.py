@@ -45,6 +45,7 @@ CONSTRAINTS = {
     "batch_growth": ("real", 1.0, None),
     "learning_rate": ("real>", 0.0, None),
     "learning_rate_decay": ("real>", 0.0, 1.0),
+    "learning_rate_batch_exponent": ("real", 0.0, None),
     "threshold": ("real", 0.0, None),
     "ste_width": ("real>", 0.0, None),
     "output_scale": ("real>", 0.0, None),
@@ -440,9 +441,15 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             return int(max(1, n_samples))  # (also keeps growth**epoch from overflowing)
         return int(max(1, min(round(self.batch_size * self.batch_growth ** epoch), n_samples)))
 
+    def epoch_learning_rate(self, epoch: int, batch: int) -> float:
+        """``η`` of epoch ``epoch`` (0-based) with batches of ``batch`` samples:
+        ``learning_rate · learning_rate_decay**epoch · (batch / batch_size)**learning_rate_batch_exponent``."""
+        return (self.learning_rate * self.learning_rate_decay ** epoch
+                * (batch / self.batch_size) ** self.learning_rate_batch_exponent)
+
     def _epoch(self, X, y):
-        lr = self.learning_rate * self.learning_rate_decay ** self.epochs_done_
         batch = self.epoch_batch_size(self.epochs_done_, len(X))
+        lr = self.epoch_learning_rate(self.epochs_done_, batch)
         order = self._rng.permutation(len(X))
         eye = np.eye(len(self.classes_))
         for start in range(0, len(X), batch):

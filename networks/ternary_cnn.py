@@ -125,8 +125,8 @@ class TernaryCNN(TernaryNetwork):
 
     def __init__(self, conv_layers=((32, 5), (64, 5)), hidden_layer_sizes=(512,), *, image_shape=None,
                  pool_size=2, activation="ternary", n_iter=8, batch_size=100, batch_growth=2.0,
-                 learning_rate=0.3, learning_rate_decay=1.0, threshold=0.15, ste_width=0.5,
-                 output_scale=4.0, backward_gain=1.0, bias_rows=4, input_threshold=0.5, device="mtj",
+                 learning_rate=0.3, learning_rate_decay=1.0, learning_rate_batch_exponent=0.0, threshold=0.15,
+                 ste_width=0.5, output_scale=4.0, backward_gain=1.0, bias_rows=4, input_threshold=0.5, device="mtj",
                  d2d_delta_rel=0.0,
                  max_width_s=20e-9, min_probability=1e-3, adc_bits=8, dac_bits=8, loss="softmax",
                  input_coding="binary", chunk_size=250, pulse_probability=None, column_write_limit=None,
@@ -141,6 +141,7 @@ class TernaryCNN(TernaryNetwork):
         self.batch_growth = batch_growth
         self.learning_rate = learning_rate
         self.learning_rate_decay = learning_rate_decay
+        self.learning_rate_batch_exponent = learning_rate_batch_exponent
         self.threshold = threshold
         self.ste_width = ste_width
         self.output_scale = output_scale

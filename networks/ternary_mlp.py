@@ -65,6 +65,14 @@ class TernaryMLP(TernaryNetwork):
         ``η`` of the transition probability ``tanh(η |x_i δ_j|)``.
     learning_rate_decay : float
         ``η`` is multiplied by this after every epoch.
+    learning_rate_batch_exponent : float
+        ``η`` grows with the batch as ``(batch / batch_size)**exponent``. A cell's
+        expected drift per epoch is ``η · mean(g)`` per update times the updates, so a
+        batch that doubles with a constant ``η`` halves the drift every epoch and the
+        walk stops before it settles; 1 keeps the drift per epoch (the linear scaling
+        rule of float SGD), 0.5 keeps the noise moves per update (square-root scaling).
+        0: a constant ``η``. A larger ``η`` moves many cells of a column together, so
+        this needs ``normalization``; without it the layer leaves its window.
     threshold : float
         Ternary activation threshold in units of ``√fan_in`` XNOR counts.
     ste_width : float
@@ -135,7 +143,8 @@ class TernaryMLP(TernaryNetwork):
     _format = (FORMAT, FORMAT_VERSION)
 
     def __init__(self, hidden_layer_sizes=(1024, 1024, 1024), *, activation="ternary", n_iter=8,
-                 batch_size=100, batch_growth=2.0, learning_rate=0.3, learning_rate_decay=1.0, threshold=0.15,
+                 batch_size=100, batch_growth=2.0, learning_rate=0.3, learning_rate_decay=1.0,
+                 learning_rate_batch_exponent=0.0, threshold=0.15,
                  ste_width=0.5, output_scale=4.0, backward_gain=0.2, bias_rows=8, input_threshold=0.5,
                  device="mtj", d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3,
                  adc_bits=8, dac_bits=8, loss="softmax", update="batch", input_coding="binary",
@@ -155,6 +164,7 @@ class TernaryMLP(TernaryNetwork):
         self.batch_growth = batch_growth
         self.learning_rate = learning_rate
         self.learning_rate_decay = learning_rate_decay
+        self.learning_rate_batch_exponent = learning_rate_batch_exponent
         self.threshold = threshold
         self.ste_width = ste_width
         self.output_scale = output_scale

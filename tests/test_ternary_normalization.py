@@ -162,7 +162,26 @@ def test_save_load_keeps_the_statistics_and_continues_bit_for_bit(digits, tmp_pa
     assert all(np.array_equal(a, b) for a, b in zip(loaded.column_statistics_, model.column_statistics_))
 
 
+def test_the_learning_rate_grows_with_the_batch(digits):
+    X_train, _, y_train, _ = digits
+    model = mlp(learning_rate=0.4, batch_growth=2.0, learning_rate_batch_exponent=1.0)
+    assert model.epoch_learning_rate(0, GROUP) == pytest.approx(0.4)
+    assert model.epoch_learning_rate(3, 8 * GROUP) == pytest.approx(3.2)
+    model.set_params(learning_rate_batch_exponent=0.5, learning_rate_decay=0.5)
+    assert model.epoch_learning_rate(2, 4 * GROUP) == pytest.approx(0.4 * 0.25 * 2)
+    # in training: the late epochs, with their large batches, keep switching cells
+    late = []
+    for exponent in (0.0, 1.0):
+        model = mlp(n_iter=3, learning_rate_batch_exponent=exponent)
+        model.fit(X_train, y_train)
+        before = model.training_counts_["switches"]
+        model.partial_fit(X_train, y_train)  # the fourth epoch: batches of 8 * GROUP
+        late.append(model.training_counts_["switches"] - before)
+    assert late[1] > 3 * late[0]
+
+
 @pytest.mark.parametrize("kw, match", [
+    (dict(learning_rate_batch_exponent=-1.0), "learning_rate_batch_exponent"),
     (dict(normalization="layer"), "normalization must be one of"),
     (dict(normalization_batch=1), "normalization_batch"),
     (dict(batch_size=GROUP - 1), "batch_size must be at least"),
