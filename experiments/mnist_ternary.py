@@ -50,6 +50,8 @@ PARAMS = {
     "learning_rate_decay": (float, "eta is multiplied by this after every epoch"),
     "learning_rate_batch_exponent": (float, "eta grows as (batch / first batch)**exponent "
                                             "(1: linear scaling; needs --normalization batch)"),
+    "gradient_deadzone": (float, "batch gradients below this move no cell"),
+    "cells_per_weight": (int, "ternary cells (MTJ pairs) averaged into one weight"),
     "threshold": (float, "ternary activation threshold, units of sqrt(fan-in) (of the column's "
                          "standard deviation with --normalization batch)"),
     "ste_width": (float, "straight-through window, units as --threshold"),

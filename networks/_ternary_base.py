@@ -46,6 +46,8 @@ CONSTRAINTS = {
     "learning_rate": ("real>", 0.0, None),
     "learning_rate_decay": ("real>", 0.0, 1.0),
     "learning_rate_batch_exponent": ("real", 0.0, None),
+    "gradient_deadzone": ("real", 0.0, None),
+    "cells_per_weight": ("int", 1, 64),
     "threshold": ("real", 0.0, None),
     "ste_width": ("real>", 0.0, None),
     "output_scale": ("real>", 0.0, None),
@@ -65,15 +67,17 @@ CONSTRAINTS = {
 }
 
 
-def transition(gradient, learning_rate):
+def transition(gradient, learning_rate, deadzone=0.0):
     """GXNOR-Net's discrete step for ``gradient``: ``(direction, probability)``.
 
     A weight moves one level towards ``direction = -sign(gradient)`` with probability
     ``tanh(learning_rate · |gradient|)`` (0 where the gradient is 0), so its expected
-    step is ``-sign(g) tanh(η |g|)`` away from the bounds.
+    step is ``-sign(g) tanh(η |g|)`` away from the bounds. With a ``deadzone`` ``g0``
+    the probability is ``tanh(η · max(|g| - g0, 0))``: gradients below ``g0`` move
+    nothing.
     """
     g = np.asarray(gradient, dtype=float)
-    return (-np.sign(g)).astype(np.int8), np.tanh(learning_rate * np.abs(g))
+    return (-np.sign(g)).astype(np.int8), np.tanh(learning_rate * np.maximum(np.abs(g) - deadzone, 0.0))
 
 
 def gate(direction, probability, pulse_probability, rng):
@@ -182,7 +186,7 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         self.ledger_ = EnergyLedger()
         self.periphery_ = TernaryPeriphery(adc_bits=self.adc_bits, dac_bits=self.dac_bits)
         self.layers_ = [
-            TernaryCrossbar(rows, cols, device, d2d_delta_rel=self.d2d_delta_rel,
+            TernaryCrossbar(rows, cols * self.cells_per_weight, device, d2d_delta_rel=self.d2d_delta_rel,
                             max_width_s=self.max_width_s, min_probability=self.min_probability,
                             seed=int(seeds[k]), ledger=self.ledger_)
             for k, (rows, cols) in enumerate(shapes)]
@@ -220,7 +224,7 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         normalised network in training, the record the backward pass needs
         (:meth:`_normalized_delta`)."""
         xbar = self.layers_[k]
-        z = xbar.read(a) / xbar.unit_current_a
+        z = self._read(xbar, a)
         if self.normalization is not None:
             return self._hidden_normalized(k, z, training, per_image)
         root = math.sqrt(xbar.rows)
@@ -304,9 +308,17 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             return n
         return max(self.normalization_batch, n // self.normalization_batch * self.normalization_batch)
 
+    def _read(self, xbar, a):
+        """The column counts of ``xbar`` for the drives ``a``, in XNORs per weight: the
+        ``cells_per_weight`` columns of a weight share one sense amplifier, which
+        averages their currents."""
+        z = xbar.read(a) / xbar.unit_current_a
+        k = self.cells_per_weight
+        return z if k == 1 else z.reshape(len(z), -1, k).mean(axis=2)
+
     def _output(self, xbar, a):
         """The output columns, digitised (counts of XNORs)."""
-        z = xbar.read(a) / xbar.unit_current_a
+        z = self._read(xbar, a)
         return self.periphery_.adc(z, 4.0 * math.sqrt(xbar.rows), self.ledger_)
 
     def _logits(self, counts):
@@ -333,8 +345,10 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         scale[scale == 0] = 1.0
         self.periphery_.digital(delta.size * OPS_SCALE, self.ledger_)
         volts = self.periphery_.dac(delta / scale, 1.0, self.ledger_) * v_max
-        rows = xbar.read_back(volts) / xbar.unit_current_a  # counts of XNORs at full drive
-        full = min(xbar.cols, 4.0 * math.sqrt(xbar.cols))
+        k = self.cells_per_weight  # a DAC drives the k columns of its weight
+        rows = xbar.read_back(np.repeat(volts, k, axis=1)) / (k * xbar.unit_current_a)
+        cols = xbar.cols // k
+        full = min(cols, 4.0 * math.sqrt(cols))
         return self.periphery_.adc(rows, full, self.ledger_) * (scale * self.backward_gain)
 
     def _write(self, xbar, grad, lr, n_samples):
@@ -342,7 +356,9 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         its own width, or, with ``pulse_probability``, the digitally picked cells at that
         aim), each column within ``column_write_limit · n_samples`` expected switches."""
         self.periphery_.digital(grad.size * OPS_PROBABILITY, self.ledger_)
-        direction, p = transition(grad, lr)
+        direction, p = transition(grad, lr, self.gradient_deadzone)
+        if self.cells_per_weight > 1:  # each cell of a weight moves on its own draw
+            direction, p = (np.repeat(v, self.cells_per_weight, axis=1) for v in (direction, p))
         if self.column_write_limit is not None:
             p, scaled = column_budget(p, self.column_write_limit * n_samples)
             self.periphery_.digital(p.size + scaled, self.ledger_)  # the column sums, the rescaled cells
@@ -476,10 +492,12 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
     # ------------------------------------------------------------------ reports
     @property
     def coefs_(self) -> list[np.ndarray]:
-        """The weights of every array (int8 in {-1, 0, +1}; the last ``bias_rows`` rows
-        are the bias cells), read from the device bits."""
+        """The weights of every array, read from the device bits: int8, the sum of each
+        weight's ``cells_per_weight`` ternary cells (so in {-1, 0, +1} for one cell); the
+        last ``bias_rows`` rows are the bias cells."""
         check_is_fitted(self, "layers_")
-        return [xbar.weights for xbar in self.layers_]
+        k = self.cells_per_weight
+        return [xbar.weights.reshape(xbar.rows, -1, k).sum(axis=2, dtype=np.int8) for xbar in self.layers_]
 
     # ------------------------------------------------------------------ persistence
     def save(self, path):
@@ -518,7 +536,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             if len(meta["layers"]) != len(shapes):
                 raise ValueError("the number of arrays does not match the layer parameters")
             model._build(meta["n_features_in"], len(classes), device)
-            for k, shape in enumerate(shapes):
+            for k, (rows, cols) in enumerate(shapes):
+                shape = (rows, cols * model.cells_per_weight)
                 m = meta["layers"][k]
                 if (m["rows"], m["cols"]) != shape:
                     raise ValueError(f"array {k} has shape {(m['rows'], m['cols'])}, expected {shape}")

@@ -125,12 +125,13 @@ class TernaryCNN(TernaryNetwork):
 
     def __init__(self, conv_layers=((32, 5), (64, 5)), hidden_layer_sizes=(512,), *, image_shape=None,
                  pool_size=2, activation="ternary", n_iter=8, batch_size=100, batch_growth=2.0,
-                 learning_rate=0.3, learning_rate_decay=1.0, learning_rate_batch_exponent=0.0, threshold=0.15,
-                 ste_width=0.5, output_scale=4.0, backward_gain=1.0, bias_rows=4, input_threshold=0.5, device="mtj",
-                 d2d_delta_rel=0.0,
-                 max_width_s=20e-9, min_probability=1e-3, adc_bits=8, dac_bits=8, loss="softmax",
-                 input_coding="binary", chunk_size=250, pulse_probability=None, column_write_limit=None,
-                 normalization=None, normalization_batch=100, verbose=False, random_state=None):
+                 learning_rate=0.3, learning_rate_decay=1.0, learning_rate_batch_exponent=0.0,
+                 gradient_deadzone=0.0, cells_per_weight=1, threshold=0.15, ste_width=0.5,
+                 output_scale=4.0, backward_gain=1.0, bias_rows=4, input_threshold=0.5, device="mtj",
+                 d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3, adc_bits=8, dac_bits=8,
+                 loss="softmax", input_coding="binary", chunk_size=250, pulse_probability=None,
+                 column_write_limit=None, normalization=None, normalization_batch=100, verbose=False,
+                 random_state=None):
         self.conv_layers = conv_layers
         self.hidden_layer_sizes = hidden_layer_sizes
         self.image_shape = image_shape
@@ -142,6 +143,8 @@ class TernaryCNN(TernaryNetwork):
         self.learning_rate = learning_rate
         self.learning_rate_decay = learning_rate_decay
         self.learning_rate_batch_exponent = learning_rate_batch_exponent
+        self.gradient_deadzone = gradient_deadzone
+        self.cells_per_weight = cells_per_weight
         self.threshold = threshold
         self.ste_width = ste_width
         self.output_scale = output_scale
@@ -328,7 +331,7 @@ class TernaryCNN(TernaryNetwork):
         per output position), 2 per weight of the update."""
         check_is_fitted(self, "layers_")
         positions = [h * w for h, w, _ in self._conv_maps(self.n_features_in_)]
-        cells = [x.rows * x.cols for x in self.layers_]
+        cells = [x.rows * x.cols // self.cells_per_weight for x in self.layers_]
         macs = [p * c for p, c in zip(positions, cells)] + cells[len(positions):]
         forward, backward = sum(macs), sum(macs[1:])
         update = sum(macs)  # a kernel's gradient sums over its positions

@@ -144,7 +144,7 @@ class TernaryMLP(TernaryNetwork):
 
     def __init__(self, hidden_layer_sizes=(1024, 1024, 1024), *, activation="ternary", n_iter=8,
                  batch_size=100, batch_growth=2.0, learning_rate=0.3, learning_rate_decay=1.0,
-                 learning_rate_batch_exponent=0.0, threshold=0.15,
+                 learning_rate_batch_exponent=0.0, gradient_deadzone=0.0, cells_per_weight=1, threshold=0.15,
                  ste_width=0.5, output_scale=4.0, backward_gain=0.2, bias_rows=8, input_threshold=0.5,
                  device="mtj", d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3,
                  adc_bits=8, dac_bits=8, loss="softmax", update="batch", input_coding="binary",
@@ -165,6 +165,8 @@ class TernaryMLP(TernaryNetwork):
         self.learning_rate = learning_rate
         self.learning_rate_decay = learning_rate_decay
         self.learning_rate_batch_exponent = learning_rate_batch_exponent
+        self.gradient_deadzone = gradient_deadzone
+        self.cells_per_weight = cells_per_weight
         self.threshold = threshold
         self.ste_width = ste_width
         self.output_scale = output_scale
@@ -244,7 +246,9 @@ class TernaryMLP(TernaryNetwork):
         drives, deltas = self._deltas(X, onehot, commit=True)
         for xbar, x, d in zip(self.layers_, drives, deltas):
             if self.update == "sample":
-                direction, p = transition(d, lr)  # |x_i| = 1 on every driven row
+                direction, p = transition(d, lr, self.gradient_deadzone)  # |x_i| = 1 on every driven row
+                if self.cells_per_weight > 1:
+                    direction, p = (np.repeat(v, self.cells_per_weight, axis=1) for v in (direction, p))
                 self.periphery_.digital(d.size * OPS_PROBABILITY, self.ledger_)
                 self._count(xbar.update(x, direction, p))
             else:  # the mini-batch gradient, accumulated in digital, then row by row
@@ -256,7 +260,7 @@ class TernaryMLP(TernaryNetwork):
         2 per multiply-accumulate of the forward and backward passes, 2 per weight of
         the update (a multiply and an add)."""
         check_is_fitted(self, "layers_")
-        cells = [x.rows * x.cols for x in self.layers_]
+        cells = [x.rows * x.cols // self.cells_per_weight for x in self.layers_]
         forward, backward, update = sum(cells), sum(cells[1:]), sum(cells)
         return {"forward_macs": forward, "backward_macs": backward, "update_cells": update,
                 "ops_per_sample": 2 * (forward + backward + update)}

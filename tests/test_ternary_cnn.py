@@ -164,6 +164,17 @@ def test_gated_and_limited_writes_learn_and_are_saved(digits, tmp_path):
     assert (loaded.pulse_probability, loaded.column_write_limit) == (0.99, 0.05)
 
 
+def test_several_cells_per_weight_learn_and_are_saved(digits, tmp_path):
+    X_train, X_test, y_train, y_test = digits
+    model = small(cells_per_weight=2).fit(X_train, y_train)
+    assert model.layers_[0].shape == (9 + 4, 16) and model.coefs_[0].shape == (9 + 4, 8)
+    assert set(np.unique(model.coefs_[1])) == {-2, -1, 0, 1, 2}
+    assert model.score(X_test, y_test) > 0.35
+    loaded = TernaryCNN.load(model.save(tmp_path / "two.npz"))
+    assert np.array_equal(loaded.decision_function(X_test), model.decision_function(X_test))
+    assert model.training_operations() == small().fit(X_train[:50], y_train[:50]).training_operations()
+
+
 def test_no_float_weight_and_every_pass_booked(digits):
     X_train, _, y_train, _ = digits
     model = small(n_iter=1).fit(X_train[:100], y_train[:100])
@@ -205,6 +216,8 @@ def test_save_load_round_trip_continues_bit_for_bit(digits, tmp_path):
     (dict(chunk_size=0), "chunk_size"),
     (dict(pulse_probability=2.0), "pulse_probability"),
     (dict(column_write_limit=-1.0), "column_write_limit"),
+    (dict(cells_per_weight=0), "cells_per_weight"),
+    (dict(gradient_deadzone=-1.0), "gradient_deadzone"),
     (dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"),
 ])
 def test_bad_parameters_are_refused(digits, kw, match):

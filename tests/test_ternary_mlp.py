@@ -117,6 +117,9 @@ def test_gated_training_books_its_draws_and_refuses_the_per_sample_rule(digits):
 def test_transition_has_no_step_without_gradient():
     d, p = transition(np.array([0.0, 2.0, -2.0]), 1.0)
     assert d.tolist() == [0, -1, 1] and p[0] == 0 and p[1] == p[2] == pytest.approx(np.tanh(2))
+    # a deadzone: gradients within it move nothing, larger ones by what exceeds it
+    d, p = transition(np.array([0.5, -1.0, 3.0]), 2.0, deadzone=1.0)
+    assert d.tolist() == [-1, 1, -1] and p[0] == p[1] == 0 and p[2] == pytest.approx(np.tanh(4))
 
 
 def test_learns_the_digits_and_follows_the_contract(digits):
@@ -281,15 +284,18 @@ def test_bad_data_is_refused(digits):
         model.predict(X_train[:5, :10])
 
 
-def test_hardware_gradient_equals_plain_backprop(digits):
+@pytest.mark.parametrize("cells", [1, 3])
+def test_hardware_gradient_equals_plain_backprop(digits, cells):
     # two hidden layers, ideal converters, nominal devices and unit sense gain: the array
     # passes (reads, comparators, DAC-driven transposed reads) give the plain backprop
-    # gradient at every depth, with no factor that compounds layer by layer
+    # gradient at every depth, with no factor that compounds layer by layer; with several
+    # cells per weight the weight is their mean
     X_train, _, y_train, _ = digits
     model = small(hidden_layer_sizes=(24, 16), n_iter=1, adc_bits=16, dac_bits=16, backward_gain=1.0,
-                  device=MTJ(d2d_r_rel=0.0)).fit(X_train[:300], y_train[:300])
+                  device=MTJ(d2d_r_rel=0.0), cells_per_weight=cells).fit(X_train[:300], y_train[:300])
     X, y = X_train[300:360], y_train[300:360]
-    W = [w.astype(float) for w in model.coefs_]
+    W = [w.astype(float) / cells for w in model.coefs_]
+    assert len(np.unique(model.coefs_[0])) == 2 * cells + 1  # the levels of the sum
     ones = np.ones((len(X), model.bias_rows))
     xs, flags = [np.hstack([(X > model.input_threshold).astype(float), ones])], []
     for w in W[:-1]:
@@ -314,6 +320,32 @@ def test_hardware_gradient_equals_plain_backprop(digits):
     model.set_params(backward_gain=0.5)
     for depth, (g, g1) in enumerate(zip(model.gradients(X, y)[::-1], got[::-1])):
         assert np.allclose(g, g1 * 0.5**depth, rtol=1e-9, atol=1e-12)
+
+
+def test_the_cells_of_a_weight_move_on_their_own_draws(digits):
+    # one update of a network with two cells per weight: of the weights whose cells both
+    # sit at 0, each cell moves with the weight's probability p, independently, so
+    # 2 p cells move per weight and both move with probability p^2
+    X_train, _, y_train, _ = digits
+    X, y = X_train[:100], y_train[:100]
+    model = small(hidden_layer_sizes=(64,), n_iter=0, batch_size=100, learning_rate=20.0, cells_per_weight=2,
+                  device=MTJ(d2d_r_rel=0.0)).fit(X, y)  # builds the arrays, trains nothing
+    before = [xbar.weights.reshape(xbar.rows, -1, 2) for xbar in model.layers_]
+    p = [np.tanh(20.0 * np.abs(g)) for g in model.gradients(X, y)]
+    model.partial_fit(X, y)  # one batch of 100: one update
+    after = [xbar.weights.reshape(xbar.rows, -1, 2) for xbar in model.layers_]
+    moved = both = want_moved = want_both = var_moved = 0.0
+    for b, a, q in zip(before, after, p):
+        at_zero = np.all(b == 0, axis=2) & (q >= model.min_probability)
+        changed = (a != b)[at_zero]
+        q = q[at_zero]
+        moved += changed.sum()
+        both += np.all(changed, axis=1).sum()
+        want_moved, var_moved = want_moved + 2 * q.sum(), var_moved + 2 * (q * (1 - q)).sum()
+        want_both += (q**2).sum()
+    assert want_both > 50  # enough pairs for the test to tell p^2 from p
+    assert abs(moved - want_moved) < 5 * np.sqrt(var_moved)
+    assert abs(both - want_both) < 5 * np.sqrt(want_both)
 
 
 def test_window_fractions_count_the_units_the_error_passes(digits):
