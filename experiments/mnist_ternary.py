@@ -296,6 +296,10 @@ def plot(results: dict, out: Path) -> None:
         writes = "gated writes" if resolved.get("pulse_probability") is not None else "pulse-width writes"
         if resolved.get("column_write_limit") is not None:
             writes += f", write limit {resolved['column_write_limit']:g}"
+        if resolved.get("normalization") is not None:
+            writes += f", {resolved['normalization']}-normalised"
+        if resolved.get("cells_per_weight", 1) > 1:
+            writes += f", {resolved['cells_per_weight']} cells per weight"
         ax.set_title(f"{results['estimator']}, {results['sweep_epochs']} epochs per run\n{writes}",
                      fontsize=9)
         fig.tight_layout()
