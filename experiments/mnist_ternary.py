@@ -65,8 +65,8 @@ PARAMS = {
                                  "(e.g. 0.99; default: the pulse width sets p)"),
     "column_write_limit": (float, "most cells per column expected to switch per update, per sample "
                                   "of the batch (e.g. 0.04; default: no limit)"),
-    "normalization": (str, "batch: batch normalisation of the hidden columns in the periphery "
-                           "(default: fixed comparator levels)"),
+    "normalization": (str, "batch (batch normalisation of the hidden columns in the periphery) or "
+                           "none (fixed comparator levels)"),
     "normalization_batch": (int, "images per group of the batch statistics"),
     "d2d_delta_rel": (float, "device-to-device spread of the MTJ thermal stability"),
     "adc_bits": (int, "ADC resolution"),
@@ -129,6 +129,8 @@ def estimator_params(args) -> dict:
         if args.model != "cnn":
             raise ValueError("--conv-layers needs --model cnn")
         params["conv_layers"] = tuple(conv_stage(t) for t in params["conv_layers"])
+    if params.get("normalization") == "none":
+        params["normalization"] = None  # fixed comparator levels
     if args.model == "cnn" and params.get("update") is not None:
         raise ValueError("--update is an option of --model mlp (a kernel's update sums over positions)")
     return params

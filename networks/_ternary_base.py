@@ -155,10 +155,6 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         if limit is not None and (not isinstance(limit, Real) or isinstance(limit, bool)
                                   or not math.isfinite(limit) or limit <= 0):
             raise ValueError(f"column_write_limit must be None or a number > 0, got {limit!r}")
-        if self.normalization is not None and self.batch_size < self.normalization_batch:
-            raise ValueError(f"normalization={self.normalization!r} takes each column's statistics over "
-                             f"normalization_batch={self.normalization_batch} images of a batch; "
-                             f"batch_size must be at least that, got {self.batch_size}")
         p0 = self.pulse_probability
         if p0 is not None and (not isinstance(p0, Real) or isinstance(p0, bool) or not 0 < p0 <= 1):
             raise ValueError(f"pulse_probability must be None or a probability in (0, 1], got {p0!r}")
@@ -254,21 +250,21 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             return per.threshold(z - mean, 0.0, ledger, ternary=False), None, None
         z = per.adc(z, 4.0 * math.sqrt(self.layers_[k].rows), ledger)
         per.digital(z.size * OPS_NORMALIZE, ledger)
-        rows = self.normalization_batch * per_image
+        bounds = [(s * per_image, e * per_image) for s, e in self._groups(len(z) // per_image)]
         zhat = np.empty(z.shape)
         stats = []
-        for s in range(0, len(z), rows):
-            part = z[s:s + rows]
+        for s, e in bounds:
+            part = z[s:e]
             mean, var = part.mean(axis=0), part.var(axis=0)
             std = np.sqrt(var + 1.0)  # + one count²: a column constant over the group stays finite
-            zhat[s:s + rows] = (part - mean) / std
+            zhat[s:e] = (part - mean) / std
             stats.append((mean, std))
         if ternary:
             out = (zhat > self.threshold).astype(np.int8) - (zhat < -self.threshold).astype(np.int8)
         else:
             out = np.where(zhat >= 0, 1, -1).astype(np.int8)
         flags = np.abs(zhat) < self.ste_width
-        return out, flags, (zhat, rows, stats)
+        return out, flags, (zhat, bounds, stats)
 
     def _normalized_delta(self, k, delta, record):
         """The error at the counts of hidden array ``k`` from the error ``delta`` at its
@@ -278,12 +274,12 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         the unnormalised network (whose counts are read in units of ``√fan_in``)."""
         if record is None:
             return delta
-        zhat, rows, stats = record
+        zhat, bounds, stats = record
         root = math.sqrt(self.layers_[k].rows)
         out = np.empty(delta.shape)
-        for g, s in enumerate(range(0, len(delta), rows)):
-            d, zh = delta[s:s + rows], zhat[s:s + rows]
-            out[s:s + rows] = (d - d.mean(axis=0) - zh * (d * zh).mean(axis=0)) * (root / stats[g][1])
+        for (s, e), (_, std) in zip(bounds, stats):
+            d, zh = delta[s:e], zhat[s:e]
+            out[s:e] = (d - d.mean(axis=0) - zh * (d * zh).mean(axis=0)) * (root / std)
         self.periphery_.digital(delta.size * OPS_NORMALIZE_BACK, self.ledger_)
         return out
 
@@ -301,12 +297,23 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         self.column_statistics_[k] = np.rint(running * one).astype(np.int32)
         self.periphery_.digital(4 * running.size * len(record[2]), self.ledger_)
 
-    def _group(self, n):
-        """Images per chunk of ``n``: a multiple of ``normalization_batch`` when the
-        network normalises, so that the groups do not depend on the chunking."""
-        if self.normalization is None:
-            return n
-        return max(self.normalization_batch, n // self.normalization_batch * self.normalization_batch)
+    def _groups(self, n):
+        """``(start, end)`` of the statistics groups of ``n`` images: ``normalization_batch``
+        each, the last one taking the rest (so every group of a batch at least that large
+        has ``normalization_batch`` images or more)."""
+        starts = list(range(0, n, self.normalization_batch)) or [0]
+        if len(starts) > 1 and n - starts[-1] < self.normalization_batch:
+            starts.pop()
+        return list(zip(starts, starts[1:] + [n]))
+
+    def _chunks(self, n, size):
+        """Slices of about ``size`` images covering ``n``; when the network normalises
+        they follow the statistics groups, so the result does not depend on ``size``."""
+        if self.normalization is None or n == 0:
+            return [slice(s, s + size) for s in range(0, n, size)]
+        groups = self._groups(n)
+        per = max(1, size // self.normalization_batch)
+        return [slice(groups[i][0], groups[min(i + per, len(groups)) - 1][1]) for i in range(0, len(groups), per)]
 
     def _read(self, xbar, a):
         """The column counts of ``xbar`` for the drives ``a``, in XNORs per weight: the

@@ -112,7 +112,7 @@ class TernaryCNN(TernaryNetwork):
         Side of the max-pool windows.
     chunk_size : int
         Images processed at once (memory only; results do not depend on it: with
-        ``normalization`` it is rounded down to whole statistics groups).
+        ``normalization`` a chunk holds whole statistics groups).
 
     The other parameters are those of :class:`networks.TernaryMLP` (a batch update:
     a kernel's gradient sums over positions, so there is no per-sample in-array rule).
@@ -126,11 +126,11 @@ class TernaryCNN(TernaryNetwork):
     def __init__(self, conv_layers=((32, 5), (64, 5)), hidden_layer_sizes=(512,), *, image_shape=None,
                  pool_size=2, activation="ternary", n_iter=8, batch_size=100, batch_growth=2.0,
                  learning_rate=0.3, learning_rate_decay=1.0, learning_rate_batch_exponent=0.0,
-                 gradient_deadzone=0.0, cells_per_weight=1, threshold=0.15, ste_width=0.5,
+                 gradient_deadzone=0.0, cells_per_weight=4, threshold=0.25, ste_width=0.8,
                  output_scale=4.0, backward_gain=1.0, bias_rows=4, input_threshold=0.5, device="mtj",
                  d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3, adc_bits=8, dac_bits=8,
                  loss="softmax", input_coding="binary", chunk_size=250, pulse_probability=None,
-                 column_write_limit=None, normalization=None, normalization_batch=100, verbose=False,
+                 column_write_limit=None, normalization="batch", normalization_batch=100, verbose=False,
                  random_state=None):
         self.conv_layers = conv_layers
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -257,17 +257,13 @@ class TernaryCNN(TernaryNetwork):
             drives.append(a)
         return convs, (drives, flags, records), self._output(self.layers_[-1], a)
 
-    def _chunks(self, n):
-        step = self._group(self.chunk_size)
-        return [slice(s, s + step) for s in range(0, n, step)]
-
     def _forward(self, X, training=False):
-        counts = [self._forward_chunk(X[c], False)[-1] for c in self._chunks(len(X))]
+        counts = [self._forward_chunk(X[c], False)[-1] for c in self._chunks(len(X), self.chunk_size)]
         return (np.concatenate(counts) if counts else np.zeros((0, len(self.classes_))),)
 
     def _window_flags(self, X):
         parts = []
-        for c in self._chunks(len(X)):
+        for c in self._chunks(len(X), self.chunk_size):
             convs, (_, flags, _), _ = self._forward_chunk(X[c], training=True)
             parts.append([conv[1] for conv in convs] + flags)
         return [np.concatenate([p[k].reshape(-1) for p in parts]) for k in range(len(parts[0]))]
@@ -315,7 +311,7 @@ class TernaryCNN(TernaryNetwork):
 
     def _batch_gradients(self, X, onehot, commit=False):
         total = None
-        for c in self._chunks(len(X)):
+        for c in self._chunks(len(X), self.chunk_size):
             grads = self._chunk_gradients(X[c], onehot[c], commit)
             total = grads if total is None else [t + g for t, g in zip(total, grads)]
         return [g / len(X) for g in total]

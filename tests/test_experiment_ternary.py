@@ -108,3 +108,14 @@ def test_cnn_run_uses_the_convolutional_estimator_and_resumes(tmp_path, capsys):
     with pytest.raises(SystemExit):  # an MLP run into the CNN's folder is refused
         cli.main(["ternary", "--dataset", "digits", "--hidden-layer-sizes", "16", "--n-iter", "2",
                   "--batch-size", "20", "--out", str(out)])
+
+
+def test_cnn_normalisation_can_be_switched_off(tmp_path):
+    argv = ["ternary", "--model", "cnn", "--dataset", "digits", "--conv-layers", "8x3",
+            "--hidden-layer-sizes", "16", "--n-iter", "1", "--normalization", "none",
+            "--cells-per-weight", "1", "--out", str(tmp_path / "fixed")]
+    assert cli.main(argv) == 0
+    resolved = json.loads((tmp_path / "fixed" / "results.json").read_text())["resolved_params"]
+    assert resolved["normalization"] is None and resolved["cells_per_weight"] == 1
+    with pytest.raises(SystemExit):
+        cli.main(argv[:-1] + [str(tmp_path / "bad")] + ["--normalization", "layer"])

@@ -23,7 +23,7 @@ def digits():
 
 def small(**kw):
     params = dict(conv_layers=((8, 3),), hidden_layer_sizes=(32,), n_iter=4, batch_size=20,
-                  random_state=0)
+                  normalization_batch=20, random_state=0)
     params.update(kw)
     return TernaryCNN(**params)
 
@@ -118,7 +118,8 @@ def _reference_gradients(model, X, y):
 
 def test_hardware_gradient_equals_plain_backprop(digits):
     X_train, _, y_train, _ = digits
-    model = small(n_iter=1, adc_bits=16, dac_bits=16, device=MTJ(d2d_r_rel=0.0), chunk_size=7)
+    model = small(n_iter=1, adc_bits=16, dac_bits=16, device=MTJ(d2d_r_rel=0.0), chunk_size=7,
+                  normalization=None, threshold=0.15, ste_width=0.5, cells_per_weight=1)  # fixed levels
     model.fit(X_train[:200], y_train[:200])  # weights with structure, not only the random start
     X, y = X_train[200:240], y_train[200:240]
     got = model.gradients(X, y)
@@ -178,14 +179,20 @@ def test_several_cells_per_weight_learn_and_are_saved(digits, tmp_path):
 def test_no_float_weight_and_every_pass_booked(digits):
     X_train, _, y_train, _ = digits
     model = small(n_iter=1).fit(X_train[:100], y_train[:100])
-    assert all(w.dtype == np.int8 and set(np.unique(w)) <= {-1, 0, 1} for w in model.coefs_)
+    k = model.cells_per_weight
+    assert all(w.dtype == np.int8 and set(np.unique(w)) <= set(range(-k, k + 1)) for w in model.coefs_)
     assert model.coefs_[0].shape == (9 + 4, 8)  # a 3x3 kernel per column plus the bias rows
     ledger = model.ledger_.as_dict()
     positions = 6 * 6
     # forward reads: one per conv position and one per dense layer, per sample
     assert ledger["read"]["count"] == 100 * (positions + 2)
-    for key in ("read_back", "adc", "dac", "comparator", "digital", "pulse_set", "pulse_reset"):
+    for key in ("read_back", "adc", "dac", "digital", "pulse_set", "pulse_reset"):
         assert ledger[key]["count"] > 0 and ledger[key]["energy_j"] > 0
+    # inference: comparators at the references (two per hidden value), ADCs only on the outputs
+    model.predict(X_train[:10])
+    after = model.ledger_.as_dict()
+    assert after["comparator"]["count"] == 10 * 2 * (positions * 8 + 32)
+    assert after["adc"]["count"] - ledger["adc"]["count"] == 10 * 10
     ops = model.training_operations()
     assert ops["forward_macs"] == positions * 13 * 8 + (3 * 3 * 8 + 4) * 32 + (32 + 4) * 10
 
