@@ -313,7 +313,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             return [slice(s, s + size) for s in range(0, n, size)]
         groups = self._groups(n)
         per = max(1, size // self.normalization_batch)
-        return [slice(groups[i][0], groups[min(i + per, len(groups)) - 1][1]) for i in range(0, len(groups), per)]
+        return [slice(groups[i][0], groups[min(i + per, len(groups)) - 1][1])
+                for i in range(0, len(groups), per)]
 
     def _read(self, xbar, a):
         """The column counts of ``xbar`` for the drives ``a``, in XNORs per weight: the
@@ -466,7 +467,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
 
     def epoch_learning_rate(self, epoch: int, batch: int) -> float:
         """``η`` of epoch ``epoch`` (0-based) with batches of ``batch`` samples:
-        ``learning_rate · learning_rate_decay**epoch · (batch / batch_size)**learning_rate_batch_exponent``."""
+        ``learning_rate · learning_rate_decay**epoch ·
+        (batch / batch_size)**learning_rate_batch_exponent``."""
         return (self.learning_rate * self.learning_rate_decay ** epoch
                 * (batch / self.batch_size) ** self.learning_rate_batch_exponent)
 

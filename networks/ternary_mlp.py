@@ -73,10 +73,20 @@ class TernaryMLP(TernaryNetwork):
         rule of float SGD), 0.5 keeps the noise moves per update (square-root scaling).
         0: a constant ``η``. A larger ``η`` moves many cells of a column together, so
         this needs ``normalization``; without it the layer leaves its window.
+    gradient_deadzone : float
+        Gradients smaller than this move nothing: the transition probability is
+        ``tanh(η · max(|g| - gradient_deadzone, 0))``.
+    cells_per_weight : int
+        Ternary cells (MTJ pairs) per weight, in neighbouring columns that share a sense
+        amplifier: the weight is their mean (``2k + 1`` levels). One transition
+        probability per weight, an independent draw per cell, so the expected step is
+        unchanged and its variance falls by ``k``; ``k`` times the cells, reads and
+        pulses.
     threshold : float
-        Ternary activation threshold in units of ``√fan_in`` XNOR counts.
+        Ternary activation threshold in units of ``√fan_in`` XNOR counts (with
+        ``normalization``: of the column's standard deviation).
     ste_width : float
-        Half-width of the straight-through window, in units of ``√fan_in``.
+        Half-width of the straight-through window, in the units of ``threshold``.
     output_scale : float
         Softmax inverse temperature in units of ``1/√fan_in``.
     backward_gain : float
@@ -144,8 +154,9 @@ class TernaryMLP(TernaryNetwork):
 
     def __init__(self, hidden_layer_sizes=(1024, 1024, 1024), *, activation="ternary", n_iter=8,
                  batch_size=100, batch_growth=2.0, learning_rate=0.3, learning_rate_decay=1.0,
-                 learning_rate_batch_exponent=0.0, gradient_deadzone=0.0, cells_per_weight=1, threshold=0.15,
-                 ste_width=0.5, output_scale=4.0, backward_gain=0.2, bias_rows=8, input_threshold=0.5,
+                 learning_rate_batch_exponent=0.0, gradient_deadzone=0.0, cells_per_weight=1,
+                 threshold=0.15, ste_width=0.5, output_scale=4.0, backward_gain=0.2, bias_rows=8,
+                 input_threshold=0.5,
                  device="mtj", d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3,
                  adc_bits=8, dac_bits=8, loss="softmax", update="batch", input_coding="binary",
                  pulse_probability=None, column_write_limit=None, normalization=None,

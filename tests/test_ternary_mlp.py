@@ -328,8 +328,8 @@ def test_the_cells_of_a_weight_move_on_their_own_draws(digits):
     # 2 p cells move per weight and both move with probability p^2
     X_train, _, y_train, _ = digits
     X, y = X_train[:100], y_train[:100]
-    model = small(hidden_layer_sizes=(64,), n_iter=0, batch_size=100, learning_rate=20.0, cells_per_weight=2,
-                  device=MTJ(d2d_r_rel=0.0)).fit(X, y)  # builds the arrays, trains nothing
+    model = small(hidden_layer_sizes=(64,), n_iter=0, batch_size=100, learning_rate=20.0,
+                  cells_per_weight=2, device=MTJ(d2d_r_rel=0.0)).fit(X, y)  # builds the arrays, trains nothing
     before = [xbar.weights.reshape(xbar.rows, -1, 2) for xbar in model.layers_]
     p = [np.tanh(20.0 * np.abs(g)) for g in model.gradients(X, y)]
     model.partial_fit(X, y)  # one batch of 100: one update
