@@ -12,6 +12,7 @@ from networks.ternary_mlp import transition
 from neuromem.data import load_digits_scaled, train_validation_split
 from neuromem.devices import MTJ
 from neuromem.ternary import TernaryCrossbar
+from ternary_reference import plain_deltas
 
 
 @pytest.fixture(scope="module")
@@ -302,16 +303,7 @@ def test_hardware_gradient_equals_plain_backprop(digits, cells):
         z, root = xs[-1] @ w, np.sqrt(w.shape[0])
         flags.append(np.abs(z) < model.ste_width * root)
         xs.append(np.hstack([(z > model.threshold * root).astype(float) - (z < -model.threshold * root), ones]))
-    root = np.sqrt(W[-1].shape[0])
-    logits = model.output_scale * np.clip(xs[-1] @ W[-1], -4 * root, 4 * root) / root
-    prob = np.exp(logits - logits.max(1, keepdims=True))
-    deltas = [prob / prob.sum(1, keepdims=True) - np.eye(10)[y]]
-    for k in range(len(W) - 1, 0, -1):
-        d = deltas[0]
-        scale = np.abs(d).max(1, keepdims=True)
-        full = min(W[k].shape[1], 4 * np.sqrt(W[k].shape[1]))
-        back = np.clip((d / scale) @ W[k].T, -full, full) * scale
-        deltas.insert(0, back[:, :W[k].shape[0] - model.bias_rows] * flags[k - 1])
+    deltas = plain_deltas(model, xs, W, y, flags)
     got = model.gradients(X, y)
     for g, x, d in zip(got, xs, deltas):
         want = x.T @ d / len(X)

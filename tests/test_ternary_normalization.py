@@ -10,6 +10,7 @@ from sklearn.base import clone
 from networks import TernaryCNN, TernaryMLP
 from neuromem.data import load_digits_scaled, train_validation_split
 from neuromem.devices import MTJ
+from ternary_reference import plain_deltas
 
 GROUP = 20
 
@@ -74,20 +75,13 @@ def test_hardware_gradient_equals_plain_batchnorm_backprop(digits):
         flags.append(np.abs(zhat) < model.ste_width)
         act = (zhat > model.threshold).astype(float) - (zhat < -model.threshold)
         xs.append(np.hstack([act, ones]))
-    root = np.sqrt(W[-1].shape[0])
-    logits = model.output_scale * np.clip(xs[-1] @ W[-1], -4 * root, 4 * root) / root
-    prob = np.exp(logits - logits.max(1, keepdims=True))
-    deltas = [prob / prob.sum(1, keepdims=True) - np.eye(10)[y]]
-    for k in range(len(W) - 1, 0, -1):
-        d = deltas[0]
-        scale = np.abs(d).max(1, keepdims=True)
-        full = min(W[k].shape[1], 4 * np.sqrt(W[k].shape[1]))
-        back = np.clip((d / scale) @ W[k].T, -full, full) * scale
-        d = back[:, :W[k].shape[0] - model.bias_rows] * flags[k - 1]
-        z = zs[k - 1]
-        # the error at the counts, in units of sqrt(fan-in) like the unnormalised network
+
+    def to_counts(k, d):  # per group, in units of sqrt(fan-in) like the unnormalised network
+        z = zs[k]
         d = np.vstack([_normalize_back(z[s:s + GROUP], d[s:s + GROUP]) for s in range(0, len(z), GROUP)])
-        deltas.insert(0, d * np.sqrt(W[k - 1].shape[0]))
+        return d * np.sqrt(W[k].shape[0])
+
+    deltas = plain_deltas(model, xs, W, y, flags, to_counts)
     got = model.gradients(X, y)
     for g, x, d in zip(got, xs, deltas):
         want = x.T @ d / len(X)
