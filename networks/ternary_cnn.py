@@ -228,6 +228,9 @@ class TernaryCNN(TernaryNetwork):
     @classmethod
     def _params_from_file(cls, params):
         params["conv_layers"] = tuple(tuple(s) for s in params["conv_layers"])
+        # files from before these parameters existed: fixed comparator levels, one cell
+        params.setdefault("normalization", None)
+        params.setdefault("cells_per_weight", 1)
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         if params.get("image_shape") is not None:
             params["image_shape"] = tuple(params["image_shape"])

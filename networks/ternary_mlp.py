@@ -209,6 +209,7 @@ class TernaryMLP(TernaryNetwork):
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         params.setdefault("batch_growth", 1.0)  # files from before it existed: constant batch
         params.setdefault("backward_gain", 0.2)  # and they scaled the backward by V_read
+        params.setdefault("cells_per_weight", 1)
         return params
 
     # ------------------------------------------------------------------ passes

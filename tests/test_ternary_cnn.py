@@ -213,6 +213,24 @@ def test_save_load_round_trip_continues_bit_for_bit(digits, tmp_path):
         TernaryMLP.load(path)  # a CNN file is not an MLP file
 
 
+def test_models_saved_before_normalisation_load_with_fixed_levels(digits, tmp_path):
+    from networks._archive import read_archive, write_archive
+    from networks.ternary_cnn import FORMAT, FORMAT_VERSION
+
+    X_train, X_test, y_train, _ = digits
+    model = small(n_iter=1, normalization=None, threshold=0.15, ste_width=0.5, cells_per_weight=1)
+    path = model.fit(X_train, y_train).save(tmp_path / "new.npz")
+    arrays, meta = read_archive(path, FORMAT, FORMAT_VERSION)
+    for name in ("normalization", "normalization_batch", "cells_per_weight", "gradient_deadzone",
+                 "learning_rate_batch_exponent"):
+        del meta["params"][name]  # as files written before the parameters existed
+    for name in [a for a in arrays if a.startswith("statistics")]:
+        del arrays[name]
+    old = TernaryCNN.load(write_archive(tmp_path / "old.npz", arrays, meta, FORMAT, FORMAT_VERSION))
+    assert (old.normalization, old.cells_per_weight) == (None, 1)
+    assert np.array_equal(old.decision_function(X_test), model.decision_function(X_test))
+
+
 @pytest.mark.parametrize("kw, match", [
     (dict(conv_layers=()), "conv_layers"),
     (dict(conv_layers=((8, 0),)), "conv_layers"),
