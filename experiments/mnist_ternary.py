@@ -49,7 +49,7 @@ PARAMS = {
     "learning_rate": (float, "eta of the transition probability tanh(eta |g|)"),
     "learning_rate_decay": (float, "eta is multiplied by this after every epoch"),
     "learning_rate_batch_exponent": (float, "eta grows as (batch / first batch)**exponent "
-                                            "(1: linear scaling; needs --normalization batch)"),
+                                            "(1: the linear scaling rule; default 0)"),
     "gradient_deadzone": (float, "batch gradients below this move no cell"),
     "cells_per_weight": (int, "ternary cells (MTJ pairs) averaged into one weight"),
     "threshold": (float, "ternary activation threshold, units of sqrt(fan-in) (of the column's "
