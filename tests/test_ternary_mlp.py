@@ -123,6 +123,14 @@ def test_transition_has_no_step_without_gradient():
     assert d.tolist() == [-1, 1, -1] and p[0] == p[1] == 0 and p[2] == pytest.approx(np.tanh(4))
 
 
+@pytest.mark.parametrize("update", ["batch", "sample"])
+def test_a_deadzone_above_every_gradient_stops_all_writes(digits, update):
+    X_train, _, y_train, _ = digits
+    moving = small(n_iter=1, update=update).fit(X_train, y_train)
+    still = small(n_iter=1, update=update, gradient_deadzone=1e9).fit(X_train, y_train)
+    assert moving.training_counts_["switches"] > 0 and still.training_counts_["switches"] == 0
+
+
 def test_learns_the_digits_and_follows_the_contract(digits):
     X_train, X_test, y_train, y_test = digits
     model = small(batch_size=20)
