@@ -60,7 +60,7 @@ PARAMS = {
     "bias_rows": (int, "rows driven at +1 (ternary bias cells)"),
     "loss": (str, "softmax or hinge"),
     "update": (str, "batch (mini-batch gradient, row by row) or sample (in-array per sample)"),
-    "input_coding": (str, "binary (0/1 rows) or signed (-1/+1 rows)"),
+    "input_coding": (str, "binary (0/1 rows), signed (-1/+1 rows) or grey (DAC levels of the pixels)"),
     "pulse_probability": (float, "gated writes: cells drawn digitally with p/P, then pulsed at P "
                                  "(e.g. 0.99; default: the pulse width sets p)"),
     "column_write_limit": (float, "most cells per column expected to switch per update, per sample "

@@ -61,7 +61,7 @@ CONSTRAINTS = {
     "dac_bits": ("int", 1, 16),
     "activation": ("choice", ACTIVATIONS, None),
     "loss": ("choice", ("softmax", "hinge"), None),
-    "input_coding": ("choice", ("binary", "signed"), None),
+    "input_coding": ("choice", ("binary", "signed", "grey"), None),
     "normalization": ("choice", (None, "batch"), None),
     "normalization_batch": ("int", 2, None),
 }
@@ -206,6 +206,10 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         return np.concatenate([a, ones], axis=-1)
 
     def _input_rows(self, X):
+        if self.input_coding == "grey":
+            # the periphery's signed DACs on their positive half (2**(dac_bits-1) levels);
+            # one conversion per pixel, held while the array (or every patch) is read
+            return self.periphery_.dac(X, 1.0, self.ledger_)
         a = (X > self.input_threshold).astype(np.int8)
         if self.input_coding == "signed":
             a = 2 * a - 1  # dark pixels drive their rows at -V_read

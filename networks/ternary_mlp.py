@@ -101,9 +101,12 @@ class TernaryMLP(TernaryNetwork):
         bias of ``-bias_rows .. +bias_rows``).
     input_threshold : float
         Pixels (scaled to [0, 1]) above this drive their row (binary input, no DAC).
-    input_coding : {"binary", "signed"}
+    input_coding : {"binary", "signed", "grey"}
         Pixels at or below ``input_threshold`` leave their row off (``"binary"``: 0/1)
-        or drive it at ``-V_read`` (``"signed"``: -1/+1).
+        or drive it at ``-V_read`` (``"signed"``: -1/+1); ``"grey"``: a DAC of
+        ``dac_bits`` drives each row at the pixel's level (``x · V_read``, the positive
+        half of the signed DAC: ``2**(dac_bits-1)`` levels; booked), so the first array
+        sums ``x_i w_ij`` and its gradient is ``x_i δ_j`` (``update="batch"`` only).
     device : str or MTJ
         The MTJ parameters, e.g. ``MTJ(d2d_r_rel=0.1)`` for 10 % resistance spread.
     d2d_delta_rel : float
@@ -196,6 +199,9 @@ class TernaryMLP(TernaryNetwork):
 
     def _check_layout(self):
         check_sizes("hidden_layer_sizes", self.hidden_layer_sizes)
+        if self.update == "sample" and self.input_coding == "grey":
+            raise ValueError("input_coding='grey' needs update='batch': update='sample' gates "
+                             "the rows by the sign of a ternary input")
         for name in ("pulse_probability", "column_write_limit"):
             if self.update == "sample" and getattr(self, name) is not None:
                 raise ValueError(f"{name} acts on the row-by-row writes of update='batch'; "

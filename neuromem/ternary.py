@@ -13,6 +13,8 @@ I(j-)``. A cell then contributes ``a_i (G+ - G-) V_read``, which is
 opposite ones) and exactly nothing when either is 0, up to the device-to-device
 mismatch of the two resistances. :meth:`TernaryCrossbar.read` returns the column
 currents; :attr:`TernaryCrossbar.unit_current_a` converts them to counts of XNORs.
+A DAC may instead drive a row at any level ``a_i`` in ``[-1, 1]`` (grey-level pixels):
+the column then sums ``a_i w_ij`` in the same units.
 
 **Update (stochastic, one level at a time).** After GXNOR-Net (Deng et al., *Neural
 Networks* 100, 49, 2018), a weight never holds a float: the wanted step ``Δw`` becomes
@@ -65,6 +67,22 @@ def _check_real(name, value, low, high=math.inf, low_open=False):
         raise ValueError(f"{name} must be a finite number, got {value!r}")
     if value < low or value > high or (low_open and value == low):
         raise ValueError(f"{name} must lie in {'(' if low_open else '['}{low}, {high}], got {value!r}")
+
+
+def _drives(x, name, width):
+    """Row drives ``x`` as ``(batch, width)``: int8 when they hold only -1, 0, +1 (a
+    digital gate), else float64 levels in ``[-1, 1]`` (a DAC's fraction of ``V_read``)."""
+    x = np.asarray(x)
+    if x.dtype.kind in "biu":
+        return _ternary(x, name, width)
+    if x.dtype.kind != "f":
+        raise TypeError(f"{name} must be a numeric or boolean array, got dtype {x.dtype}")
+    if x.ndim not in (1, 2) or x.shape[-1] != width:
+        raise ValueError(f"{name} must have shape ({width},) or (batch, {width}), got {x.shape}")
+    x2 = x.reshape(-1, width)
+    if not np.all(np.abs(x2) <= 1.0):  # also refuses NaN
+        raise ValueError(f"{name} must hold drive levels in [-1, 1] (fractions of V_read)")
+    return np.ascontiguousarray(x2, dtype=np.float64)
 
 
 def _ternary(x, name, width):
@@ -252,14 +270,16 @@ class TernaryCrossbar:
 
     # ------------------------------------------------------------------ read
     def read(self, a) -> np.ndarray:
-        """Column currents (amperes, ``(batch, cols)``) for row drives ``a`` in {-1, 0, +1}.
+        """Column currents (amperes, ``(batch, cols)``) for row drives ``a`` in {-1, 0, +1}
+        (gated rows) or, from DACs, any levels in ``[-1, 1]``.
 
         Each row is driven at ``a_i V_read``; the result is the differential current
-        of each column pair, ``V_read Σ_i a_i (G+_ij - G-_ij)``.
+        of each column pair, ``V_read Σ_i a_i (G+_ij - G-_ij)`` (the MTJs are ohmic
+        over the read range), and the energy ``t_read Σ_i (a_i V_read)² Σ_j G_ij``.
         """
-        a2 = _ternary(a, "a", self.rows)
+        a2 = _drives(a, "a", self.rows)
         v = self.device.read_voltage_v
-        drive = np.abs(a2).sum(axis=0, dtype=np.float64)
+        drive = (np.abs(a2) if a2.dtype == np.int8 else np.square(a2)).sum(axis=0, dtype=np.float64)
         energy = self.device.read_time_s * v * v * float(drive @ self._g_sum.sum(axis=1))
         self.ledger.record(READ, a2.shape[0], energy)
         out = (a2.astype(np.float64) @ self._g_diff) * v

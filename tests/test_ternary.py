@@ -97,6 +97,21 @@ def test_read_is_the_gated_xnor_sum():
     assert xbar.ledger.energy_j("read") > 0
 
 
+def test_read_takes_dac_levels_and_books_their_energy():
+    xbar = TernaryCrossbar(30, 7, MTJ(d2d_r_rel=0.0), seed=4)
+    a = np.random.default_rng(1).uniform(-1, 1, size=(5, 30))
+    counts = xbar.read(a) / xbar.unit_current_a
+    np.testing.assert_allclose(counts, a @ xbar.weights, atol=1e-9)
+    full = xbar.ledger.energy_j("read")
+    xbar.read(a / 2)  # the read energy goes as the square of the drive
+    assert xbar.ledger.energy_j("read") - full == pytest.approx(full / 4)
+    ternary = np.sign(a).astype(np.int8)
+    np.testing.assert_allclose(xbar.read(ternary.astype(float)), xbar.read(ternary), atol=0)
+    for bad in (np.full(30, 1.5), np.full(30, np.nan)):
+        with pytest.raises(ValueError, match=r"\[-1, 1\]"):
+            xbar.read(bad)
+
+
 def test_mismatch_makes_zero_weights_conduct_a_little():
     xbar = TernaryCrossbar(200, 3, MTJ(d2d_r_rel=0.1), init=(0, 1, 0), seed=0)
     counts = xbar.read(np.ones(200, np.int8)) / xbar.unit_current_a

@@ -213,6 +213,18 @@ def test_signed_input_drives_dark_pixels(digits):
     assert not np.array_equal(signed.decision_function(X_test), binary.decision_function(X_test))
 
 
+def test_grey_input_drives_rows_at_dac_levels(digits):
+    X_train, X_test, y_train, y_test = digits
+    model = small(input_coding="grey", normalization="batch", threshold=0.25, ste_width=0.8)
+    assert model.fit(X_train, y_train).score(X_test, y_test) > 0.6  # 0.76 when written
+    before = model.ledger_.count("dac")
+    model.predict(X_test[:10])
+    assert model.ledger_.count("dac") - before == 10 * 64  # one per pixel; no other DAC at inference
+    binary = small(n_iter=1).fit(X_train[:300], y_train[:300])
+    grey = small(n_iter=1, input_coding="grey").fit(X_train[:300], y_train[:300])
+    assert not np.array_equal(grey.decision_function(X_test), binary.decision_function(X_test))
+
+
 def test_per_sample_rule_trains_in_array(digits):
     X_train, X_test, y_train, y_test = digits
     model = small(update="sample", batch_size=10, learning_rate=0.02, n_iter=2).fit(X_train, y_train)
@@ -272,6 +284,7 @@ def test_load_refuses_foreign_and_altered_files(digits, tmp_path):
     ({"adc_bits": 20}, "adc_bits"), ({"device": "yflash"}, "MTJ"), ({"loss": "mse"}, "loss"),
     ({"min_probability": 1.5}, "min_probability"), ({"update": "adam"}, "update"),
     ({"input_coding": "analog"}, "input_coding"), ({"batch_growth": 0.5}, "batch_growth"),
+    ({"input_coding": "grey", "update": "sample"}, "update='batch'"),
     ({"pulse_probability": 0.0}, "pulse_probability"), ({"pulse_probability": 1.5}, "pulse_probability"),
     ({"pulse_probability": "0.99"}, "pulse_probability"), ({"column_write_limit": 0.0}, "column_write_limit"),
     ({"column_write_limit": float("inf")}, "column_write_limit"), ({"column_write_limit": True}, "column_write_limit"),
@@ -293,20 +306,22 @@ def test_bad_data_is_refused(digits):
         model.predict(X_train[:5, :10])
 
 
-@pytest.mark.parametrize("cells", [1, 3])
-def test_hardware_gradient_equals_plain_backprop(digits, cells):
+@pytest.mark.parametrize("cells, coding", [(1, "binary"), (3, "binary"), (1, "grey")])
+def test_hardware_gradient_equals_plain_backprop(digits, cells, coding):
     # two hidden layers, ideal converters, nominal devices and unit sense gain: the array
     # passes (reads, comparators, DAC-driven transposed reads) give the plain backprop
     # gradient at every depth, with no factor that compounds layer by layer; with several
     # cells per weight the weight is their mean
     X_train, _, y_train, _ = digits
     model = small(hidden_layer_sizes=(24, 16), n_iter=1, adc_bits=16, dac_bits=16, backward_gain=1.0,
-                  device=MTJ(d2d_r_rel=0.0), cells_per_weight=cells).fit(X_train[:300], y_train[:300])
+                  device=MTJ(d2d_r_rel=0.0), cells_per_weight=cells,
+                  input_coding=coding).fit(X_train[:300], y_train[:300])
     X, y = X_train[300:360], y_train[300:360]
     W = [w.astype(float) / cells for w in model.coefs_]
     assert len(np.unique(model.coefs_[0])) == 2 * cells + 1  # the levels of the sum
     ones = np.ones((len(X), model.bias_rows))
-    xs, flags = [np.hstack([(X > model.input_threshold).astype(float), ones])], []
+    pixels = X if coding == "grey" else (X > model.input_threshold).astype(float)
+    xs, flags = [np.hstack([pixels, ones])], []
     for w in W[:-1]:
         z, root = xs[-1] @ w, np.sqrt(w.shape[0])
         flags.append(np.abs(z) < model.ste_width * root)
