@@ -68,6 +68,8 @@ PARAMS = {
     "normalization": (str, "batch (batch normalisation of the hidden columns in the periphery) or "
                            "none (fixed comparator levels)"),
     "normalization_batch": (int, "images per group of the batch statistics"),
+    "calibration_samples": (int, "training images whose statistics set the comparator references "
+                                 "after every epoch (with --normalization batch; 0: running averages)"),
     "d2d_delta_rel": (float, "device-to-device spread of the MTJ thermal stability"),
     "adc_bits": (int, "ADC resolution"),
     "dac_bits": (int, "DAC resolution"),

@@ -64,7 +64,14 @@ CONSTRAINTS = {
     "input_coding": ("choice", ("binary", "signed", "grey"), None),
     "normalization": ("choice", (None, "batch"), None),
     "normalization_batch": ("int", 2, None),
+    "calibration_samples": ("int", 0, None),
 }
+
+
+def calibration_indices(n_samples, n):
+    """``n`` evenly spaced indices of ``n_samples`` images (the calibration set of an
+    epoch: no random draw, so it does not change the training stream)."""
+    return np.linspace(0, n_samples - 1, n).round().astype(np.intp)
 
 
 def transition(gradient, learning_rate, deadzone=0.0):
@@ -301,6 +308,32 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         self.column_statistics_[k] = np.rint(running * one).astype(np.int32)
         self.periphery_.digital(4 * running.size * len(record[2]), self.ledger_)
 
+    def _group_statistics(self, X) -> list[list[tuple[np.ndarray, np.ndarray]]]:
+        """``(μ, σ)`` of every statistics group of ``X``, per hidden array, from a
+        training-mode read (subclasses)."""
+        raise NotImplementedError
+
+    def calibrate(self, X):
+        """Set the comparator references (:attr:`column_statistics_`) from ``X``: the
+        arrays are read as in training, the hidden columns digitised, and each column's
+        reference is the mean of its groups' ``μ`` and ``σ`` (digital, booked). Nothing
+        is written to the devices. Needs ``normalization="batch"``; ``fit`` calls it
+        after every epoch on ``calibration_samples`` training images."""
+        check_is_fitted(self, "layers_")
+        if self.normalization is None:
+            raise ValueError("calibrate sets the references of the batch normalisation: "
+                             "it needs normalization='batch'")
+        self._calibrate(self._check_X(X, reset=False))
+        return self
+
+    def _calibrate(self, X):
+        one = 2**STATISTICS_FRACTION_BITS
+        for k, groups in enumerate(self._group_statistics(X)):
+            mean = np.mean([m for m, _ in groups], axis=0)
+            std = np.mean([s for _, s in groups], axis=0)
+            self.column_statistics_[k] = np.rint(np.stack([mean, std]) * one).astype(np.int32)
+            self.periphery_.digital(2 * mean.size * (len(groups) + 1), self.ledger_)
+
     def _groups(self, n):
         """``(start, end)`` of the statistics groups of ``n`` images: ``normalization_batch``
         each, the last one taking the rest (so every group of a batch at least that large
@@ -484,6 +517,9 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         for start in range(0, len(X), batch):
             idx = order[start:start + batch]
             self._train_batch(X[idx], eye[y[idx]], lr)
+        n = min(len(X), self.calibration_samples)
+        if self.normalization is not None and n:
+            self._calibrate(X[calibration_indices(len(X), n)])
         self.n_samples_seen_ += len(X)
         self.epochs_done_ += 1
 

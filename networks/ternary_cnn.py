@@ -134,8 +134,8 @@ class TernaryCNN(TernaryNetwork):
                  output_scale=4.0, backward_gain=1.0, bias_rows=4, input_threshold=0.5, device="mtj",
                  d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3, adc_bits=8, dac_bits=8,
                  loss="softmax", input_coding="binary", chunk_size=250, pulse_probability=None,
-                 column_write_limit=None, normalization="batch", normalization_batch=100, verbose=False,
-                 random_state=None):
+                 column_write_limit=None, normalization="batch", normalization_batch=100,
+                 calibration_samples=10000, verbose=False, random_state=None):
         self.conv_layers = conv_layers
         self.hidden_layer_sizes = hidden_layer_sizes
         self.image_shape = image_shape
@@ -168,6 +168,7 @@ class TernaryCNN(TernaryNetwork):
         self.column_write_limit = column_write_limit
         self.normalization = normalization
         self.normalization_batch = normalization_batch
+        self.calibration_samples = calibration_samples
         self.verbose = verbose
         self.random_state = random_state
 
@@ -231,6 +232,7 @@ class TernaryCNN(TernaryNetwork):
         # files from before these parameters existed: fixed comparator levels, one cell
         params.setdefault("normalization", None)
         params.setdefault("cells_per_weight", 1)
+        params.setdefault("calibration_samples", 0)  # and kept the running averages
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         if params.get("image_shape") is not None:
             params["image_shape"] = tuple(params["image_shape"])
@@ -274,6 +276,14 @@ class TernaryCNN(TernaryNetwork):
             convs, (_, flags, _), _ = self._forward_chunk(X[c], training=True)
             parts.append([conv[1] for conv in convs] + flags)
         return [np.concatenate([p[k].reshape(-1) for p in parts]) for k in range(len(parts[0]))]
+
+    def _group_statistics(self, X):
+        groups = [[] for _ in self.layers_[:-1]]
+        for c in self._chunks(len(X), self.chunk_size):
+            convs, (_, _, records), _ = self._forward_chunk(X[c], training=True)
+            for k, record in enumerate([conv[4] for conv in convs] + records):
+                groups[k] += record[2]
+        return groups
 
     def _chunk_gradients(self, X, onehot, commit=False):
         """Sums over the chunk of every array's gradient ``x δ`` (conv: and over positions);

@@ -147,6 +147,12 @@ class TernaryMLP(TernaryNetwork):
     normalization_batch : int
         Images per group of the batch statistics (a convolution's statistics also run
         over the positions).
+    calibration_samples : int
+        With ``normalization``: after every epoch, :meth:`calibrate` sets the
+        comparator references from this many training images of the epoch, evenly
+        spaced (all of them if fewer; 0: keep the running averages). The running
+        averages lag the weights and follow the last few groups only; the calibration
+        pass reads the arrays with the final weights and writes nothing.
     verbose : bool
         Progress bar over the epochs of :meth:`fit`.
     random_state : int or None
@@ -164,9 +170,10 @@ class TernaryMLP(TernaryNetwork):
                  device="mtj", d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3,
                  adc_bits=8, dac_bits=8, loss="softmax", update="batch", input_coding="binary",
                  pulse_probability=None, column_write_limit=None, normalization=None,
-                 normalization_batch=100, verbose=False, random_state=None):
+                 normalization_batch=100, calibration_samples=10000, verbose=False, random_state=None):
         self.normalization = normalization
         self.normalization_batch = normalization_batch
+        self.calibration_samples = calibration_samples
         self.input_coding = input_coding
         self.loss = loss
         self.update = update
@@ -217,6 +224,7 @@ class TernaryMLP(TernaryNetwork):
         params.setdefault("batch_growth", 1.0)  # files from before it existed: constant batch
         params.setdefault("backward_gain", 0.2)  # and they scaled the backward by V_read
         params.setdefault("cells_per_weight", 1)
+        params.setdefault("calibration_samples", 0)  # and kept the running averages
         return params
 
     # ------------------------------------------------------------------ passes
@@ -235,6 +243,13 @@ class TernaryMLP(TernaryNetwork):
 
     def _window_flags(self, X):
         return self._forward(X, training=True)[1]
+
+    def _group_statistics(self, X):
+        groups = [[] for _ in self.layers_[:-1]]
+        for c in self._chunks(len(X), 1000):
+            for k, record in enumerate(self._forward(X[c], training=True)[2]):
+                groups[k] += record[2]
+        return groups
 
     def _deltas(self, X, onehot, commit=False):
         """The drives and the errors ``δ`` of every array for one batch (``commit``: fold

@@ -187,8 +187,9 @@ def test_no_float_weight_and_every_pass_booked(digits):
     assert model.coefs_[0].shape == (9 + 4, 8)  # a 3x3 kernel per column plus the bias rows
     ledger = model.ledger_.as_dict()
     positions = 6 * 6
-    # forward reads: one per conv position and one per dense layer, per sample
-    assert ledger["read"]["count"] == 100 * (positions + 2)
+    # forward reads: one per conv position and one per dense layer, per sample, in
+    # training and in the calibration pass after the epoch (all 100 images)
+    assert ledger["read"]["count"] == 2 * 100 * (positions + 2)
     for key in ("read_back", "adc", "dac", "digital", "pulse_set", "pulse_reset"):
         assert ledger[key]["count"] > 0 and ledger[key]["energy_j"] > 0
     # inference: comparators at the references (two per hidden value), ADCs only on the outputs
@@ -238,12 +239,12 @@ def test_models_saved_before_normalisation_load_with_fixed_levels(digits, tmp_pa
     path = model.fit(X_train, y_train).save(tmp_path / "new.npz")
     arrays, meta = read_archive(path, FORMAT, FORMAT_VERSION)
     for name in ("normalization", "normalization_batch", "cells_per_weight", "gradient_deadzone",
-                 "learning_rate_batch_exponent"):
+                 "learning_rate_batch_exponent", "calibration_samples"):
         del meta["params"][name]  # as files written before the parameters existed
     for name in [a for a in arrays if a.startswith("statistics")]:
         del arrays[name]
     old = TernaryCNN.load(write_archive(tmp_path / "old.npz", arrays, meta, FORMAT, FORMAT_VERSION))
-    assert (old.normalization, old.cells_per_weight) == (None, 1)
+    assert (old.normalization, old.cells_per_weight, old.calibration_samples) == (None, 1, 0)
     assert np.array_equal(old.decision_function(X_test), model.decision_function(X_test))
 
 

@@ -103,7 +103,7 @@ def test_the_normalised_error_does_not_move_a_columns_mean(digits):
 
 def test_inference_uses_the_running_statistics(digits):
     X_train, X_test, y_train, _ = digits
-    model = mlp().fit(X_train, y_train)
+    model = mlp(calibration_samples=0).fit(X_train, y_train)
     # the running statistics follow the columns' mean and spread over the training images
     xbar = model.layers_[0]
     drive = np.hstack([(X_train > model.input_threshold).astype(np.int8),
@@ -117,6 +117,47 @@ def test_inference_uses_the_running_statistics(digits):
     assert np.array_equal(model.predict(X_test[:7]), model.predict(X_test)[:7])
     floats = [k for k, v in vars(model).items() if isinstance(v, np.ndarray) and v.dtype.kind == "f"]
     assert floats == []
+
+
+def test_calibration_sets_the_references_from_its_images_and_writes_nothing(digits):
+    X_train, _, y_train, _ = digits
+    model = mlp(n_iter=2, calibration_samples=0).fit(X_train, y_train)
+    coefs, counts = model.coefs_, dict(model.training_counts_)
+    reads = model.ledger_.count("read")
+    X = X_train[:GROUP]  # one statistics group
+    assert model.calibrate(X) is model
+    xbar = model.layers_[0]
+    drive = np.hstack([(X > model.input_threshold).astype(np.int8), np.ones((GROUP, model.bias_rows), np.int8)])
+    z = xbar.read(drive) / xbar.unit_current_a
+    mean, std = model.column_statistics_[0] / 16
+    step = 8 * np.sqrt(xbar.rows) / 255  # the hidden ADC's step
+    assert np.abs(mean - z.mean(axis=0)).max() <= step / 2 + 1 / 32
+    np.testing.assert_allclose(std, np.sqrt(z.var(axis=0) + 1), atol=step / 2 + 1 / 32)
+    assert all(np.array_equal(a, b) for a, b in zip(model.coefs_, coefs))
+    assert model.training_counts_ == counts
+    assert model.ledger_.count("read") - reads == 3 * GROUP  # a forward pass (two arrays), the check
+    with pytest.raises(ValueError, match="normalization='batch'"):
+        mlp(n_iter=1, normalization=None).fit(X_train, y_train).calibrate(X)
+    with pytest.raises(ValueError, match="0 sample"):
+        model.calibrate(X[:0])
+
+
+@pytest.mark.parametrize("estimator", [mlp, cnn])
+def test_fit_calibrates_after_every_epoch_on_evenly_spaced_images(digits, estimator):
+    from networks._ternary_base import calibration_indices
+
+    X_train, X_test, y_train, _ = digits
+    running = estimator(n_iter=2, calibration_samples=0).fit(X_train, y_train)
+    calibrated = estimator(n_iter=2, calibration_samples=100).fit(X_train, y_train)
+    # the calibration reads and writes nothing the training uses: the same device bits
+    assert all(np.array_equal(a, b) for a, b in zip(running.coefs_, calibrated.coefs_))
+    before = [s.copy() for s in running.column_statistics_]
+    running.calibrate(X_train[calibration_indices(len(X_train), 100)])
+    assert all(np.array_equal(a, b) for a, b in zip(running.column_statistics_, calibrated.column_statistics_))
+    assert not all(np.array_equal(a, b) for a, b in zip(before, calibrated.column_statistics_))
+    assert np.array_equal(running.predict(X_test), calibrated.predict(X_test))
+    idx = calibration_indices(1437, 100)
+    assert len(np.unique(idx)) == 100 and idx[0] == 0 and idx[-1] == 1436
 
 
 def test_normalised_networks_learn_where_fixed_levels_do_not(digits):
@@ -180,6 +221,7 @@ def test_the_learning_rate_grows_with_the_batch(digits):
     (dict(learning_rate_batch_exponent=-1.0), "learning_rate_batch_exponent"),
     (dict(normalization="layer"), "normalization must be one of"),
     (dict(normalization_batch=1), "normalization_batch"),
+    (dict(calibration_samples=-1), "calibration_samples"),
 ])
 @pytest.mark.parametrize("estimator", [mlp, cnn])
 def test_bad_normalisation_parameters_are_refused(digits, kw, match, estimator):
