@@ -119,3 +119,12 @@ def test_cnn_normalisation_can_be_switched_off(tmp_path):
     assert resolved["normalization"] is None and resolved["cells_per_weight"] == 1
     with pytest.raises(SystemExit):
         cli.main(argv[:-1] + [str(tmp_path / "bad")] + ["--normalization", "layer"])
+
+
+def test_grey_inputs_and_the_calibration_set_are_options(tmp_path):
+    argv = ["ternary", "--model", "cnn", "--dataset", "digits", "--conv-layers", "8x3",
+            "--hidden-layer-sizes", "16", "--n-iter", "1", "--input-coding", "grey",
+            "--calibration-samples", "0", "--out", str(tmp_path / "grey")]
+    assert cli.main(argv) == 0
+    resolved = json.loads((tmp_path / "grey" / "results.json").read_text())["resolved_params"]
+    assert resolved["input_coding"] == "grey" and resolved["calibration_samples"] == 0
