@@ -1,7 +1,14 @@
 """The DBN drives its RBMs through their public layer operations only, and training is
 bit for bit what it was when it reached into their private members (fingerprints in
-tests/data/dbn_fingerprints.json, written by the code before that change, commit 62e3368,
-on the development machine)."""
+tests/data/dbn_fingerprints.json, written by the code before that change, commit 62e3368).
+
+Device states reached by counted pulses, pulse counts and sampled predictions are the
+same on every machine, so they are compared by digest. The mean-field probabilities, and
+the conductances of the case trained by float updates, are sums of floats whose last bits
+depend on the CPU's BLAS kernels, so they are stored as numbers and compared to a
+tolerance far below any change a refactoring would make (the stored numbers were written
+by the code of commit 62e3368; the current code reproduces them bit for bit on the
+machine that wrote them)."""
 
 from __future__ import annotations
 
@@ -31,6 +38,8 @@ CASES = {
 BASE = dict(hidden_layer_sizes=(12, 10), n_top=16, n_iter=2, n_top_iter=2, batch_size=20,
             discriminative_weight=0.0, guess_sweeps=1, paired_noise=False,
             top_anneal_epochs=(), top_rbm_params=None, random_state=0)
+# Trained by float updates: their conductances are sums of floats, kept as numbers.
+FLOAT_STATE = {"ideal-discriminative"}
 
 
 def _digest(array) -> str:
@@ -43,24 +52,43 @@ def fingerprint(case: str) -> dict:
     with threadpool_limits(1):
         dbn = MemristiveDBN(**{**BASE, **CASES[case]}).fit(X[:300], y[:300])
         modules = [*dbn.layers_, dbn.top_, *dbn.generative_]
+        state = {"conductance": [m.crossbar_.conductance for m in modules],
+                 "reference": [m.crossbar_.reference_conductance for m in modules]}
+        if case not in FLOAT_STATE:
+            state = {key: [_digest(a) for a in arrays] for key, arrays in state.items()}
         return {
-            "conductance": [_digest(m.crossbar_.conductance) for m in modules],
-            "reference": [_digest(m.crossbar_.reference_conductance) for m in modules],
-            "freeze": _digest(dbn.predict_proba(X[300:400])),
+            **state,
+            "freeze": [dbn.predict_proba(X[300:400])],
             "sampling": _digest(dbn.predict_proba(X[300:400], inference="sampling")),
             "accuracy": float(dbn.score(X[300:400], y[300:400])),
             "pulses": int(sum(m.crossbar_.pulse_count.sum() for m in modules)),
         }
 
 
+def _numeric_keys(case: str) -> list[str]:
+    return ["freeze", *(["conductance", "reference"] if case in FLOAT_STATE else [])]
+
+
 @pytest.mark.parametrize("case", list(CASES))
 def test_training_is_bit_identical_to_before(case):
     expected = json.loads(FINGERPRINTS.read_text())[case]
-    assert fingerprint(case) == expected
+    found = fingerprint(case)
+    for key in _numeric_keys(case):
+        found_arrays, expected_arrays = found.pop(key), expected.pop(key)
+        assert len(found_arrays) == len(expected_arrays), key
+        for array, reference in zip(found_arrays, expected_arrays):
+            reference = np.asarray(reference)
+            np.testing.assert_allclose(array, reference, rtol=1e-7,
+                                       atol=1e-9 * np.abs(reference).max(), err_msg=key)
+    assert found == expected
 
 
 if __name__ == "__main__":  # writes the fingerprints (run once, before a refactoring)
-    FINGERPRINTS.write_text(json.dumps({c: fingerprint(c) for c in CASES}, indent=1))
+    prints = {c: fingerprint(c) for c in CASES}
+    for c, p in prints.items():
+        for key in _numeric_keys(c):
+            p[key] = [a.tolist() for a in p[key]]
+    FINGERPRINTS.write_text(json.dumps(prints, indent=1))
 
 
 def test_the_dbn_uses_only_public_members_of_its_rbms():
