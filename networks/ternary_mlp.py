@@ -157,6 +157,12 @@ class TernaryMLP(TernaryNetwork):
         Progress bar over the epochs of :meth:`fit`.
     random_state : int or None
         Seeds fabrication, initial states, shuffling and the switching noise.
+
+    The defaults normalise the hidden columns (``normalization="batch"``, ``threshold``
+    0.25 and ``ste_width`` 0.8 in units of each column's ``σ``) and average four cells
+    per weight; on 15 000 MNIST training images scored on 5 000 others they reach
+    94.8 % where fixed levels and one cell (``normalization=None, threshold=0.15,
+    ste_width=0.5, cells_per_weight=1``, the defaults before) reach 90.3 %.
     """
 
     _constraints = {**CONSTRAINTS, "update": ("choice", ("batch", "sample"), None)}
@@ -164,12 +170,12 @@ class TernaryMLP(TernaryNetwork):
 
     def __init__(self, hidden_layer_sizes=(1024, 1024, 1024), *, activation="ternary", n_iter=8,
                  batch_size=100, batch_growth=2.0, learning_rate=0.3, learning_rate_decay=1.0,
-                 learning_rate_batch_exponent=0.0, gradient_deadzone=0.0, cells_per_weight=1,
-                 threshold=0.15, ste_width=0.5, output_scale=4.0, backward_gain=0.2, bias_rows=8,
+                 learning_rate_batch_exponent=0.0, gradient_deadzone=0.0, cells_per_weight=4,
+                 threshold=0.25, ste_width=0.8, output_scale=4.0, backward_gain=0.2, bias_rows=8,
                  input_threshold=0.5,
                  device="mtj", d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3,
                  adc_bits=8, dac_bits=8, loss="softmax", update="batch", input_coding="binary",
-                 pulse_probability=None, column_write_limit=None, normalization=None,
+                 pulse_probability=None, column_write_limit=None, normalization="batch",
                  normalization_batch=100, calibration_samples=10000, verbose=False, random_state=None):
         self.normalization = normalization
         self.normalization_batch = normalization_batch
@@ -224,6 +230,7 @@ class TernaryMLP(TernaryNetwork):
         params.setdefault("batch_growth", 1.0)  # files from before it existed: constant batch
         params.setdefault("backward_gain", 0.2)  # and they scaled the backward by V_read
         params.setdefault("cells_per_weight", 1)
+        params.setdefault("normalization", None)  # fixed comparator levels
         params.setdefault("calibration_samples", 0)  # and kept the running averages
         return params
 

@@ -22,8 +22,11 @@ def digits():
 
 
 def small(**kw):
+    # the rule itself: fixed comparator levels, one cell per weight (the normalisation
+    # and the defaults have their own tests)
     params = dict(hidden_layer_sizes=(32,), n_iter=4, batch_size=50, learning_rate=0.3,
-                  threshold=0.15, random_state=0)
+                  threshold=0.15, ste_width=0.5, normalization=None, cells_per_weight=1,
+                  random_state=0)
     params.update(kw)
     return TernaryMLP(**params)
 

@@ -23,7 +23,8 @@ def digits():
 
 def mlp(**kw):
     params = dict(hidden_layer_sizes=(32,), n_iter=4, batch_size=GROUP, normalization="batch",
-                  normalization_batch=GROUP, threshold=0.5, ste_width=1.0, random_state=0)
+                  normalization_batch=GROUP, threshold=0.5, ste_width=1.0, cells_per_weight=1,
+                  random_state=0)
     params.update(kw)
     return TernaryMLP(**params)
 
@@ -171,6 +172,16 @@ def test_normalised_networks_learn_where_fixed_levels_do_not(digits):
     assert mlp(**fixed, learning_rate=30.0).fit(X_train, y_train).window_fractions(X_test)[0] < 0.01
     assert mlp(learning_rate=30.0).fit(X_train, y_train).window_fractions(X_test)[0] > 0.5
     assert cnn().fit(X_train, y_train).score(X_test, y_test) > 0.6
+
+
+def test_the_dense_defaults_normalise_and_learn_the_digits(digits):
+    X_train, X_test, y_train, y_test = digits
+    default = TernaryMLP((128,), random_state=0)
+    assert (default.normalization, default.cells_per_weight) == ("batch", 4)
+    fixed = TernaryMLP((128,), normalization=None, threshold=0.15, ste_width=0.5,
+                       cells_per_weight=1, random_state=0)
+    score = default.fit(X_train, y_train).score(X_test, y_test)
+    assert score > 0.75 and score > fixed.fit(X_train, y_train).score(X_test, y_test) + 0.1
 
 
 def test_chunks_keep_whole_statistics_groups(digits):
