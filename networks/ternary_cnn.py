@@ -115,8 +115,9 @@ class TernaryCNN(TernaryNetwork):
         ``normalization`` a chunk holds whole statistics groups).
 
     The other parameters are those of :class:`networks.TernaryMLP` (``backward_gain``
-    1 and ``bias_rows`` 4 by default here), with the same batch normalisation in the periphery (``normalization="batch"``, so ``threshold``
-    0.25 and ``ste_width`` 0.8 count in each column's standard deviation) and four
+    1 and ``bias_rows`` 4 by default here), with the same batch normalisation in the
+    periphery (``normalization="batch"``, so ``threshold`` 0.25 and ``ste_width`` 0.8
+    count in each column's standard deviation) and four
     cells per weight (``cells_per_weight=4``); on MNIST they lift validation accuracy
     from 94.8 % (fixed levels, one cell) to 97.4 % (with the calibration pass). Always
     a batch update (a kernel's gradient sums over positions, so there is no per-sample

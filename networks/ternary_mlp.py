@@ -162,7 +162,8 @@ class TernaryMLP(TernaryNetwork):
     0.25 and ``ste_width`` 0.8 in units of each column's ``σ``) and average four cells
     per weight; on 15 000 MNIST training images scored on 5 000 others they reach
     94.8 % where fixed levels and one cell (``normalization=None, threshold=0.15,
-    ste_width=0.5, cells_per_weight=1``, the defaults before) reach 90.3 %.
+    ste_width=0.5, cells_per_weight=1``, the defaults before) reach 90.3 %, and 95.6 %
+    on the 10 000 images held out of all 60 000 (91.2 % with fixed levels).
     """
 
     _constraints = {**CONSTRAINTS, "update": ("choice", ("batch", "sample"), None)}
