@@ -71,6 +71,8 @@ PARAMS = {
     "calibration_samples": (int, "training images whose statistics set the comparator references "
                                  "after every epoch (with --normalization batch; 0: running averages)"),
     "d2d_delta_rel": (float, "device-to-device spread of the MTJ thermal stability"),
+    "min_probability": (float, "transition probabilities below this give no pulse"),
+    "max_width_s": (float, "longest write pulse (seconds)"),
     "adc_bits": (int, "ADC resolution"),
     "dac_bits": (int, "DAC resolution"),
 }

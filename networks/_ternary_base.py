@@ -357,9 +357,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         """The column counts of ``xbar`` for the drives ``a``, in XNORs per weight: the
         ``cells_per_weight`` columns of a weight share one sense amplifier, which
         averages their currents."""
-        z = xbar.read(a) / xbar.unit_current_a
         k = self.cells_per_weight
-        return z if k == 1 else z.reshape(len(z), -1, k).mean(axis=2)
+        return xbar.read(a, group=k) / (k * xbar.unit_current_a)
 
     def _output(self, xbar, a):
         """The output columns, digitised (counts of XNORs)."""
@@ -391,7 +390,7 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         self.periphery_.digital(delta.size * OPS_SCALE, self.ledger_)
         volts = self.periphery_.dac(delta / scale, 1.0, self.ledger_) * v_max
         k = self.cells_per_weight  # a DAC drives the k columns of its weight
-        rows = xbar.read_back(np.repeat(volts, k, axis=1)) / (k * xbar.unit_current_a)
+        rows = xbar.read_back(volts, group=k) / (k * xbar.unit_current_a)
         cols = xbar.cols // k
         full = min(cols, 4.0 * math.sqrt(cols))
         return self.periphery_.adc(rows, full, self.ledger_) * (scale * self.backward_gain)

@@ -244,6 +244,7 @@ class TernaryCrossbar:
     def _refresh(self):
         self._g_diff = np.empty((self.rows, self.cols))
         self._g_sum = np.empty((self.rows, self.cols))
+        self._g_diff_groups = {}
         kern.conductances(self._plus, self._minus, self._dev["plus"], self._dev["minus"],
                           self._g_diff, self._g_sum)
 
@@ -269,37 +270,59 @@ class TernaryCrossbar:
         return d.read_voltage_v * (1.0 / d.r_p_ohm - 1.0 / d.r_ap_ohm)
 
     # ------------------------------------------------------------------ read
-    def read(self, a) -> np.ndarray:
-        """Column currents (amperes, ``(batch, cols)``) for row drives ``a`` in {-1, 0, +1}
-        (gated rows) or, from DACs, any levels in ``[-1, 1]``.
+    def _check_group(self, group):
+        if not isinstance(group, Integral) or isinstance(group, bool) or group < 1 or self.cols % group:
+            raise ValueError(f"group must be an integer >= 1 that divides cols ({self.cols}), got {group!r}")
+        return int(group)
+
+    def _grouped(self, group):
+        """``G+ - G-`` with each run of ``group`` adjacent columns summed (the wired sum
+        of their currents), cached until the next write."""
+        if group == 1:
+            return self._g_diff
+        if group not in self._g_diff_groups:
+            self._g_diff_groups[group] = self._g_diff.reshape(self.rows, -1, group).sum(axis=2)
+        return self._g_diff_groups[group]
+
+    def read(self, a, group=1) -> np.ndarray:
+        """Column currents (amperes, ``(batch, cols // group)``) for row drives ``a`` in
+        {-1, 0, +1} (gated rows) or, from DACs, any levels in ``[-1, 1]``.
 
         Each row is driven at ``a_i V_read``; the result is the differential current
         of each column pair, ``V_read Σ_i a_i (G+_ij - G-_ij)`` (the MTJs are ohmic
         over the read range), and the energy ``t_read Σ_i (a_i V_read)² Σ_j G_ij``.
+        With ``group`` ``k`` > 1, each run of ``k`` adjacent columns shares one sense
+        line, which carries the sum of their currents (several cells of one weight).
         """
+        group = self._check_group(group)
         a2 = _drives(a, "a", self.rows)
         v = self.device.read_voltage_v
         drive = (np.abs(a2) if a2.dtype == np.int8 else np.square(a2)).sum(axis=0, dtype=np.float64)
         energy = self.device.read_time_s * v * v * float(drive @ self._g_sum.sum(axis=1))
         self.ledger.record(READ, a2.shape[0], energy)
-        out = (a2.astype(np.float64) @ self._g_diff) * v
+        out = (a2.astype(np.float64) @ self._grouped(group)) * v
         return out if np.ndim(a) == 2 else out[0]
 
-    def read_back(self, v_cols) -> np.ndarray:
+    def read_back(self, v_cols, group=1) -> np.ndarray:
         """Row currents for column voltages ``v_cols`` (volts, ``|v| <= read_voltage_v``):
-        ``v @ (G+ - G-).T``, the transposed read of the backward pass."""
+        ``v @ (G+ - G-).T``, the transposed read of the backward pass. With ``group``
+        ``k`` > 1, ``v_cols`` holds one voltage per run of ``k`` adjacent columns, which
+        one driver sets on all of them (``(batch, cols // group)``)."""
+        group = self._check_group(group)
+        n_drivers = self.cols // group
         v = np.asarray(v_cols, dtype=float)
-        if v.ndim not in (1, 2) or v.shape[-1] != self.cols:
-            raise ValueError(f"v_cols must have shape ({self.cols},) or (batch, {self.cols}), got {v.shape}")
+        if v.ndim not in (1, 2) or v.shape[-1] != n_drivers:
+            raise ValueError(f"v_cols must have shape ({n_drivers},) or (batch, {n_drivers}), got {v.shape}")
         if not np.all(np.isfinite(v)):
             raise ValueError("v_cols must be finite")
         v_max = self.device.read_voltage_v
         if v.size and np.max(np.abs(v)) > v_max * (1 + 1e-9):
             raise ValueError(f"v_cols exceeds the read range |v| <= {v_max:g} V")
-        v2 = v.reshape(-1, self.cols)
-        energy = self.device.read_time_s * float(np.sum(np.square(v2) @ self._g_sum.sum(axis=0)))
+        v2 = v.reshape(-1, n_drivers)
+        column_g = self._g_sum.sum(axis=0).reshape(n_drivers, group).sum(axis=1)
+        energy = self.device.read_time_s * float(np.sum(np.square(v2) @ column_g))
         self.ledger.record(READ_BACK, v2.shape[0], energy)
-        out = v2 @ self._g_diff.T
+        out = v2 @ self._grouped(group).T
         return out if v.ndim == 2 else out[0]
 
     # ------------------------------------------------------------------ update
@@ -361,6 +384,7 @@ class TernaryCrossbar:
                                float(d.pulse_voltage_v), float(d.depress_voltage_v),
                                float(d.switch_charge_c), int(self.rng.integers(1, 2**31 - 1)),
                                self._g_diff, self._g_sum, tally, energy)
+        self._g_diff_groups = {}  # the writes changed the conductances
         self.ledger.record(PULSE_POT, int(tally[kern.POT_PULSES]), float(energy[0]))
         self.ledger.record(PULSE_DEP, int(tally[kern.DEP_PULSES]), float(energy[1]))
         self.ledger.record("switch", int(tally[kern.SWITCHES]), 0.0)

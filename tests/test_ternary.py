@@ -97,6 +97,32 @@ def test_read_is_the_gated_xnor_sum():
     assert xbar.ledger.energy_j("read") > 0
 
 
+def test_grouped_columns_sum_their_currents_and_share_a_driver():
+    # four cells per weight: runs of 4 adjacent columns on one sense line and one DAC
+    xbar = TernaryCrossbar(30, 12, MTJ(d2d_r_rel=0.1), seed=5)
+    twin = TernaryCrossbar.from_state_dict(*xbar.state_dict())
+    rng = np.random.default_rng(3)
+    for _ in range(2):  # the second pass reads after a write (the wired sums follow it)
+        a = rng.integers(-1, 2, size=(6, 30)).astype(np.int8)
+        per_column = twin.read(a)
+        np.testing.assert_allclose(xbar.read(a, group=4), per_column.reshape(6, 3, 4).sum(axis=2),
+                                   rtol=1e-12, atol=1e-18)
+        v = rng.uniform(-0.2, 0.2, size=(2, 3))
+        np.testing.assert_allclose(xbar.read_back(v, group=4), twin.read_back(np.repeat(v, 4, axis=1)),
+                                   rtol=1e-12, atol=1e-18)
+        for kind in ("read", "read_back"):
+            assert xbar.ledger.energy_j(kind) == pytest.approx(twin.ledger.energy_j(kind), rel=1e-12)
+        d, p = rng.integers(-1, 2, size=(30, 12)).astype(np.int8), np.full((30, 12), 0.6)
+        xbar.update_cells(d, p)
+        twin.update_cells(d, p)
+        assert xbar.ledger.count("switch") > 0
+    for bad in (0, 5, 2.0, True):
+        with pytest.raises(ValueError, match="group must be an integer >= 1 that divides cols"):
+            xbar.read(a, group=bad)
+    with pytest.raises(ValueError, match=r"v_cols must have shape \(3,\)"):
+        xbar.read_back(np.zeros(12), group=4)
+
+
 def test_read_takes_dac_levels_and_books_their_energy():
     xbar = TernaryCrossbar(30, 7, MTJ(d2d_r_rel=0.0), seed=4)
     a = np.random.default_rng(1).uniform(-1, 1, size=(5, 30))
