@@ -45,7 +45,7 @@ TARGET_NO_NOISE = 0.8
 TARGET_NOISE = 0.5
 
 
-def _time_interleaved(fns, repeats, warmup, blocks=10):
+def time_interleaved(fns, repeats, warmup, blocks=10):
     """Seconds per call of each function in ``fns`` (a dict).
 
     The functions take turns (in rotating order) inside every repetition, so a burst of
@@ -113,7 +113,7 @@ def run(repeats=200, warmup=20, seed=0):
         "crossbar_read": lambda: quiet.read(v_bool),
         "crossbar_read_noise": lambda: noisy.read(v_bool),
     }
-    results = _time_interleaved(fns, repeats, warmup)
+    results = time_interleaved(fns, repeats, warmup)
     # supplementary: the same with one BLAS thread (steadier on a shared machine); the
     # headline ratios above use the thread pool as the environment configures it
     single = None
@@ -123,7 +123,7 @@ def run(repeats=200, warmup=20, seed=0):
         threadpool_limits = None
     if threadpool_limits is not None:
         with threadpool_limits(limits=1, user_api="blas"):
-            single = _time_interleaved(fns, repeats, warmup)
+            single = time_interleaved(fns, repeats, warmup)
     def ratio(key, stat):
         return results["numpy_v_at_G"][stat] / results[key][stat]
 
