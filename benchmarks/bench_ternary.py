@@ -3,9 +3,9 @@
 The networks average ``k`` cells per weight; their ``k`` adjacent columns share one sense
 line, so :meth:`TernaryCrossbar.read` with ``group=k`` returns the wired sum of the
 ``k`` currents, and ``read_back`` with ``group=k`` lets one driver set the ``k``
-columns. One run measures, on the second convolution array of ``TernaryCNN``'s
-defaults (804 rows, 64 weights of 4 cells = 256 columns) with the patch drives of
-``--images`` images (64 positions each, ternary):
+columns. One run measures, on the second convolution array of ``TernaryCNN`` with
+four cells per weight (804 rows, 64 weights of 4 cells = 256 columns) with the patch
+drives of ``--images`` images (64 positions each, ternary):
 
 * ``read(a, group=4)`` against ``read(a)`` followed by the sum of each run of 4 columns;
 * ``read_back(v, group=4)`` against ``read_back`` of the voltages repeated on every
