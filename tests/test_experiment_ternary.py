@@ -128,3 +128,19 @@ def test_grey_inputs_and_the_calibration_set_are_options(tmp_path):
     assert cli.main(argv) == 0
     resolved = json.loads((tmp_path / "grey" / "results.json").read_text())["resolved_params"]
     assert resolved["input_coding"] == "grey" and resolved["calibration_samples"] == 0
+
+
+def test_every_flag_is_a_parameter_of_the_networks_and_reaches_them(tmp_path):
+    from networks import TernaryCNN, TernaryMLP
+    mlp_only = {"update"}  # the CNN refuses it with a message (tested above)
+    cnn_only = {"conv_layers"}
+    for name in mnist_ternary.PARAMS:
+        if name not in cnn_only:
+            assert name in TernaryMLP().get_params(), name
+        if name not in mlp_only:
+            assert name in TernaryCNN().get_params(), name
+    argv = ["ternary", "--dataset", "digits", "--hidden-layer-sizes", "16", "--n-iter", "1",
+            "--min-probability", "0.01", "--max-width-s", "1e-8", "--out", str(tmp_path / "run")]
+    assert cli.main(argv) == 0
+    resolved = json.loads((tmp_path / "run" / "results.json").read_text())["resolved_params"]
+    assert resolved["min_probability"] == 0.01 and resolved["max_width_s"] == 1e-8
