@@ -22,6 +22,13 @@ A SPEC is a TOML file::
     seed = 0
     params = {learning-rate = {low = 0.01, high = 0.1, log = true}, cd-k = [1, 3]}
 
+    [[cases]]                       # and/or: named bundles of flags set together, for
+    label = "defaults"              # comparing whole configurations chip for chip; every
+    [[cases]]                       # grid / random combination runs once per case
+    label = "slow"
+    n-iter = 12
+    batch-growth = 1.5
+
 Each point (settings + seed) runs the experiment's ``main(argv)`` with ``--out`` set to
 its own folder ``OUT/points/<name>``, where the experiment writes its ``results.json``
 and the sweep its ``point.json`` (argv, status, attempts, metrics, wall time) and
@@ -78,7 +85,8 @@ __all__ = ["Point", "load_spec", "expand_points", "run_sweep", "run_point", "col
 
 POINT_FILE, LOG_FILE, RESULTS = "point.json", "log.txt", "results.json"
 TABLE, SUMMARY, SWEEP_FILE = "table.csv", "summary.csv", "sweep.json"
-_SPEC_KEYS = {"description", "experiment", "seeds", "seed_flag", "metrics", "base", "grid", "random"}
+_SPEC_KEYS = {"description", "experiment", "seeds", "seed_flag", "metrics", "base", "grid",
+              "random", "cases"}
 _RANDOM_KEYS = {"n", "seed", "params"}
 _FLAG = re.compile(r"^[A-Za-z][A-Za-z0-9_-]*$")
 
@@ -89,7 +97,8 @@ class SpecError(ValueError):
 
 @dataclass(frozen=True)
 class Point:
-    """One run of a sweep: the varied settings, the seed, the folder and the argv."""
+    """One run of a sweep: the varied settings, the seed, the folder and the argv
+    (``case``: the label of the spec's case it belongs to, None without cases)."""
 
     name: str
     settings: dict
@@ -97,10 +106,12 @@ class Point:
     argv: tuple
     out: str
     experiment: str
+    case: str | None = None
 
     def record(self) -> dict:
         return {"name": self.name, "settings": self.settings, "seed": self.seed,
-                "argv": list(self.argv), "out": self.out, "experiment": self.experiment}
+                "argv": list(self.argv), "out": self.out, "experiment": self.experiment,
+                "case": self.case}
 
 
 # ---------------------------------------------------------------------------- spec
@@ -130,7 +141,8 @@ def check_spec(raw: dict, where: str = "spec") -> dict:
     spec = {"description": raw.get("description", ""), "experiment": raw.get("experiment"),
             "seeds": raw.get("seeds", [0]), "seed_flag": raw.get("seed_flag", "seed"),
             "metrics": raw.get("metrics"), "base": raw.get("base", {}),
-            "grid": raw.get("grid", {}), "random": raw.get("random")}
+            "grid": raw.get("grid", {}), "random": raw.get("random"),
+            "cases": raw.get("cases")}
     if not isinstance(spec["experiment"], str) or not spec["experiment"]:
         bad("'experiment' must name a neuromem experiment command or 'module:function'")
     if spec["experiment"] == "sweep":
@@ -176,6 +188,25 @@ def check_spec(raw: dict, where: str = "spec") -> dict:
         if set(params) & set(spec["grid"]):
             bad(f"{sorted(set(params) & set(spec['grid']))} are both in [grid] and [random.params]")
     varied = set(spec["grid"]) | set((rnd or {}).get("params", {}))
+    cases = spec["cases"]
+    if cases is not None:
+        if not isinstance(cases, list) or not cases or not all(isinstance(c, dict) for c in cases):
+            bad("[[cases]] must be one or more tables, each with a label and its flags")
+        labels = [c.get("label") for c in cases]
+        for i, label in enumerate(labels):
+            if not isinstance(label, str) or not _FLAG.match(label):
+                bad(f"[[cases]] number {i + 1} needs label = \"name\" (letters, digits, - and _), "
+                    f"got {label!r}")
+        if len(set(labels)) != len(labels):
+            bad(f"[[cases]] labels must differ, got {labels}")
+        for case in cases:
+            flags = {k: v for k, v in case.items() if k != "label"}
+            for key in flags:
+                _check_flag(key, f"[[cases]] {case['label']!r}", bad)
+            if set(flags) & varied:
+                bad(f"[[cases]] {case['label']!r} sets {sorted(set(flags) & varied)}, which "
+                    f"[grid] or [random] varies")
+        varied |= {k for c in cases for k in c if k != "label"}
     if spec["seed_flag"] is not None:
         taken = {spec["seed_flag"]} & (varied | set(spec["base"]))
         if taken:
@@ -223,7 +254,8 @@ def _draw(dist, rng):
 
 
 def setting_combinations(spec: dict) -> list[dict]:
-    """The varied settings of every point, grid x random sample, in a fixed order."""
+    """The varied settings of every point, grid x random sample, in a fixed order
+    (without the cases: see :func:`case_settings`)."""
     import numpy as np
 
     grid = spec["grid"]
@@ -234,6 +266,13 @@ def setting_combinations(spec: dict) -> list[dict]:
     rng = np.random.default_rng(rnd.get("seed", 0))
     drawn = [{k: _draw(d, rng) for k, d in rnd["params"].items()} for _ in range(rnd["n"])]
     return [{**c, **d} for c in combos for d in drawn]
+
+
+def case_settings(spec: dict) -> list[tuple[str | None, dict]]:
+    """``(label, flags)`` of every case of the spec; ``[(None, {})]`` without cases."""
+    if not spec.get("cases"):
+        return [(None, {})]
+    return [(c["label"], {k: v for k, v in c.items() if k != "label"}) for c in spec["cases"]]
 
 
 def flag_argv(settings: dict) -> list[str]:
@@ -298,9 +337,11 @@ def expand_points(spec: dict, out) -> list[Point]:
     """Every point of a spec: settings combinations x seeds, each with its folder."""
     out = Path(out)
     points, names = [], set()
-    for settings in setting_combinations(spec):
+    for case, flags, combo in ((c, f, s) for c, f in case_settings(spec)
+                               for s in setting_combinations(spec)):
+        settings = {**flags, **combo}
         for seed in spec["seeds"]:
-            name = _slug(settings, seed)
+            name = _slug(combo, seed) if case is None else f"{case}_{_slug(combo, seed)}"
             if name in names:
                 digest = hashlib.sha1(json.dumps([settings, seed], sort_keys=True,
                                                  default=str).encode()).hexdigest()[:8]
@@ -311,7 +352,8 @@ def expand_points(spec: dict, out) -> list[Point]:
             if spec["seed_flag"] is not None:
                 argv += ["--" + spec["seed_flag"], str(seed)]
             argv += ["--out", str(folder)]
-            points.append(Point(name, settings, seed, tuple(argv), str(folder), spec["experiment"]))
+            points.append(Point(name, settings, seed, tuple(argv), str(folder),
+                                spec["experiment"], case))
     return points
 
 
@@ -567,7 +609,7 @@ def collect(spec: dict, out, records: list[dict], *, wall_s=None, client=None) -
     metrics = _metric_columns(records, spec["metrics"])
     rows = []
     for r in records:
-        flat = _flat(r["settings"])
+        flat = _columns(r)
         row = {"point": r["name"], "seed": r["seed"], "status": r["status"]}
         row.update({k: flat.get(k) for k in params})
         row.update({m: (r.get("metrics") or {}).get(m) for m in metrics})
@@ -593,10 +635,18 @@ def collect(spec: dict, out, records: list[dict], *, wall_s=None, client=None) -
         "finished": time.strftime("%Y-%m-%d %H:%M:%S")})
 
 
+def _columns(record: dict) -> dict:
+    """The settings of a point as table columns: its case first (when the spec has
+    cases), then the flattened settings."""
+    case = record.get("case")
+    flat = _flat(record["settings"])
+    return flat if case is None else {"case": case, **flat}
+
+
 def _param_columns(records) -> list[str]:
     cols = []
     for r in records:
-        for k in _flat(r["settings"]):
+        for k in _columns(r):
             if k not in cols:
                 cols.append(k)
     return cols
@@ -618,7 +668,7 @@ def summarize(records, params, metrics) -> list[dict]:
     the finished seeds of each setting."""
     groups = {}
     for r in records:
-        flat = _flat(r["settings"])
+        flat = _columns(r)
         key = json.dumps([flat.get(k) for k in params], default=str)
         groups.setdefault(key, (flat, []))[1].append(r)
     rows = []

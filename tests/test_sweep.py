@@ -143,11 +143,52 @@ def test_random_sample_is_reproducible_and_inside_its_ranges(tmp_path):
     ({"experiment": "dbn", "random": {"n": 2, "params": {"top": {"low": 0, "high": 1, "log": True}}}},
      "log sampling needs low > 0"),
     ({"experiment": "dbn", "metrics": "accuracy"}, "'metrics'"),
+    ({"experiment": "dbn", "cases": {"label": "a"}}, "[[cases]] must be one or more tables"),
+    ({"experiment": "dbn", "cases": [{"top": 8}]}, "[[cases]] number 1 needs label"),
+    ({"experiment": "dbn", "cases": [{"label": "a"}, {"label": "a", "top": 8}]},
+     "labels must differ"),
+    ({"experiment": "dbn", "cases": [{"label": "a", "top": 8}], "grid": {"top": [4]}},
+     "[[cases]] 'a' sets ['top'], which [grid] or [random] varies"),
+    ({"experiment": "dbn", "cases": [{"label": "a", "seed": 3}]}, "seed flag"),
+    ({"experiment": "dbn", "cases": [{"label": "a", "bad flag": 3}]}, "not a flag name"),
 ])
 def test_bad_specs_name_the_key(raw, words):
     with pytest.raises(sweep.SpecError) as exc:
         sweep.check_spec(raw)
     assert words in str(exc.value)
+
+
+def test_cases_run_every_combination_once_per_case_with_their_flags(tmp_path):
+    spec = sweep.check_spec({
+        "experiment": "dbn", "seeds": [0, 1], "base": {"recipe": "digits", "top": 16},
+        "grid": {"device": ["yflash", "pcm"]},
+        "cases": [{"label": "defaults"}, {"label": "wide", "top": 64, "layers": [32]}]})
+    points = sweep.expand_points(spec, tmp_path)
+    assert len(points) == 2 * 2 * 2 and len({p.out for p in points}) == 8
+    by_case = {c: [p for p in points if p.case == c] for c in ("defaults", "wide")}
+    assert all(len(v) == 4 for v in by_case.values())
+    for p in by_case["defaults"]:
+        argv = list(p.argv)
+        assert argv[argv.index("--top") + 1] == "16" and "--layers" not in argv
+        assert p.name.startswith("defaults_device=")
+    for p in by_case["wide"]:
+        argv = list(p.argv)
+        assert argv.count("--top") == 1 and argv[argv.index("--top") + 1] == "64"
+        assert argv[argv.index("--layers") + 1] == "32" and p.name.startswith("wide_device=")
+    # the same grid point and seed in both cases: same device and seed, different flags
+    assert [(p.settings["device"], p.seed) for p in by_case["defaults"]] == \
+        [(p.settings["device"], p.seed) for p in by_case["wide"]]
+    assert sweep.expand_points(sweep.check_spec({"experiment": "dbn"}), tmp_path)[0].case is None
+
+
+@pytest.mark.parametrize("path", sorted((Path(__file__).parents[1] / "experiments" / "sweeps")
+                                        .glob("*.toml")), ids=lambda p: p.stem)
+def test_shipped_specs_are_accepted_by_their_experiments(path, tmp_path):
+    spec = sweep.load_spec(path)
+    points = sweep.expand_points(spec, tmp_path)
+    assert len(points) == len({p.out for p in points}) >= 2
+    for argv in dict.fromkeys(p.argv for p in points):
+        sweep.check_argv(spec["experiment"], argv)
 
 
 def _cli_error(argv, capsys) -> str:
@@ -268,6 +309,33 @@ def test_failed_point_is_recorded_the_rest_finish_and_a_rerun_retries_it(tmp_pat
     assert sweep.main([str(spec), "--out", str(out), "--no-progress"], client=client) == 1
     assert point_record(out, rows["fail"]["point"])["attempts"] == 2
     assert point_record(out, rows["cc"]["point"])["attempts"] == 1
+
+
+def test_cases_are_compared_chip_for_chip_in_the_summary(tmp_path, client):
+    spec = write_spec(tmp_path / "cases.toml", """
+        experiment = "sweep_helper:main"
+        seeds = [0, 1]
+        [base]
+        value = "ab"
+        sleep = 0.05
+        [[cases]]
+        label = "short"
+        [[cases]]
+        label = "long"
+        value = "abcd"
+        """)
+    out = tmp_path / "out"
+    assert sweep.main([str(spec), "--out", str(out), "--no-progress"], client=client) == 0
+    rows = read_csv(out / "table.csv")
+    assert [(r["case"], r["seed"]) for r in rows] == [("short", "0"), ("short", "1"),
+                                                      ("long", "0"), ("long", "1")]
+    for r in rows:
+        assert float(r["metrics.score"]) == (20 if r["case"] == "short" else 40) + int(r["seed"])
+    summary = {r["case"]: r for r in read_csv(out / "summary.csv")}
+    assert float(summary["short"]["metrics.score:mean"]) == pytest.approx(20.5)
+    assert float(summary["long"]["metrics.score:mean"]) == pytest.approx(40.5)
+    assert summary["long"]["metrics.score:n"] == "2"
+    assert (out / "metrics.score.png").stat().st_size > 1000
 
 
 def test_tiny_dbn_sweep_on_digits(tmp_path, client):
