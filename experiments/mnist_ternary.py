@@ -156,6 +156,18 @@ def build_model(params: dict, spread: float | None, d2d_r_rel: float, seed: int,
     return model_class(kind)(**params, device=MTJ(d2d_r_rel=d2d_r_rel), random_state=seed)
 
 
+def changed_params(saved, built) -> list[str]:
+    """``"name: X there, Y now"`` for every parameter (device aside: its spread is in the
+    settings) in which a checkpoint's model differs from the one this command builds."""
+    def plain(value):
+        return json.loads(json.dumps(value, default=str))
+
+    old = {k: plain(v) for k, v in saved.get_params().items() if k not in ("device", "verbose")}
+    new = {k: plain(v) for k, v in built.get_params().items() if k not in ("device", "verbose")}
+    return [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now"
+            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+
+
 def load_data(args) -> dict:
     from neuromem.data import load_digits_scaled, load_mnist, train_validation_split
 
@@ -356,10 +368,17 @@ def main(argv=None) -> int:
         (out / SPREAD_RUNS).unlink(missing_ok=True)  # kept spread runs belong to the run started over
     else:
         progress = json.loads((out / PROGRESS).read_text())
-        if progress["settings"] != json.loads(json.dumps(settings)):
+        # the flags may differ (a default given explicitly): the parameters are compared below
+        if ({k: v for k, v in progress["settings"].items() if k != "params"}
+                != {k: v for k, v in json.loads(json.dumps(settings)).items() if k != "params"}):
             parser.error(f"{out} holds a run with other settings (--no-resume starts over, "
                          "or choose another --out)")
-        model = model_class(args.model).load(out / CHECKPOINT)
+        saved = model_class(args.model).load(out / CHECKPOINT)
+        changed = changed_params(saved, model)
+        if changed:  # same flags, but the estimator's defaults moved since the run started
+            parser.error(f"{out} holds a run with other parameters ({'; '.join(changed)}); "
+                         "--no-resume starts over, or choose another --out")
+        model = saved
         history, train_s = progress["history"], progress["train_s"]
         print(f"resuming after epoch {model.epochs_done_}", file=sys.stderr)
     from tqdm import tqdm

@@ -53,6 +53,30 @@ def test_small_run_writes_results_and_resumes(tmp_path, capsys):
     assert exc.value.code == 2
 
 
+def test_a_run_whose_defaults_moved_is_not_resumed(tmp_path, capsys, monkeypatch):
+    from networks import TernaryMLP
+
+    out = tmp_path / "run"
+    argv = ["ternary", "--dataset", "digits", "--hidden-layer-sizes", "16", "--n-iter", "1",
+            "--batch-size", "50", "--out", str(out)]
+    assert cli.main(argv) == 0
+    # the same command after a release changed a default: refused, naming the parameter
+    monkeypatch.setitem(TernaryMLP.__init__.__kwdefaults__, "cells_per_weight", 2)
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as exc:
+        cli.main(argv)
+    assert exc.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert "cells_per_weight: 4 there, 2 now" in err and "--no-resume" in err
+    assert cli.main(argv[:-2] + ["--no-resume", "--out", str(out)]) == 0
+    assert json.loads((out / "results.json").read_text())["resolved_params"]["cells_per_weight"] == 2
+    # the default given as a flag is the same run: resumed
+    monkeypatch.setitem(TernaryMLP.__init__.__kwdefaults__, "cells_per_weight", 4)
+    capsys.readouterr()
+    assert cli.main(argv[:-2] + ["--cells-per-weight", "2", "--out", str(out)]) == 0
+    assert "resuming after epoch 1" in capsys.readouterr().err
+
+
 def test_a_spread_run_trains_its_own_model():
     from neuromem.data import load_digits_scaled
 
