@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.dbn_report import _git_commit, _versions, _write_json
+from experiments.dbn_report import git_commit, versions, write_json
 
 __all__ = ["build_parser", "main", "run_mlp", "run_float", "run_dbn"]
 
@@ -474,9 +474,9 @@ def main(argv=None) -> int:
     rows += included
     table = write_table(rows, out / "table.md", info)
     make_figure(rows, out / "accuracy_vs_energy.png", info)
-    _write_json(out / "results.json", {
+    write_json(out / "results.json", {
         "argv": list(sys.argv[1:] if argv is None else argv), "data": info, "rows": rows,
-        "git": _git_commit(), "versions": _versions(),
+        "git": git_commit(), "versions": versions(),
         "wall_time_s": time.perf_counter() - t0,
         "threads": os.environ.get("OMP_NUM_THREADS"),
         "figures": ["accuracy_vs_energy.png"], "table": "table.md"})

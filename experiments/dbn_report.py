@@ -194,14 +194,16 @@ def pulse_summary(dbn) -> dict:
 
 # ---------------------------------------------------------------------------- energy helpers
 
-def _ops(report: dict) -> dict:
+def ledger_ops(report: dict) -> dict:
+    """``{operation: {count, energy_j}}`` of an energy report, without its total."""
     return {k: {"count": int(v["count"]), "energy_j": float(v["energy_j"])}
             for k, v in report.items() if k != "total_j"}
 
 
-def _ops_diff(after: dict, before: dict) -> dict:
+def ops_diff(after: dict, before: dict) -> dict:
+    """The operations booked between two energy reports (``after`` minus ``before``)."""
     out = {}
-    for op, v in _ops(after).items():
+    for op, v in ledger_ops(after).items():
         b = before.get(op, {"count": 0, "energy_j": 0.0})
         dc, de = v["count"] - b["count"], v["energy_j"] - b["energy_j"]
         if dc or de:
@@ -209,7 +211,8 @@ def _ops_diff(after: dict, before: dict) -> dict:
     return out
 
 
-def _ops_add(a: dict, b: dict, sign=1) -> dict:
+def ops_add(a: dict, b: dict, sign=1) -> dict:
+    """``a + sign · b`` operation by operation."""
     out = {k: dict(v) for k, v in a.items()}
     for op, v in b.items():
         acc = out.setdefault(op, {"count": 0, "energy_j": 0.0})
@@ -218,19 +221,22 @@ def _ops_add(a: dict, b: dict, sign=1) -> dict:
     return out
 
 
-def _with_total(ops: dict) -> dict:
+def with_total(ops: dict) -> dict:
+    """``ops`` sorted by name, with their summed energy as ``total_j``."""
     out = {k: dict(v) for k, v in sorted(ops.items())}
     out["total_j"] = sum(v["energy_j"] for v in ops.values())
     return out
 
 
-def _pulse_count(report: dict) -> int:
+def pulse_count(report: dict) -> int:
+    """Programming pulses (potentiating and depressing) booked in an energy report."""
     return int(report.get("potentiate", {}).get("count", 0) + report.get("depress", {}).get("count", 0))
 
 
 # ---------------------------------------------------------------------------- run bookkeeping
 
-def _git_commit() -> dict:
+def git_commit() -> dict:
+    """The checkout's commit and whether tracked files differ from it (None outside git)."""
     root = Path(__file__).resolve().parents[1]
     try:
         commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True,
@@ -242,7 +248,7 @@ def _git_commit() -> dict:
     return {"commit": commit, "dirty": dirty if commit else None}
 
 
-def _git_record(at_start: dict, at_end: dict) -> dict:
+def git_record(at_start: dict, at_end: dict) -> dict:
     """The commit this invocation started from; where the checkout changed while it ran,
     also the commit at the end (the code in memory is still the first one)."""
     record = dict(at_start)
@@ -251,7 +257,8 @@ def _git_record(at_start: dict, at_end: dict) -> dict:
     return record
 
 
-def _versions() -> dict:
+def versions() -> dict:
+    """Python, platform and the versions of neuromem and its main dependencies."""
     from importlib import metadata
 
     import neuromem
@@ -266,7 +273,8 @@ def _versions() -> dict:
     return out
 
 
-def _write_json(path: Path, data) -> None:
+def write_json(path: Path, data) -> None:
+    """Write ``data`` as JSON atomically (NumPy scalars and arrays as plain values)."""
     tmp = path.with_name(path.name + ".tmp")
     try:
         tmp.write_text(json.dumps(data, indent=2, default=_json_default))

@@ -49,9 +49,10 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.dbn_report import (FIGURES, _git_commit, _git_record, _ops, _ops_add,
-                                    _ops_diff, _pulse_count, _versions, _with_total,
-                                    _write_json, evaluate_epoch, final_accuracy, make_figures,
+from experiments.checkpoints import refusal, setting_differences
+from experiments.dbn_report import (FIGURES, git_commit, git_record, ledger_ops, ops_add,
+                                    ops_diff, pulse_count, versions, with_total,
+                                    write_json, evaluate_epoch, final_accuracy, make_figures,
                                     pulse_summary)
 from neuromem.energy import energy_breakdown
 
@@ -377,7 +378,7 @@ def _data_error(parser, run, exc):
 def _training_part(recipe: dict) -> dict:
     dbn = {k: v for k, v in recipe["dbn"].items() if k not in _NOT_TRAINING}
     run = {k: v for k, v in recipe["run"].items() if k != "threads"}
-    return json.loads(json.dumps({"run": run, "dbn": dbn}))
+    return {"run": run, "dbn": dbn}
 
 
 def _resume(out: Path, recipe: dict, parser):
@@ -390,12 +391,9 @@ def _resume(out: Path, recipe: dict, parser):
         parser.error(f"{out / CHECKPOINT} exists but {run_file} does not name its recipe; use "
                      "--no-resume to start over or choose another --out")
     before, now = _training_part(saved), _training_part(recipe)
-    diff = [f"{k}: checkpoint {before[t].get(k)!r}, now {now[t].get(k)!r}"
-            for t in ("run", "dbn") for k in sorted(set(before[t]) | set(now[t]))
-            if before[t].get(k) != now[t].get(k)]
+    diff = [d for t in ("run", "dbn") for d in setting_differences(before[t], now[t])]
     if diff:
-        parser.error(f"the checkpoint in {out} was trained with other settings ("
-                     + "; ".join(diff) + "); use --no-resume to start over or choose another --out")
+        parser.error(refusal(out, diff))
     try:
         dbn = MemristiveDBN.load(out / CHECKPOINT)
     except (ValueError, OSError) as exc:
@@ -424,7 +422,7 @@ def main(argv=None, *, on_epoch=None) -> int:
 
 def _main(argv, on_epoch) -> int:
     t_start = time.perf_counter()
-    git_at_start = _git_commit()  # the code this invocation runs, even if HEAD moves meanwhile
+    git_at_start = git_commit()  # the code this invocation runs, even if HEAD moves meanwhile
     parser = build_parser()
     args = parser.parse_args(argv)
     recipe = resolve_recipe(args, parser)
@@ -454,7 +452,7 @@ def _main(argv, on_epoch) -> int:
                 out.mkdir(parents=True, exist_ok=True)  # only now: the input is valid
                 for stale in (CHECKPOINT, RESULTS, MODEL):
                     (out / stale).unlink(missing_ok=True)
-                _write_json(out / RUN_FILE, {"recipe": recipe,
+                write_json(out / RUN_FILE, {"recipe": recipe,
                                              "created": time.strftime("%Y-%m-%d %H:%M:%S")})
             if _train(dbn, X, y, data, out, args, on_epoch):
                 print(f"stopped after {args.stop_after} epoch(s) of this run; checkpoint in "
@@ -463,12 +461,12 @@ def _main(argv, on_epoch) -> int:
             report_train = dbn.energy_report()
             eval_ops = {}
             for h in dbn.history_:
-                eval_ops = _ops_add(eval_ops, h.get("eval_ops", {}))
+                eval_ops = ops_add(eval_ops, h.get("eval_ops", {}))
             t_eval = time.perf_counter()
             accuracy = final_accuracy(dbn, data)
             eval_wall = time.perf_counter() - t_eval
-            final_ops = _ops_diff(dbn.energy_report(), report_train)
-            training_ops = _ops_add(_ops(report_train), eval_ops, sign=-1)
+            final_ops = ops_diff(dbn.energy_report(), report_train)
+            training_ops = ops_add(ledger_ops(report_train), eval_ops, sign=-1)
             pulses = pulse_summary(dbn)
             dbn.save(out / MODEL, training_state=False)
     except KeyboardInterrupt:
@@ -487,28 +485,28 @@ def _main(argv, on_epoch) -> int:
         "overrides": recipe["overrides"],
         "argv": list(sys.argv[1:] if argv is None else argv),
         "data_dir": args.data_dir,
-        "git": _git_record(git_at_start, _git_commit()),
+        "git": git_record(git_at_start, git_commit()),
         "dataset": data["info"],
         "accuracy": {data["eval_set"]: accuracy},
         "curves": dbn.history_,
         "pulses_per_device": pulses,
         "energy": {
-            "training": _with_total(training_ops),
-            "evaluation": _with_total(_ops_add(eval_ops, final_ops)),
+            "training": with_total(training_ops),
+            "evaluation": with_total(ops_add(eval_ops, final_ops)),
             "total": dbn.energy_report(),
         },
-        "energy_by_component": {"training": energy_breakdown(_with_total(training_ops)),
+        "energy_by_component": {"training": energy_breakdown(with_total(training_ops)),
                                 "total": energy_breakdown(dbn.energy_report())},
         "wall_time_s": {"training": epoch_wall, "final_evaluation": eval_wall,
                         "total": epoch_wall + eval_wall,
                         "this_invocation": time.perf_counter() - t_start},
         "resumed": bool(resumed),
-        "versions": _versions(),
+        "versions": versions(),
         "figures": figures,
         "checkpoint": CHECKPOINT,
         "model": MODEL,
     }
-    _write_json(out / RESULTS, results)
+    write_json(out / RESULTS, results)
     print(f"{data['eval_set']} accuracy: freeze {100 * accuracy['freeze']:.2f} %, sampling "
           f"{100 * accuracy['sampling']:.2f} % | training pulses per device "
           f"{_fmt(pulses['training']['mean'])} (max {pulses['training']['max']}) | training energy "
@@ -551,12 +549,12 @@ def _train(dbn, X, y, data, out, args, on_epoch) -> bool:
             entry = {"index": len(dbn.history_) + 1, "stage": stage, "epoch": epoch,
                      "eval_set": data["eval_set"]}
             entry.update(evaluate_epoch(dbn, data, stage))
-            entry["eval_ops"] = _ops_diff(dbn.energy_report(), before)
+            entry["eval_ops"] = ops_diff(dbn.energy_report(), before)
             eval_so_far = {}
             for h in dbn.history_:
-                eval_so_far = _ops_add(eval_so_far, h.get("eval_ops", {}))
-            train_ops = _ops_add(_ops(before), eval_so_far, sign=-1)
-            entry["pulses"] = _pulse_count(before)
+                eval_so_far = ops_add(eval_so_far, h.get("eval_ops", {}))
+            train_ops = ops_add(ledger_ops(before), eval_so_far, sign=-1)
+            entry["pulses"] = pulse_count(before)
             entry["training_energy_j"] = sum(v["energy_j"] for v in train_ops.values())
             entry["wall_s"] = time.perf_counter() - t0
             dbn.history_.append(entry)

@@ -47,6 +47,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.checkpoints import refusal, setting_differences
 from neuromem.energy import energy_breakdown
 
 CHECKPOINT, CHECKPOINT_INFO, RESULTS = "checkpoint.npz", "checkpoint.json", "results.json"
@@ -320,11 +321,9 @@ def resume(out: Path, s: dict, ap):
     info = json.loads((out / CHECKPOINT_INFO).read_text())
     saved = info.get("settings", {})
     saved = {**_SETTINGS_BEFORE, **saved}
-    diff = [f"{k}: checkpoint {saved.get(k)!r}, now {s[k]!r}" for k in TRAINING_SETTINGS
-            if saved.get(k) != s[k]]
+    diff = setting_differences(saved, s, TRAINING_SETTINGS)
     if diff:
-        ap.error(f"the checkpoint in {out} was made with other settings (" + "; ".join(diff)
-                 + "); rerun with --no-resume to start over, or choose another --out")
+        ap.error(refusal(out, diff))
     engine = build_engine(s)
     with np.load(out / CHECKPOINT, allow_pickle=False) as data:
         arrays = {k: data[k] for k in data.files}

@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
+from experiments.checkpoints import refusal, setting_differences
 from neuromem.energy import energy_breakdown
 
 RESULTS, CHECKPOINT, PROGRESS = "results.json", "checkpoint.npz", "progress.json"
@@ -157,15 +158,13 @@ def build_model(params: dict, spread: float | None, d2d_r_rel: float, seed: int,
 
 
 def changed_params(saved, built) -> list[str]:
-    """``"name: X there, Y now"`` for every parameter (device aside: its spread is in the
-    settings) in which a checkpoint's model differs from the one this command builds."""
-    def plain(value):
-        return json.loads(json.dumps(value, default=str))
+    """``"name: checkpoint X, now Y"`` for every parameter (device aside: its spread is
+    in the settings) in which a checkpoint's model differs from the one this command
+    builds."""
+    def params(model):
+        return {k: v for k, v in model.get_params().items() if k not in ("device", "verbose")}
 
-    old = {k: plain(v) for k, v in saved.get_params().items() if k not in ("device", "verbose")}
-    new = {k: plain(v) for k, v in built.get_params().items() if k not in ("device", "verbose")}
-    return [f"{k}: {old.get(k)!r} there, {new.get(k)!r} now"
-            for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    return setting_differences(params(saved), params(built))
 
 
 def load_data(args) -> dict:
@@ -369,15 +368,14 @@ def main(argv=None) -> int:
     else:
         progress = json.loads((out / PROGRESS).read_text())
         # the flags may differ (a default given explicitly): the parameters are compared below
-        if ({k: v for k, v in progress["settings"].items() if k != "params"}
-                != {k: v for k, v in json.loads(json.dumps(settings)).items() if k != "params"}):
-            parser.error(f"{out} holds a run with other settings (--no-resume starts over, "
-                         "or choose another --out)")
-        saved = model_class(args.model).load(out / CHECKPOINT)
-        changed = changed_params(saved, model)
-        if changed:  # same flags, but the estimator's defaults moved since the run started
-            parser.error(f"{out} holds a run with other parameters ({'; '.join(changed)}); "
-                         "--no-resume starts over, or choose another --out")
+        differences = setting_differences(
+            {k: v for k, v in progress["settings"].items() if k != "params"},
+            {k: v for k, v in settings.items() if k != "params"})
+        if not differences:  # same flags, but the estimator's defaults may have moved since
+            saved = model_class(args.model).load(out / CHECKPOINT)
+            differences = changed_params(saved, model)
+        if differences:
+            parser.error(refusal(out, differences))
         model = saved
         history, train_s = progress["history"], progress["train_s"]
         print(f"resuming after epoch {model.epochs_done_}", file=sys.stderr)

@@ -11,7 +11,38 @@ from pathlib import Path
 
 import numpy as np
 
+from neuromem import get_device
+
 METADATA = "__metadata__"
+
+
+def params_to_json(params: dict) -> dict:
+    """An estimator's ``get_params()`` as JSON values (a device as its description)."""
+    out = {}
+    for key, value in params.items():
+        if hasattr(value, "describe"):  # a Device instance
+            out[key] = {"__device__": value.describe()}
+        elif isinstance(value, np.integer):
+            out[key] = int(value)
+        elif isinstance(value, np.floating):
+            out[key] = float(value)
+        elif isinstance(value, tuple):
+            out[key] = list(value)
+        else:
+            out[key] = value
+    return out
+
+
+def params_from_json(params: dict) -> dict:
+    """The inverse of :func:`params_to_json` (a described device is built again)."""
+    out = dict(params)
+    for key, value in params.items():
+        if isinstance(value, dict) and "__device__" in value:
+            spec = dict(value["__device__"])
+            name = spec.pop("device")
+            spec.pop("source", None)
+            out[key] = get_device(name, **spec)
+    return out
 
 
 def metadata_digest(meta: dict) -> str:

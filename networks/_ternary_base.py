@@ -20,8 +20,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 from neuromem import EnergyLedger, get_device
 from neuromem.ternary import TernaryCrossbar, TernaryPeriphery
 
-from ._archive import read_archive, write_archive
-from .rbm import _jsonable_params, _params_from_json
+from ._archive import params_from_json, params_to_json, read_archive, write_archive
 
 ACTIVATIONS = ("ternary", "binary")
 #: digital operations booked per value: the softmax error per output (exp, sum, divide,
@@ -560,7 +559,7 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             a, m = xbar.state_dict()
             arrays.update({f"layer{k}/{name}": v for name, v in a.items()})
             layers.append(m)
-        meta = {"params": _jsonable_params(self.get_params()), "n_features_in": int(self.n_features_in_),
+        meta = {"params": params_to_json(self.get_params()), "n_features_in": int(self.n_features_in_),
                 "layers": layers, "rng": self._rng.bit_generator.state,
                 "n_samples_seen": int(self.n_samples_seen_), "epochs_done": int(self.epochs_done_),
                 "training_counts": self.training_counts_, "ledger": self.ledger_.as_dict()}
@@ -577,7 +576,7 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         ValueError naming it)."""
         arrays, meta = read_archive(path, *cls._format)
         try:
-            model = cls(**cls._params_from_file(_params_from_json(meta["params"])))
+            model = cls(**cls._params_from_file(params_from_json(meta["params"])))
             device = model._check_params()
             classes = arrays["classes"]
             shapes = model._array_shapes(meta["n_features_in"], len(classes))

@@ -47,8 +47,8 @@ from neuromem.energy import sum_reports
 
 from ._constraints import Integer, Number, OneOf, validate_params
 from ._archive import metadata_digest as _meta_digest  # noqa: F401 (tests sign altered archives)
-from ._archive import read_archive, write_archive
-from .rbm import MemristiveRBM, _jsonable_params, _softplus, auto_batch_size, program_rbm_weights
+from ._archive import params_from_json, params_to_json, read_archive, write_archive
+from .rbm import MemristiveRBM, auto_batch_size, program_rbm_weights
 
 FORMAT = "neuromem-dbn"
 FORMAT_VERSION = 1
@@ -263,7 +263,7 @@ class _LabelledRBM(MemristiveRBM):
         """Exact ``log p(y | h)`` of the joint top RBM, by the free energy of each label."""
         W, U, c, b_y = self._label_parameters(self._weights_full())
         a = h @ W + c
-        scores = np.stack([b_y[k] + _softplus(a + U[k]).sum(axis=1)
+        scores = np.stack([b_y[k] + np.logaddexp(0.0, a + U[k]).sum(axis=1)
                            for k in range(self.n_labels)], axis=1)
         scores -= scores.max(axis=1, keepdims=True)
         return scores - np.log(np.exp(scores).sum(axis=1, keepdims=True))
@@ -948,7 +948,7 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
             modules[name] = m
             arrays.update({f"{name}/{k}": v for k, v in a.items()})
         meta = {
-            "params": _jsonable_params(self.get_params()),
+            "params": params_to_json(self.get_params()),
             "n_features_in": int(self.n_features_in_),
             "plan": self._plan(),
             "progress": self.progress_, "history": self.history_,
@@ -962,14 +962,13 @@ class MemristiveDBN(ClassifierMixin, BaseEstimator):
     @classmethod
     def load(cls, path) -> "MemristiveDBN":
         """Read a file written by :meth:`save`; a tampered or foreign file raises ValueError."""
-        from .rbm import _params_from_json
         path = Path(path)
         arrays, meta = read_archive(path, FORMAT, FORMAT_VERSION, what="a neuromem DBN archive")
         try:
             try:
                 # the network's own checks; they pass the RBM parameters (the shared
                 # ones, rbm_params, top_rbm_params) through MemristiveRBM's
-                dbn = cls(**_params_from_json(meta["params"]))
+                dbn = cls(**params_from_json(meta["params"]))
                 if not isinstance(dbn.hidden_layer_sizes, str):  # JSON keeps lists
                     dbn.hidden_layer_sizes = tuple(dbn.hidden_layer_sizes)
                 if isinstance(dbn.top_anneal_epochs, list):  # JSON keeps lists

@@ -39,8 +39,7 @@ from neuromem import ADC, DAC, ConverterChain, Crossbar, EnergyLedger, get_devic
 from neuromem.energy import ADD_16BIT_J, SRAM_LOAD_J
 
 from . import _mlp_kernels as kern
-from ._archive import read_archive, write_archive
-from .rbm import _jsonable_params, _params_from_json
+from ._archive import params_from_json, params_to_json, read_archive, write_archive
 
 __all__ = ["CrossbarMLP"]
 
@@ -445,7 +444,7 @@ class CrossbarMLP(ClassifierMixin, BaseEstimator):
             layers.append(m)
             if self.velocity_ is not None:
                 arrays[f"velocity{k}"] = self.velocity_[k]
-        meta = {"params": _jsonable_params(self.get_params()),
+        meta = {"params": params_to_json(self.get_params()),
                 "n_features_in": int(self.n_features_in_), "n_samples_seen": self.n_samples_seen_,
                 "pulse_weight": list(self.pulse_weight_), "history": self.history_,
                 "init_energy": self.init_energy_, "ledger": self.ledger_.as_dict(),
@@ -459,7 +458,7 @@ class CrossbarMLP(ClassifierMixin, BaseEstimator):
         path = Path(path)
         arrays, meta = read_archive(path, FORMAT, FORMAT_VERSION, what="a CrossbarMLP archive")
         try:
-            params = _params_from_json(meta["params"])
+            params = params_from_json(meta["params"])
             params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
             model = cls(**params)
             model._check_params()

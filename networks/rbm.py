@@ -25,6 +25,7 @@ from sklearn.utils.validation import check_is_fitted, validate_data
 
 from neuromem import ComparatorNeuron, Crossbar, DigitalCounter, EnergyLedger, PBitNeuron, get_device
 
+from ._archive import params_from_json, params_to_json
 from ._constraints import Integer, Number, OneOf, validate_params
 
 NEURONS = {"comparator": ComparatorNeuron, "mtj": PBitNeuron}
@@ -47,33 +48,6 @@ def _sigmoid(x):
 
 def _softplus(x):
     return np.logaddexp(0.0, x)
-
-
-def _jsonable_params(params: dict) -> dict:
-    out = {}
-    for key, value in params.items():
-        if hasattr(value, "describe"):  # a Device instance
-            out[key] = {"__device__": value.describe()}
-        elif isinstance(value, np.integer):
-            out[key] = int(value)
-        elif isinstance(value, np.floating):
-            out[key] = float(value)
-        elif isinstance(value, tuple):
-            out[key] = list(value)
-        else:
-            out[key] = value
-    return out
-
-
-def _params_from_json(params: dict) -> dict:
-    out = dict(params)
-    for key, value in params.items():
-        if isinstance(value, dict) and "__device__" in value:
-            spec = dict(value["__device__"])
-            name = spec.pop("device")
-            spec.pop("source", None)
-            out[key] = get_device(name, **spec)
-    return out
 
 
 def program_rbm_weights(xbar, weights, g_to_w, scheme, reference_level):
@@ -647,7 +621,7 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
             if self.fantasy_ is not None:
                 arrays["fantasy"] = self.fantasy_.copy()
         meta = {
-            "params": _jsonable_params(self.get_params()),
+            "params": params_to_json(self.get_params()),
             "n_features_in": int(self.n_features_in_),
             "batch_size": int(self.batch_size_),
             "training_state": bool(training_state),
@@ -662,7 +636,7 @@ class MemristiveRBM(TransformerMixin, BaseEstimator):
     def from_state(cls, arrays: dict, meta: dict) -> "MemristiveRBM":
         """Rebuild a model saved by :meth:`get_state` (validates shapes)."""
         try:
-            rbm = cls(**_params_from_json(meta["params"]))
+            rbm = cls(**params_from_json(meta["params"]))
             device = rbm._check_params()
             n_features = meta["n_features_in"]
             if not isinstance(n_features, Integral) or isinstance(n_features, bool) or n_features < 1:

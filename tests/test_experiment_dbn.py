@@ -61,14 +61,14 @@ def tiny_run(tmp_path_factory):
 
 def test_results_record_the_commit_the_run_started_from(tmp_path, monkeypatch):
     states = iter([{"commit": "a" * 40, "dirty": False}, {"commit": "b" * 40, "dirty": True}])
-    monkeypatch.setattr(mnist_dbn, "_git_commit", lambda: next(states))
+    monkeypatch.setattr(mnist_dbn, "git_commit", lambda: next(states))
     out = tmp_path / "git"
     tiny = [a if a != "2" else "1" for a in TINY]  # one epoch per stage is enough here
     assert mnist_dbn.main(tiny + ["--out", str(out), "--no-figures"]) == 0
     git = _results(out)["git"]
     assert git["commit"] == "a" * 40 and git["dirty"] is False
     assert git["at_end"] == {"commit": "b" * 40, "dirty": True}
-    assert mnist_dbn._git_record({"commit": "c", "dirty": False},
+    assert mnist_dbn.git_record({"commit": "c", "dirty": False},
                                  {"commit": "c", "dirty": False}) == {"commit": "c", "dirty": False}
 
 

@@ -67,7 +67,7 @@ def test_a_run_whose_defaults_moved_is_not_resumed(tmp_path, capsys, monkeypatch
         cli.main(argv)
     assert exc.value.code == 2
     err = capsys.readouterr().err.strip().splitlines()[-1]
-    assert "cells_per_weight: 4 there, 2 now" in err and "--no-resume" in err
+    assert "cells_per_weight: checkpoint 4, now 2" in err and "--no-resume" in err
     assert cli.main(argv[:-2] + ["--no-resume", "--out", str(out)]) == 0
     assert json.loads((out / "results.json").read_text())["resolved_params"]["cells_per_weight"] == 2
     # the default given as a flag is the same run: resumed
