@@ -50,10 +50,9 @@ from pathlib import Path
 import numpy as np
 
 from experiments.checkpoints import refusal, setting_differences
-from experiments.dbn_report import (FIGURES, git_commit, git_record, ledger_ops, ops_add,
-                                    ops_diff, pulse_count, versions, with_total,
-                                    write_json, evaluate_epoch, final_accuracy, make_figures,
-                                    pulse_summary)
+from experiments.dbn_report import (FIGURES, evaluate_epoch, final_accuracy, git_commit,
+                                    git_record, ledger_ops, make_figures, ops_add, ops_diff,
+                                    pulse_count, pulse_summary, versions, with_total, write_json)
 from neuromem.energy import energy_breakdown
 
 __all__ = ["FIGURES", "build_parser", "check_argv", "key_value", "main", "resolve_recipe"]
@@ -453,7 +452,7 @@ def _main(argv, on_epoch) -> int:
                 for stale in (CHECKPOINT, RESULTS, MODEL):
                     (out / stale).unlink(missing_ok=True)
                 write_json(out / RUN_FILE, {"recipe": recipe,
-                                             "created": time.strftime("%Y-%m-%d %H:%M:%S")})
+                                            "created": time.strftime("%Y-%m-%d %H:%M:%S")})
             if _train(dbn, X, y, data, out, args, on_epoch):
                 print(f"stopped after {args.stop_after} epoch(s) of this run; checkpoint in "
                       f"{out / CHECKPOINT}; rerun the same command to continue", file=sys.stderr)
