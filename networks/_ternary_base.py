@@ -500,6 +500,20 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             return int(max(1, n_samples))  # (also keeps growth**epoch from overflowing)
         return int(max(1, min(round(self.batch_size * self.batch_growth ** epoch), n_samples)))
 
+    def epoch_batches(self, epoch: int, n_samples: int) -> list[int]:
+        """Sizes of the batches of epoch ``epoch`` over ``n_samples``: the epoch is cut
+        into ``round(n_samples / epoch_batch_size)`` batches (at least one) of equal
+        size, give or take one sample. A short remainder batch (39 images after 79
+        batches of 759) would end the epoch with the noisiest update of all, and its
+        statistics group of a few dozen images with the worst normalisation, just
+        before the references are calibrated and the network is used."""
+        n_samples = int(n_samples)
+        if n_samples <= 0:
+            return []
+        count = max(1, round(n_samples / self.epoch_batch_size(epoch, n_samples)))
+        size, extra = divmod(n_samples, count)
+        return [size + 1] * extra + [size] * (count - extra)
+
     def epoch_learning_rate(self, epoch: int, batch: int) -> float:
         """``η`` of epoch ``epoch`` (0-based) with batches of ``batch`` samples:
         ``learning_rate · learning_rate_decay**epoch ·
@@ -512,8 +526,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         lr = self.epoch_learning_rate(self.epochs_done_, batch)
         order = self._rng.permutation(len(X))
         eye = np.eye(len(self.classes_))
-        for start in range(0, len(X), batch):
-            idx = order[start:start + batch]
+        sizes = self.epoch_batches(self.epochs_done_, len(X))
+        for idx in np.split(order, np.cumsum(sizes)[:-1]) if sizes else []:
             self._train_batch(X[idx], eye[y[idx]], lr)
         n = min(len(X), self.calibration_samples)
         if self.normalization is not None and n:
