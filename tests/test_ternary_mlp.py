@@ -168,6 +168,31 @@ def test_batch_grows_every_epoch_up_to_the_whole_set(digits):
     assert switches[8.0][1] < 0.5 * switches[1.0][1], switches
 
 
+def test_an_epoch_is_cut_into_batches_of_equal_size(digits, monkeypatch):
+    model = small(batch_size=100, batch_growth=1.0)
+    assert model.epoch_batches(0, 250) == [125, 125]  # not 100, 100 and a remainder of 50
+    assert model.epoch_batches(0, 1000) == [100] * 10
+    assert model.epoch_batches(0, 30) == [30] and model.epoch_batches(0, 0) == []
+    sizes = small(batch_size=759, batch_growth=1.0).epoch_batches(0, 60000)
+    assert len(sizes) == 79 and sum(sizes) == 60000 and max(sizes) - min(sizes) <= 1
+    # partial_fit trains on exactly these batches, every sample once
+    X_train, _, y_train, _ = digits
+    seen = []
+    train_batch = TernaryMLP._train_batch
+
+    def spy(self, X, onehot, lr):
+        seen.append(len(X))
+        return train_batch(self, X, onehot, lr)
+
+    monkeypatch.setattr(TernaryMLP, "_train_batch", spy)
+    model = small(batch_size=100, batch_growth=2.0)
+    model.partial_fit(X_train, y_train, classes=np.unique(y_train))
+    model.partial_fit(X_train, y_train)
+    n = len(X_train)
+    assert seen == model.epoch_batches(0, n) + model.epoch_batches(1, n), (n, seen)
+    assert min(seen) >= 100 * 2 / 3  # no short remainder batch
+
+
 def test_no_float_weight_exists_in_the_trained_model(digits):
     X_train, _, y_train, _ = digits
     model = small(n_iter=1)
