@@ -56,7 +56,9 @@ class TernaryMLP(TernaryNetwork):
         start (their pulses follow in order); 1 = the per-sample rule.
     batch_growth : float
         The batch grows by this factor after every epoch (epoch ``e`` uses
-        ``round(batch_size · batch_growth**e)`` samples, at most the whole set). A cell
+        ``round(batch_size · batch_growth**e)`` samples, at most the whole set; the
+        epoch is cut into batches of equal size near that, so no short remainder batch
+        ends it: :meth:`epoch_batches`). A cell
         moves up with probability ``∝ g⁺`` and down ``∝ g⁻`` whatever ``η``, so with a
         constant batch the noise of the batch gradient sets how sharply the weights
         settle and a smaller ``η`` only slows them; a larger batch averages the noise
