@@ -37,7 +37,8 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.dbn_report import git_commit, versions, write_json
+from experiments.checkpoints import write_json
+from experiments.dbn_report import git_commit, versions
 
 __all__ = ["build_parser", "main", "run_mlp", "run_float", "run_dbn"]
 

@@ -1,13 +1,16 @@
-"""What a resumed run must match: the settings a checkpoint was trained with.
+"""What a resumed run must match, and how its files are written.
 
 Every experiment that checkpoints compares the settings saved beside its checkpoint
 with the ones the command line builds now and refuses to resume when a setting that
 shapes training differs, naming each difference, so a resumed run never silently
-mixes two configurations.
+mixes two configurations. Its JSON files are written whole or not at all
+(:func:`write_json`), so a run killed while writing leaves the previous file.
 """
 from __future__ import annotations
 
 import json
+import os
+from pathlib import Path
 
 
 def plain(value):
@@ -20,6 +23,20 @@ def _json_value(obj):
     if hasattr(obj, "tolist"):  # NumPy scalars and arrays
         return obj.tolist()
     return str(obj)
+
+
+def write_json(path, data) -> None:
+    """Write ``data`` to ``path`` as JSON atomically: a temporary file named after this
+    process (several Dask workers may write beside each other), then a rename. NumPy
+    values are written as plain numbers and lists, other unknown objects as their
+    ``str``."""
+    path = Path(path)
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2, default=_json_value))
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
 
 
 def setting_differences(saved: dict, now: dict, keys=None) -> list[str]:

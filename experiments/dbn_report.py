@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import platform
 import subprocess
 from pathlib import Path
@@ -271,25 +270,5 @@ def versions() -> dict:
         except metadata.PackageNotFoundError:
             out[dist] = None
     return out
-
-
-def write_json(path: Path, data) -> None:
-    """Write ``data`` as JSON atomically (NumPy scalars and arrays as plain values)."""
-    tmp = path.with_name(path.name + ".tmp")
-    try:
-        tmp.write_text(json.dumps(data, indent=2, default=_json_default))
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
-
-
-def _json_default(obj):
-    if isinstance(obj, np.integer):
-        return int(obj)
-    if isinstance(obj, np.floating):
-        return float(obj)
-    if isinstance(obj, np.ndarray):
-        return obj.tolist()
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
 
 

@@ -49,10 +49,10 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.checkpoints import refusal, setting_differences
+from experiments.checkpoints import refusal, setting_differences, write_json
 from experiments.dbn_report import (FIGURES, evaluate_epoch, final_accuracy, git_commit,
                                     git_record, ledger_ops, make_figures, ops_add, ops_diff,
-                                    pulse_count, pulse_summary, versions, with_total, write_json)
+                                    pulse_count, pulse_summary, versions, with_total)
 from neuromem.energy import energy_breakdown
 
 __all__ = ["FIGURES", "build_parser", "check_argv", "key_value", "main", "resolve_recipe"]

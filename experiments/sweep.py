@@ -76,6 +76,8 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from experiments.checkpoints import write_json
+
 if sys.version_info >= (3, 11):
     import tomllib
 else:  # pragma: no cover - Python 3.10
@@ -410,12 +412,6 @@ def _read_json(path: Path):
         return None
 
 
-def _write_json(path: Path, data) -> None:
-    tmp = path.with_name(path.name + f".{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(data, indent=1, default=str))
-    os.replace(tmp, path)
-
-
 def _settings_argv(argv) -> list:
     """``argv`` without its ``--out DIR`` (a folder that moved holds the same point)."""
     argv = list(argv or [])
@@ -490,7 +486,7 @@ def run_point(point: dict, metrics=None) -> dict:
     record = {**point, "status": "running", "attempts": attempts,
               "host": socket.gethostname(), "pid": os.getpid(),
               "started": time.strftime("%Y-%m-%d %H:%M:%S")}
-    _write_json(folder / POINT_FILE, record)
+    write_json(folder / POINT_FILE, record)
     t0 = time.perf_counter()
     status, error = None, None
     with open(folder / LOG_FILE, "a") as log:
@@ -518,7 +514,7 @@ def run_point(point: dict, metrics=None) -> dict:
     record.update(status="done" if status == 0 else "failed", exit=status, error=error,
                   wall_s=time.perf_counter() - t0,
                   metrics=extract_metrics(results, metrics) if status == 0 else {})
-    _write_json(folder / POINT_FILE, record)
+    write_json(folder / POINT_FILE, record)
     return record
 
 
@@ -625,7 +621,7 @@ def collect(spec: dict, out, records: list[dict], *, wall_s=None, client=None) -
     history = before.get("invocations", []) if isinstance(before, dict) else []
     history = history + [{"wall_s": wall_s, "n_run": sum(not r.get("skipped") for r in records),
                           "finished": time.strftime("%Y-%m-%d %H:%M:%S")}]
-    _write_json(out / SWEEP_FILE, {
+    write_json(out / SWEEP_FILE, {
         "spec": {k: v for k, v in spec.items()}, "points": records,
         "n_points": len(records), "n_done": done, "n_failed": len(records) - done,
         "wall_s_this_invocation": wall_s, "invocations": history,
