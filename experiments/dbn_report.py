@@ -3,7 +3,6 @@ operation, figures and the run's provenance (commit, versions)."""
 
 from __future__ import annotations
 
-import json
 import math
 import platform
 import subprocess
