@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from experiments.checkpoints import refusal, setting_differences
+from experiments.checkpoints import refusal, setting_differences, write_json
 from neuromem.energy import energy_breakdown
 
 RESULTS, CHECKPOINT, PROGRESS = "results.json", "checkpoint.npz", "progress.json"
@@ -235,7 +235,7 @@ def spread_sweep(args, params, data, out: Path, epochs: int) -> dict:
                        for s, seed in todo]
             for future in tqdm(as_completed(futures), total=len(futures), desc="spread runs"):
                 done.append(dict(future.result(), epochs=sweep_epochs))
-                keep.write_text(json.dumps(done, indent=2))
+                write_json(keep, done)
         finally:
             client.close()
     wanted = {(s, args.seed + k) for s in args.spreads for k in range(args.sweep_seeds)}
@@ -286,15 +286,10 @@ def plot(results: dict, out: Path) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    curve = results["epochs"]
-    fig, ax = plt.subplots(figsize=(4.5, 3.2))
-    ax.plot([e["epoch"] for e in curve], [100 * e["accuracy"] for e in curve], "o-")
-    ax.set_xlabel("epoch")
-    ax.set_ylabel(f"{results['eval']} accuracy (%)")
-    ax.set_title(f"{results['estimator']} on MTJ pairs")
-    fig.tight_layout()
-    fig.savefig(out / "accuracy.png", dpi=120)
-    plt.close(fig)
+    from experiments.plot_epochs import plot_epochs
+
+    plot_epochs([out / RESULTS], out / "accuracy.png", labels=[f"seed {results['settings']['seed']}"],
+                title=f"{results['estimator']} on MTJ pairs", reference=100 * PUBLISHED_ACCURACY)
     if results.get("spread_sweep"):
         sweep = results["spread_sweep"]
         spreads = sorted({r["spread"] for r in sweep})
@@ -397,8 +392,7 @@ def main(argv=None) -> int:
                             "window_fractions": windows})
             _warn_dead(windows, epoch + 1)
             model.save(out / CHECKPOINT)
-            (out / PROGRESS).write_text(json.dumps({"settings": settings, "history": history,
-                                                    "train_s": train_s}))
+            write_json(out / PROGRESS, {"settings": settings, "history": history, "train_s": train_s})
     ledger = model.ledger_.as_dict()
     results = {"settings": settings, "estimator": type(model).__name__,
                "resolved_params": {k: v for k, v in model.get_params().items() if k != "device"},
@@ -417,7 +411,7 @@ def main(argv=None) -> int:
                    "control overhead"]}
     if args.spreads:
         results.update(spread_sweep(args, params, data, out, epochs))
-    (out / RESULTS).write_text(json.dumps(results, indent=2))
+    write_json(out / RESULTS, results)
     plot(results, out)
     t = results["training"]
     print(f"{data['eval']} accuracy {100 * results['accuracy']:.2f} % after {epochs} epochs; "

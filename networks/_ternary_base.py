@@ -514,19 +514,20 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         size, extra = divmod(n_samples, count)
         return [size + 1] * extra + [size] * (count - extra)
 
-    def epoch_learning_rate(self, epoch: int, batch: int) -> float:
-        """``η`` of epoch ``epoch`` (0-based) with batches of ``batch`` samples:
+    def epoch_learning_rate(self, epoch: int, batch: float) -> float:
+        """``η`` of epoch ``epoch`` (0-based) with batches of ``batch`` samples (training
+        passes the mean size of the epoch's :meth:`epoch_batches`):
         ``learning_rate · learning_rate_decay**epoch ·
         (batch / batch_size)**learning_rate_batch_exponent``."""
         return (self.learning_rate * self.learning_rate_decay ** epoch
                 * (batch / self.batch_size) ** self.learning_rate_batch_exponent)
 
     def _epoch(self, X, y):
-        batch = self.epoch_batch_size(self.epochs_done_, len(X))
-        lr = self.epoch_learning_rate(self.epochs_done_, batch)
+        sizes = self.epoch_batches(self.epochs_done_, len(X))
+        # the rate follows the batches actually trained (the equal ones, not the nominal size)
+        lr = self.epoch_learning_rate(self.epochs_done_, len(X) / max(len(sizes), 1))
         order = self._rng.permutation(len(X))
         eye = np.eye(len(self.classes_))
-        sizes = self.epoch_batches(self.epochs_done_, len(X))
         for idx in np.split(order, np.cumsum(sizes)[:-1]) if sizes else []:
             self._train_batch(X[idx], eye[y[idx]], lr)
         n = min(len(X), self.calibration_samples)

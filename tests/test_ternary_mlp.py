@@ -182,15 +182,23 @@ def test_an_epoch_is_cut_into_batches_of_equal_size(digits, monkeypatch):
 
     def spy(self, X, onehot, lr):
         seen.append(len(X))
+        rates.append(lr)
         return train_batch(self, X, onehot, lr)
 
+    rates = []
     monkeypatch.setattr(TernaryMLP, "_train_batch", spy)
-    model = small(batch_size=100, batch_growth=2.0)
+    model = small(batch_size=100, batch_growth=2.0, learning_rate_batch_exponent=1.0)
     model.partial_fit(X_train, y_train, classes=np.unique(y_train))
     model.partial_fit(X_train, y_train)
     n = len(X_train)
-    assert seen == model.epoch_batches(0, n) + model.epoch_batches(1, n), (n, seen)
+    first, second = model.epoch_batches(0, n), model.epoch_batches(1, n)
+    assert seen == first + second, (n, seen)
     assert min(seen) >= 100 * 2 / 3  # no short remainder batch
+    # a rate scaled by the batch follows the batches trained, not the nominal 100 and 200
+    assert n % 100 and n % 200  # (else the two would agree)
+    expected = [model.epoch_learning_rate(e, n / len(b)) for e, b in ((0, first), (1, second))]
+    assert rates == pytest.approx([expected[0]] * len(first) + [expected[1]] * len(second))
+    assert expected[0] != pytest.approx(model.epoch_learning_rate(0, 100))
 
 
 def test_no_float_weight_exists_in_the_trained_model(digits):
