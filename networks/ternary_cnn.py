@@ -119,10 +119,10 @@ class TernaryCNN(TernaryNetwork):
     1.5-fold per epoch by default here), with the same
     batch normalisation in the periphery (``normalization="batch"``, so ``threshold``
     0.25 and ``ste_width`` 0.8 count in each column's standard deviation); on MNIST
-    they lift validation accuracy from 94.8 % (fixed levels, one cell) to 98.0 % (mean
+    they lift validation accuracy from 94.8 % (fixed levels, one cell) to 98.2 % (mean
     of three chips; eight cells, 8 epochs with the batch doubling: 97.7 %, with 0.7
-    times the energy per training sample), measured before the batches of an epoch were
-    made equal; with equal batches the test accuracy averages 98.6 % over three chips.
+    times the energy per training sample, measured before the batches of an epoch were
+    made equal), and test accuracy to 98.6 % (mean of three chips).
     Always
     a batch update (a kernel's gradient sums over positions, so there is no per-sample
     in-array rule).
