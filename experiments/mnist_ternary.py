@@ -48,7 +48,8 @@ PARAMS = {
     "batch_size": (int, "mini-batch size of the first epoch"),
     "batch_growth": (float, "the batch grows by this factor after every epoch"),
     "learning_rate": (float, "eta of the transition probability tanh(eta |g|)"),
-    "learning_rate_decay": (float, "eta is multiplied by this after every epoch"),
+    "learning_rate_decay": (float, "eta is multiplied by this after every epoch once the decay has begun"),
+    "learning_rate_decay_after": (int, "epochs at the full eta before the decay begins (default 1)"),
     "learning_rate_batch_exponent": (float, "eta grows as (batch / first batch)**exponent "
                                             "(1: the linear scaling rule; default 0)"),
     "gradient_deadzone": (float, "batch gradients below this move no cell"),

@@ -44,6 +44,7 @@ CONSTRAINTS = {
     "batch_growth": ("real", 1.0, None),
     "learning_rate": ("real>", 0.0, None),
     "learning_rate_decay": ("real>", 0.0, 1.0),
+    "learning_rate_decay_after": ("int", 0, None),
     "learning_rate_batch_exponent": ("real", 0.0, None),
     "gradient_deadzone": ("real", 0.0, None),
     "cells_per_weight": ("int", 1, 64),
@@ -517,9 +518,10 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
     def epoch_learning_rate(self, epoch: int, batch: float) -> float:
         """``η`` of epoch ``epoch`` (0-based) with batches of ``batch`` samples (training
         passes the mean size of the epoch's :meth:`epoch_batches`):
-        ``learning_rate · learning_rate_decay**epoch ·
-        (batch / batch_size)**learning_rate_batch_exponent``."""
-        return (self.learning_rate * self.learning_rate_decay ** epoch
+        ``learning_rate · learning_rate_decay**max(0, epoch + 1 − learning_rate_decay_after)
+        · (batch / batch_size)**learning_rate_batch_exponent``."""
+        decays = max(0, epoch + 1 - self.learning_rate_decay_after)
+        return (self.learning_rate * self.learning_rate_decay ** decays
                 * (batch / self.batch_size) ** self.learning_rate_batch_exponent)
 
     def _epoch(self, X, y):

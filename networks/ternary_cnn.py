@@ -136,6 +136,7 @@ class TernaryCNN(TernaryNetwork):
     def __init__(self, conv_layers=((32, 5), (64, 5)), hidden_layer_sizes=(512,), *, image_shape=None,
                  pool_size=2, activation="ternary", n_iter=12, batch_size=100, batch_growth=1.5,
                  learning_rate=0.3, learning_rate_decay=1.0, learning_rate_batch_exponent=0.0,
+                 learning_rate_decay_after=1,
                  gradient_deadzone=0.0, cells_per_weight=16, threshold=0.25, ste_width=0.8,
                  output_scale=4.0, backward_gain=1.0, bias_rows=4, input_threshold=0.5, device="mtj",
                  d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3, adc_bits=8, dac_bits=8,
@@ -152,6 +153,7 @@ class TernaryCNN(TernaryNetwork):
         self.batch_growth = batch_growth
         self.learning_rate = learning_rate
         self.learning_rate_decay = learning_rate_decay
+        self.learning_rate_decay_after = learning_rate_decay_after
         self.learning_rate_batch_exponent = learning_rate_batch_exponent
         self.gradient_deadzone = gradient_deadzone
         self.cells_per_weight = cells_per_weight

@@ -66,7 +66,11 @@ class TernaryMLP(TernaryNetwork):
     learning_rate : float
         ``η`` of the transition probability ``tanh(η |x_i δ_j|)``.
     learning_rate_decay : float
-        ``η`` is multiplied by this after every epoch.
+        ``η`` is multiplied by this after every epoch once the decay has begun.
+    learning_rate_decay_after : int
+        Epochs trained at the full ``η`` before the decay begins: epoch ``e`` (from 0)
+        trains at ``η · learning_rate_decay**max(0, e + 1 − learning_rate_decay_after)``
+        (1: decay from the second epoch on; 8: the ninth epoch is the first decayed).
     learning_rate_batch_exponent : float
         ``η`` grows with the batch as ``(batch / batch_size)**exponent``. A cell's
         expected drift per epoch is ``η · mean(g)`` per update times the updates, so a
@@ -173,6 +177,7 @@ class TernaryMLP(TernaryNetwork):
 
     def __init__(self, hidden_layer_sizes=(1024, 1024, 1024), *, activation="ternary", n_iter=8,
                  batch_size=100, batch_growth=2.0, learning_rate=0.3, learning_rate_decay=1.0,
+                 learning_rate_decay_after=1,
                  learning_rate_batch_exponent=0.0, gradient_deadzone=0.0, cells_per_weight=4,
                  threshold=0.25, ste_width=0.8, output_scale=4.0, backward_gain=0.2, bias_rows=8,
                  input_threshold=0.5,
@@ -195,6 +200,7 @@ class TernaryMLP(TernaryNetwork):
         self.batch_growth = batch_growth
         self.learning_rate = learning_rate
         self.learning_rate_decay = learning_rate_decay
+        self.learning_rate_decay_after = learning_rate_decay_after
         self.learning_rate_batch_exponent = learning_rate_batch_exponent
         self.gradient_deadzone = gradient_deadzone
         self.cells_per_weight = cells_per_weight

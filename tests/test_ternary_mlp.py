@@ -324,6 +324,8 @@ def test_load_refuses_foreign_and_altered_files(digits, tmp_path):
     ({"pulse_probability": 0.0}, "pulse_probability"), ({"pulse_probability": 1.5}, "pulse_probability"),
     ({"pulse_probability": "0.99"}, "pulse_probability"), ({"column_write_limit": 0.0}, "column_write_limit"),
     ({"column_write_limit": float("inf")}, "column_write_limit"), ({"column_write_limit": True}, "column_write_limit"),
+    ({"learning_rate_decay_after": -1}, "learning_rate_decay_after"),
+    ({"learning_rate_decay_after": 1.5}, "learning_rate_decay_after"),
 ])
 def test_bad_parameters_are_refused_at_fit(digits, kw, match):
     X_train, _, y_train, _ = digits

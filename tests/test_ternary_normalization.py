@@ -210,6 +210,23 @@ def test_save_load_keeps_the_statistics_and_continues_bit_for_bit(digits, tmp_pa
     assert all(np.array_equal(a, b) for a, b in zip(loaded.column_statistics_, model.column_statistics_))
 
 
+def test_the_decay_begins_after_the_epochs_at_the_full_rate(digits):
+    X_train, _, y_train, _ = digits
+    model = mlp(learning_rate=0.4, learning_rate_decay=0.5, learning_rate_decay_after=2)
+    rates = [model.epoch_learning_rate(e, GROUP) for e in range(5)]
+    assert rates == pytest.approx([0.4, 0.4, 0.2, 0.1, 0.05])
+    model.set_params(learning_rate_decay_after=1)  # the decay from the second epoch
+    assert model.epoch_learning_rate(2, GROUP) == pytest.approx(0.1)
+    # in training: the held epochs are those of a constant rate, cell for cell; the
+    # first decayed one is not
+    held = mlp(n_iter=2, learning_rate_decay=0.2, learning_rate_decay_after=2).fit(X_train, y_train)
+    constant = mlp(n_iter=2).fit(X_train, y_train)
+    assert all(np.array_equal(a, b) for a, b in zip(held.coefs_, constant.coefs_))
+    switches = [m.partial_fit(X_train, y_train).training_counts_["switches"] for m in (held, constant)]
+    assert not all(np.array_equal(a, b) for a, b in zip(held.coefs_, constant.coefs_))
+    assert switches[0] < switches[1]
+
+
 def test_the_learning_rate_grows_with_the_batch(digits):
     X_train, _, y_train, _ = digits
     model = mlp(learning_rate=0.4, batch_growth=2.0, learning_rate_batch_exponent=1.0)
