@@ -39,6 +39,10 @@ MODELS = {"mlp": "TernaryMLP", "cnn": "TernaryCNN"}
 #: training throughput per watt reported by Greenberg-Toledo et al., Semicond. Sci.
 #: Technol. 36, 114003 (2021), and their MNIST accuracy
 PUBLISHED_OPS_PER_J, PUBLISHED_ACCURACY = 3e12, 0.9861
+#: the parameters that may differ from the run a new one starts from (--start-from): how
+#: long and how fast it trains, not what the network or its devices are
+SCHEDULE = ("n_iter", "batch_size", "batch_growth", "learning_rate", "learning_rate_decay",
+            "learning_rate_decay_after", "learning_rate_batch_exponent")
 #: estimator parameters exposed as flags of the same name (type, help)
 PARAMS = {
     "conv_layers": (str, "convolution stages as CHANNELSxKERNEL, e.g. 32x5 64x5 (--model cnn)"),
@@ -109,6 +113,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--scheduler", help="address of an existing Dask scheduler")
     p.add_argument("--threads", type=int, default=1, help="BLAS threads (default 1)")
     p.add_argument("--no-resume", action="store_true", help="start over even if a checkpoint exists")
+    p.add_argument("--start-from", metavar="DIR",
+                   help="begin from the checkpoint of the run in DIR (its epochs so far) and train on "
+                        "under these flags, which may differ from that run's in the schedule only ("
+                        + ", ".join("--" + n.replace("_", "-") for n in SCHEDULE) + ")")
     for name, (kind, text) in PARAMS.items():
         flag = "--" + name.replace("_", "-")
         if name in ("hidden_layer_sizes", "conv_layers"):
@@ -166,6 +174,26 @@ def changed_params(saved, built) -> list[str]:
         return {k: v for k, v in model.get_params().items() if k not in ("device", "verbose")}
 
     return setting_differences(params(saved), params(built))
+
+
+def start_from(run: Path, settings: dict, built):
+    """The model and progress of the run in ``run``, continued under ``built``'s schedule:
+    ``(model, history, train_s)``. The run's settings and its other parameters must be
+    this command's (ValueError naming what differs): the epochs it trained are then the
+    first epochs of this command, cell for cell, where the schedule of those epochs is
+    the same (a rate held constant before a late decay, say)."""
+    try:
+        progress = json.loads((run / PROGRESS).read_text())
+        saved = model_class(settings["model"]).load(run / CHECKPOINT)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"no run to start from in {run}: {str(exc).splitlines()[0]}") from None
+    keys = [k for k in settings if k not in ("params", "start_from")]
+    differences = setting_differences(progress["settings"], settings, keys) + [
+        d for d in changed_params(saved, built) if d.split(":")[0] not in SCHEDULE]
+    if differences:
+        raise ValueError(f"the run in {run} differs in more than the schedule: " + "; ".join(differences))
+    saved.set_params(**{k: v for k, v in built.get_params().items() if k in SCHEDULE})
+    return saved, progress["history"], progress["train_s"]
 
 
 def load_data(args) -> dict:
@@ -352,15 +380,22 @@ def main(argv=None) -> int:
             parser.error(str(exc).replace("conv_layers", "--conv-layers"))
     prefix = "ternary" if args.model == "mlp" else f"ternary-{args.model}"
     out = Path(args.out or f"results/{prefix}-s{args.seed}-{'final' if args.final else 'val'}")
-    out.mkdir(parents=True, exist_ok=True)
     settings = {"model": args.model, "params": params, "d2d_r_rel": args.d2d_r_rel, "seed": args.seed,
                 "dataset": args.dataset, "final": args.final, "n_train": args.n_train,
                 "n_validation": args.n_validation}
+    if args.start_from:
+        settings["start_from"] = str(args.start_from)
     model = build_model(params, None, args.d2d_r_rel, args.seed, args.model)
     epochs = model.n_iter
     history, train_s = [], 0.0
     if not (out / CHECKPOINT).exists() or args.no_resume:
         (out / SPREAD_RUNS).unlink(missing_ok=True)  # kept spread runs belong to the run started over
+        if args.start_from:
+            try:
+                model, history, train_s = start_from(Path(args.start_from), settings, model)
+            except ValueError as exc:
+                parser.error(f"--start-from: {exc}")
+            print(f"starting after epoch {model.epochs_done_} of {args.start_from}", file=sys.stderr)
     else:
         progress = json.loads((out / PROGRESS).read_text())
         # the flags may differ (a default given explicitly): the parameters are compared below
@@ -375,6 +410,7 @@ def main(argv=None) -> int:
         model = saved
         history, train_s = progress["history"], progress["train_s"]
         print(f"resuming after epoch {model.epochs_done_}", file=sys.stderr)
+    out.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
 
     classes = np.unique(data["y_train"])

@@ -77,6 +77,45 @@ def test_a_run_whose_defaults_moved_is_not_resumed(tmp_path, capsys, monkeypatch
     assert "resuming after epoch 1" in capsys.readouterr().err
 
 
+def test_a_run_starts_from_another_runs_checkpoint_under_another_schedule(tmp_path, capsys):
+    base = ["ternary", "--dataset", "digits", "--hidden-layer-sizes", "16", "--batch-size", "50"]
+    late = ["--n-iter", "3", "--learning-rate-decay", "0.5", "--learning-rate-decay-after", "2"]
+    held, full, branch = (str(tmp_path / name) for name in ("held", "full", "branch"))
+    assert cli.main(base + ["--n-iter", "2", "--out", held]) == 0
+    assert cli.main(base + late + ["--out", full]) == 0
+    capsys.readouterr()
+    argv = base + late + ["--start-from", held, "--out", branch]
+    assert cli.main(argv) == 0
+    assert "starting after epoch 2" in capsys.readouterr().err
+    full_run, branched = (json.loads((tmp_path / d / "results.json").read_text()) for d in ("full", "branch"))
+    # the held epochs are the full run's, so the branch is the full run, epoch for epoch
+    assert branched["epochs"] == full_run["epochs"] and len(branched["epochs"]) == 3
+    assert branched["training"] == full_run["training"]
+    assert branched["resolved_params"] == full_run["resolved_params"]
+    assert branched["settings"]["start_from"] == held
+    assert cli.main(argv) == 0  # the same command again resumes the branch
+    assert "resuming after epoch 3" in capsys.readouterr().err
+    # a run held at another rate: its epochs, then this command's
+    fast, from_fast = str(tmp_path / "fast"), tmp_path / "from-fast"
+    assert cli.main(base + ["--n-iter", "2", "--learning-rate", "0.6", "--out", fast]) == 0
+    assert cli.main(base + late + ["--start-from", fast, "--out", str(from_fast)]) == 0
+    fast_epochs = json.loads((tmp_path / "fast" / "results.json").read_text())["epochs"]
+    continued = json.loads((from_fast / "results.json").read_text())["epochs"]
+    assert continued[:2] == fast_epochs != full_run["epochs"][:2] and len(continued) == 3
+    capsys.readouterr()
+    # more than the schedule differs, or there is no run: refused, nothing created
+    for extra, start, word in ((["--cells-per-weight", "2"], held, "cells_per_weight"),
+                               (["--seed", "1"], held, "seed"),
+                               ([], str(tmp_path / "nothing"), "no run to start from")):
+        other = tmp_path / "other"
+        with pytest.raises(SystemExit) as exc:
+            cli.main(base + late + extra + ["--start-from", start, "--out", str(other)])
+        assert exc.value.code == 2
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and "--start-from" in err[0] and word in err[0]
+        assert not other.exists()
+
+
 def test_a_spread_run_trains_its_own_model():
     from neuromem.data import load_digits_scaled
 
