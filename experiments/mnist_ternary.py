@@ -74,6 +74,8 @@ PARAMS = {
     "normalization": (str, "batch (batch normalisation of the hidden columns in the periphery) or "
                            "none (fixed comparator levels)"),
     "normalization_batch": (int, "images per group of the batch statistics"),
+    "validation_fraction": (float, "share of the training images held out to pick the best epoch, "
+                                   "to which the arrays are programmed back at the end (default: none)"),
     "calibration_samples": (int, "training images whose statistics set the comparator references "
                                  "after every epoch (with --normalization batch; 0: running averages)"),
     "d2d_delta_rel": (float, "device-to-device spread of the MTJ thermal stability"),
@@ -414,28 +416,49 @@ def main(argv=None) -> int:
     from tqdm import tqdm
 
     classes = np.unique(data["y_train"])
+    X_fit, y_fit, held = data["X_train"], data["y_train"], None
+    if model.validation_fraction is not None:  # the estimator's own split, as its fit makes it
+        X_fit, X_held, y_fit, y_held = model.validation_split(X_fit, y_fit)
+        held = (X_held, y_held)
+
+    def evaluate():
+        training_ledger = model.ledger_.as_dict()
+        acc = float(model.score(data["X_eval"], data["y_eval"]))
+        windows = model.window_fractions(data["X_eval"][:WINDOW_SAMPLES])
+        model.ledger_.load_dict(training_ledger)  # the evaluation is not training
+        return acc, windows
+
     with threadpool_limits(limits=args.threads or None, user_api="blas"):
         done = model.epochs_done_ if hasattr(model, "layers_") else 0
         for epoch in tqdm(range(done, epochs), desc="ternary", unit="epoch", initial=done, total=epochs):
             t0 = time.perf_counter()
-            model.partial_fit(data["X_train"], data["y_train"], classes=classes)
+            model.partial_fit(X_fit, y_fit, classes=classes)
+            if held is not None:
+                model.record_validation(*held)  # training cost: booked
             train_s += time.perf_counter() - t0
-            training_ledger = model.ledger_.as_dict()
-            acc = float(model.score(data["X_eval"], data["y_eval"]))
-            windows = model.window_fractions(data["X_eval"][:WINDOW_SAMPLES])
-            model.ledger_.load_dict(training_ledger)  # the evaluation is not training
+            acc, windows = evaluate()
             history.append({"epoch": epoch + 1, "accuracy": acc,
                             "switches": model.training_counts_["switches"],
                             "window_fractions": windows})
+            if held is not None:
+                history[-1]["held_out_accuracy"] = model.validation_scores_[-1]
             _warn_dead(windows, epoch + 1)
             model.save(out / CHECKPOINT)
             write_json(out / PROGRESS, {"settings": settings, "history": history, "train_s": train_s})
+        accuracy = history[-1]["accuracy"]
+        if held is not None:
+            restore = model.restore_best()  # nothing to program when the last epoch is the best
+            accuracy = evaluate()[0]
+            model.save(out / CHECKPOINT)
+            print(f"programmed back to epoch {model.best_epoch_} (held-out "
+                  f"{100 * model.best_validation_score_:.2f} %): {restore['switches']} switches",
+                  file=sys.stderr)
     ledger = model.ledger_.as_dict()
     results = {"settings": settings, "estimator": type(model).__name__,
                "resolved_params": {k: v for k, v in model.get_params().items() if k != "device"},
                "device": model.device.describe(), "eval": data["eval"],
-               "n_train": int(len(data["X_train"])), "n_eval": int(len(data["X_eval"])),
-               "accuracy": history[-1]["accuracy"], "epochs": history,
+               "n_train": int(len(X_fit)), "n_eval": int(len(data["X_eval"])),
+               "accuracy": accuracy, "epochs": history,
                "published_accuracy": PUBLISHED_ACCURACY, "training": summarise(
                    model, ledger, model.n_samples_seen_),
                "training_ledger": ledger, "train_seconds": train_s,
@@ -446,6 +469,9 @@ def main(argv=None) -> int:
                    "Walden figure of merit of 10 fJ per step, digital ops at 1.5 pJ, 45 nm)",
                    "MTJ read at the device's read voltage and read time; no driver, wire or "
                    "control overhead"]}
+    if held is not None:
+        results.update({"n_held_out": int(len(held[1])), "best_epoch": model.best_epoch_,
+                        "held_out_accuracy": model.best_validation_score_})
     if args.spreads:
         results.update(spread_sweep(args, params, data, out, epochs))
     write_json(out / RESULTS, results)

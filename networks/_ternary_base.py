@@ -165,6 +165,9 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         p0 = self.pulse_probability
         if p0 is not None and (not isinstance(p0, Real) or isinstance(p0, bool) or not 0 < p0 <= 1):
             raise ValueError(f"pulse_probability must be None or a probability in (0, 1], got {p0!r}")
+        f = self.validation_fraction
+        if f is not None and (not isinstance(f, Real) or isinstance(f, bool) or not 0 < f < 1):
+            raise ValueError(f"validation_fraction must be None or a fraction in (0, 1), got {f!r}")
         return device
 
     def _check_layout(self):
@@ -196,6 +199,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         self._rng = np.random.default_rng(int(seeds[-1]))
         self.n_samples_seen_ = 0
         self.epochs_done_ = 0
+        self.validation_scores_, self.best_validation_score_, self.best_epoch_ = [], None, 0
+        self._best_weights, self._best_statistics = [], []
         self.training_counts_ = {"set_pulses": 0, "reset_pulses": 0, "switches": 0, "saturated": 0}
         # the comparator references of every hidden array (mean, standard deviation of
         # each column, fixed point); they start at the unnormalised scale, 0 ± √fan_in
@@ -451,15 +456,83 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
 
     # ------------------------------------------------------------------ sklearn API
     def fit(self, X, y):
-        """Build fresh arrays and train :attr:`n_iter` epochs."""
-        X, y = self._begin(X, y, reset=True)
+        """Build fresh arrays and train :attr:`n_iter` epochs. With
+        :attr:`validation_fraction`, that share of ``(X, y)`` is held out
+        (:meth:`validation_split`), scored after every epoch (:meth:`record_validation`)
+        and the arrays are programmed back to the best epoch at the end
+        (:meth:`restore_best`)."""
+        if self.validation_fraction is None:
+            X_fit, y_fit, held = X, y, None
+        else:
+            self._check_params()
+            X_fit, X_held, y_fit, y_held = self.validation_split(X, y)
+            held = (X_held, y_held)
+        X_fit, y_fit = self._begin(X_fit, y_fit, reset=True)
         epochs = range(self.n_iter)
         if self.verbose:
             from tqdm import tqdm
             epochs = tqdm(epochs, desc=type(self).__name__, unit="epoch")
         for _ in epochs:
-            self._epoch(X, y)
+            self._epoch(X_fit, y_fit)
+            if held is not None:
+                self.record_validation(*held)
+        if held is not None and self.n_iter:
+            self.restore_best()
         return self
+
+    # ------------------------------------------------------------------ the best epoch
+    def validation_split(self, X, y):
+        """``(X_fit, X_held, y_fit, y_held)``: :attr:`validation_fraction` of the samples
+        held out, stratified by class, drawn from :attr:`random_state` alone (the same
+        split on every call with an integer seed; the training streams are not touched)."""
+        from sklearn.model_selection import train_test_split
+
+        f = self.validation_fraction
+        if f is None:
+            raise ValueError("validation_split needs validation_fraction (a fraction in (0, 1))")
+        X, y = np.asarray(X), np.asarray(y)
+        if len(y) != len(X):
+            raise ValueError(f"X has {len(X)} samples but y has {len(y)}")
+        classes, counts = np.unique(y, return_counts=True)
+        n_held = math.ceil(f * len(y))
+        if counts.min() < 2 or not len(classes) <= n_held <= len(y) - len(classes):
+            raise ValueError(
+                f"validation_fraction={f:g} of {len(y)} samples holds out {n_held}: a stratified "
+                f"split of {len(classes)} classes needs at least one sample of every class on "
+                "each side (at least two per class)")
+        seed = check_random_state(self.random_state).randint(0, 2**31 - 1)
+        return train_test_split(X, y, test_size=n_held, stratify=y, random_state=seed)
+
+    def record_validation(self, X, y) -> float:
+        """Score the held-out ``(X, y)`` (the reads are booked: they are part of training)
+        and append it to :attr:`validation_scores_`; if it beats every earlier score,
+        copy the states of every array (:meth:`TernaryCrossbar.read_states`, booked)
+        and the comparator references to digital memory as the best epoch
+        (:attr:`best_epoch_`). Returns the score."""
+        check_is_fitted(self, "layers_")
+        score = float(self.score(X, y))
+        self.validation_scores_.append(score)
+        if self.best_epoch_ == 0 or score > self.best_validation_score_:
+            self.best_validation_score_ = score
+            self.best_epoch_ = self.epochs_done_
+            self._best_weights = [xbar.read_states() for xbar in self.layers_]
+            self._best_statistics = [s.copy() for s in self.column_statistics_]
+        return score
+
+    def restore_best(self) -> dict:
+        """Program every array back to the states kept by :meth:`record_validation`
+        (program-and-verify, pulses and reads booked) and restore that epoch's
+        comparator references. Returns the pulses and switches it took."""
+        check_is_fitted(self, "layers_")
+        if self.best_epoch_ == 0:
+            raise ValueError("restore_best needs a best epoch: call record_validation after an epoch first")
+        done = {"set_pulses": 0, "reset_pulses": 0, "switches": 0}
+        for xbar, target in zip(self.layers_, self._best_weights):
+            moved = xbar.program(target)
+            for key in done:
+                done[key] += moved[key]
+        self.column_statistics_ = [s.copy() for s in self._best_statistics]
+        return done
 
     def partial_fit(self, X, y, classes=None):
         """One epoch over ``X`` (building the arrays on the first call; ``classes``
@@ -576,11 +649,41 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             a, m = xbar.state_dict()
             arrays.update({f"layer{k}/{name}": v for name, v in a.items()})
             layers.append(m)
+        arrays.update({f"best/layer{k}": w for k, w in enumerate(self._best_weights)})
+        arrays.update({f"best/statistics{k}": st for k, st in enumerate(self._best_statistics)})
         meta = {"params": params_to_json(self.get_params()), "n_features_in": int(self.n_features_in_),
+                "validation_scores": list(self.validation_scores_), "best_epoch": int(self.best_epoch_),
+                "best_validation_score": self.best_validation_score_,
                 "layers": layers, "rng": self._rng.bit_generator.state,
                 "n_samples_seen": int(self.n_samples_seen_), "epochs_done": int(self.epochs_done_),
                 "training_counts": self.training_counts_, "ledger": self.ledger_.as_dict()}
         return write_archive(path, arrays, meta, *self._format)
+
+    def _load_best(self, arrays, meta, shapes):
+        """The best epoch's scores and states from a saved file (absent in files from
+        before :attr:`validation_fraction`: none kept)."""
+        self.validation_scores_ = [float(v) for v in meta.get("validation_scores", [])]
+        self.best_epoch_ = int(meta.get("best_epoch", 0))
+        score = meta.get("best_validation_score")
+        self.best_validation_score_ = None if score is None else float(score)
+        if not 0 <= self.best_epoch_ <= self.epochs_done_ or (self.best_epoch_ > 0) != (score is not None):
+            raise ValueError(f"best_epoch {self.best_epoch_} does not fit {self.epochs_done_} epochs "
+                             f"and a best score of {score!r}")
+        weights = [arrays.get(f"best/layer{k}") for k in range(len(shapes))]
+        stats = [arrays.get(f"best/statistics{k}") for k in range(len(self.column_statistics_))]
+        if self.best_epoch_ == 0:
+            if any(w is not None for w in weights):
+                raise ValueError("best-epoch states saved without a best epoch")
+            return
+        for k, (w, xbar) in enumerate(zip(weights, self.layers_)):
+            if w is None or w.shape != xbar.shape or w.dtype != np.int8 or (
+                    w.size and (w.min() < -1 or w.max() > 1)):
+                raise ValueError(f"best/layer{k} must be int8 in {{-1, 0, +1}} of shape {xbar.shape}")
+        for k, (st, ref) in enumerate(zip(stats, self.column_statistics_)):
+            if st is None or st.shape != ref.shape or st.dtype.kind != "i":
+                raise ValueError(f"best/statistics{k} must be integers of shape {ref.shape}")
+        self._best_weights = weights
+        self._best_statistics = [st.astype(np.int32) for st in stats]
 
     @classmethod
     def _params_from_file(cls, params: dict) -> dict:
@@ -622,6 +725,7 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             model.n_samples_seen_ = int(meta["n_samples_seen"])
             model.epochs_done_ = int(meta["epochs_done"])
             model.training_counts_ = {k: int(v) for k, v in meta["training_counts"].items()}
+            model._load_best(arrays, meta, shapes)
             model.ledger_.load_dict(meta["ledger"])
         except (KeyError, TypeError, ValueError) as exc:
             raise ValueError(f"{path}: invalid saved model: {exc}") from None

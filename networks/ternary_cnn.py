@@ -142,7 +142,7 @@ class TernaryCNN(TernaryNetwork):
                  d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3, adc_bits=8, dac_bits=8,
                  loss="softmax", input_coding="binary", chunk_size=250, pulse_probability=None,
                  column_write_limit=None, normalization="batch", normalization_batch=100,
-                 calibration_samples=10000, verbose=False, random_state=None):
+                 calibration_samples=10000, validation_fraction=None, verbose=False, random_state=None):
         self.conv_layers = conv_layers
         self.hidden_layer_sizes = hidden_layer_sizes
         self.image_shape = image_shape
@@ -177,6 +177,7 @@ class TernaryCNN(TernaryNetwork):
         self.normalization = normalization
         self.normalization_batch = normalization_batch
         self.calibration_samples = calibration_samples
+        self.validation_fraction = validation_fraction
         self.verbose = verbose
         self.random_state = random_state
 

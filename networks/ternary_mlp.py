@@ -159,6 +159,14 @@ class TernaryMLP(TernaryNetwork):
         spaced (all of them if fewer; 0: keep the running averages). The running
         averages lag the weights and follow the last few groups only; the calibration
         pass reads the arrays with the final weights and writes nothing.
+    validation_fraction : float or None
+        None: :meth:`fit` trains on all of ``(X, y)`` and keeps the last epoch. A
+        fraction ``f``: :meth:`fit` holds out ``f`` of the samples (stratified), scores
+        them after every epoch and at the end programs the arrays back to the epoch
+        that scored best (the states copied to digital memory at that epoch; the
+        copies, the scoring reads and the program-and-verify pulses are booked).
+        :meth:`partial_fit` ignores it (:meth:`record_validation` and
+        :meth:`restore_best` do the same epoch by epoch).
     verbose : bool
         Progress bar over the epochs of :meth:`fit`.
     random_state : int or None
@@ -184,10 +192,12 @@ class TernaryMLP(TernaryNetwork):
                  device="mtj", d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3,
                  adc_bits=8, dac_bits=8, loss="softmax", update="batch", input_coding="binary",
                  pulse_probability=None, column_write_limit=None, normalization="batch",
-                 normalization_batch=100, calibration_samples=10000, verbose=False, random_state=None):
+                 normalization_batch=100, calibration_samples=10000, validation_fraction=None,
+                 verbose=False, random_state=None):
         self.normalization = normalization
         self.normalization_batch = normalization_batch
         self.calibration_samples = calibration_samples
+        self.validation_fraction = validation_fraction
         self.input_coding = input_coding
         self.loss = loss
         self.update = update

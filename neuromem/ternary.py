@@ -401,6 +401,42 @@ class TernaryCrossbar:
             raise ValueError(f"direction must have shape {self.shape}, got {d.shape}")
         return self.update(np.eye(self.rows, dtype=np.int8), d, probability)
 
+    # ------------------------------------------------------------------ copy and program
+    def read_states(self) -> np.ndarray:
+        """The stored weights as the periphery senses them, one row at a time (each
+        row driven alone at ``V_read``, every column pair's sign sensed): int8 in
+        ``{-1, 0, +1}``. Booked as ``rows`` reads."""
+        v = self.device.read_voltage_v
+        energy = self.device.read_time_s * v * v * float(self._g_sum.sum())
+        self.ledger.record(READ, self.rows, energy)
+        return self.weights
+
+    def program(self, target, max_rounds: int = 100) -> dict:
+        """Program-and-verify the cells to ``target`` (int, ``{-1, 0, +1}``, the shape
+        of the array): each round reads the states (:meth:`read_states`) and pulses
+        every cell that differs one level towards its target at the longest width
+        (:meth:`update_cells`), until none differs. A cell two levels away takes two
+        rounds at least: a transition never skips a state. Returns the pulses,
+        switches and rounds; RuntimeError if cells still differ after ``max_rounds``."""
+        t = np.asarray(target)
+        if t.shape != self.shape or t.dtype.kind not in "iu" or (t.size and (t.min() < -1 or t.max() > 1)):
+            raise ValueError(f"target must be integers in {{-1, 0, +1}} of shape {self.shape}, "
+                             f"got {t.dtype} {t.shape}")
+        _check_int("max_rounds", max_rounds, 1)
+        done = {"set_pulses": 0, "reset_pulses": 0, "switches": 0, "rounds": 0}
+        t = t.astype(np.int8)
+        for _ in range(max_rounds):
+            direction = np.sign(t - self.read_states()).astype(np.int8)
+            if not direction.any():
+                return done
+            moved = self.update_cells(direction, np.abs(direction).astype(float))
+            for key in ("set_pulses", "reset_pulses", "switches"):
+                done[key] += moved[key]
+            done["rounds"] += 1
+        if np.any(self.read_states() != t):
+            raise RuntimeError(f"program: cells still differ from the target after {max_rounds} rounds")
+        return done
+
     # ------------------------------------------------------------------ persistence
     def state_dict(self) -> tuple[dict, dict]:
         """``(arrays, meta)``: the bits, the fabricated device parameters and the random
