@@ -116,6 +116,24 @@ def test_a_run_starts_from_another_runs_checkpoint_under_another_schedule(tmp_pa
         assert not other.exists()
 
 
+def test_a_run_with_a_hold_out_ends_on_its_best_epoch(tmp_path, capsys):
+    out = tmp_path / "best"
+    argv = ["ternary", "--dataset", "digits", "--hidden-layer-sizes", "16", "--n-iter", "5",
+            "--batch-size", "20", "--validation-fraction", "0.2", "--seed", "1", "--out", str(out)]
+    assert cli.main(argv) == 0
+    results = json.loads((out / "results.json").read_text())
+    held = [e["held_out_accuracy"] for e in results["epochs"]]
+    best = results["best_epoch"]
+    assert best == int(np.argmax(held)) + 1 < 5 and results["held_out_accuracy"] == max(held)
+    # programmed back: the network is that epoch's, so it scores what that epoch scored
+    assert results["accuracy"] == results["epochs"][best - 1]["accuracy"] != results["epochs"][-1]["accuracy"]
+    assert results["n_train"] + results["n_held_out"] == 1437 - 288
+    assert results["training"]["training_samples"] == 5 * results["n_train"]
+    assert f"programmed back to epoch {best}" in capsys.readouterr().err
+    assert cli.main(argv) == 0  # resumed after the last epoch: the same result
+    assert json.loads((out / "results.json").read_text())["accuracy"] == results["accuracy"]
+
+
 def test_a_spread_run_trains_its_own_model():
     from neuromem.data import load_digits_scaled
 

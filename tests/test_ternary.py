@@ -75,6 +75,39 @@ def test_a_transition_never_skips_a_state():
     assert moves > 1000
 
 
+def test_program_reaches_the_target_one_level_per_round_and_books_it():
+    rng = np.random.default_rng(1)
+    xbar = TernaryCrossbar(40, 30, MTJ(d2d_r_rel=0.2), d2d_delta_rel=0.3, seed=3)
+    start = xbar.weights
+    target = rng.integers(-1, 2, size=xbar.shape).astype(np.int8)
+    done = xbar.program(target)
+    np.testing.assert_array_equal(xbar.weights, target)
+    plus, minus = xbar.device_bits
+    assert not np.any(plus & minus)
+    # one device switch per level moved, never past the target, and a cell two levels
+    # away needs a second round
+    assert done["switches"] == int(np.abs(target.astype(int) - start).sum())
+    assert done["rounds"] >= 2 and np.any(np.abs(target.astype(int) - start) == 2)
+    ledger = xbar.ledger  # fabrication books nothing
+    assert ledger.count("read") == 40 * (done["rounds"] + 1)  # a verify read of every row per round
+    assert ledger.count("pulse_set") + ledger.count("pulse_reset") == (
+        done["set_pulses"] + done["reset_pulses"]) >= done["switches"]
+    assert ledger.total_j > 0
+    assert xbar.program(target) == {"set_pulses": 0, "reset_pulses": 0, "switches": 0, "rounds": 0}
+
+
+def test_program_refuses_bad_targets_and_reports_cells_it_could_not_move():
+    xbar = TernaryCrossbar(4, 5, seed=0)
+    for bad in (np.zeros((5, 4), np.int8), np.full((4, 5), 2), np.zeros((4, 5)), np.full((4, 5), -2)):
+        with pytest.raises(ValueError, match="target"):
+            xbar.program(bad)
+    with pytest.raises(ValueError, match="max_rounds"):
+        xbar.program(np.zeros((4, 5), np.int8), max_rounds=0)
+    far = -np.where(xbar.weights == 0, 1, xbar.weights).astype(np.int8)  # some cells two levels away
+    with pytest.raises(RuntimeError, match="1 rounds"):
+        xbar.program(far, max_rounds=1)
+
+
 def test_samples_of_one_call_apply_in_order_one_level_each():
     xbar = TernaryCrossbar(1, 1, MTJ(d2d_r_rel=0.0), init=(1, 0, 0), seed=0)
     x = np.ones((3, 1), np.int8)

@@ -179,6 +179,18 @@ def test_several_cells_per_weight_learn_and_are_saved(digits, tmp_path):
     assert model.training_operations() == small().fit(X_train[:50], y_train[:50]).training_operations()
 
 
+def test_the_best_epoch_is_kept_for_every_array(digits):
+    X_train, _, y_train, _ = digits
+    model = small(validation_fraction=0.2, random_state=2).fit(X_train, y_train)
+    assert model.best_epoch_ == 2 < 4  # this chip's held-out score peaks early
+    _, X_held, _, y_held = model.validation_split(X_train, y_train)
+    assert model.score(X_held, y_held) == model.best_validation_score_ == max(model.validation_scores_)
+    # the convolution's kernels are kept and programmed back as the dense arrays are
+    assert [w.shape for w in model._best_weights] == [x.shape for x in model.layers_]
+    assert [s.shape for s in model._best_statistics] == [s.shape for s in model.column_statistics_]
+    np.testing.assert_array_equal(model.layers_[0].weights, model._best_weights[0])
+
+
 def test_no_float_weight_and_every_pass_booked(digits):
     X_train, _, y_train, _ = digits
     model = small(n_iter=1).fit(X_train[:100], y_train[:100])

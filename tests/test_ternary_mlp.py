@@ -285,6 +285,82 @@ def test_save_load_round_trip(digits, tmp_path):
         np.testing.assert_array_equal(a, b)
 
 
+def keep_best(**kw):
+    # on these digits the held-out score of this chip peaks at epoch 4 of 6
+    return small(**{"n_iter": 6, "batch_size": 20, "cells_per_weight": 2, "validation_fraction": 0.2, **kw})
+
+
+def test_validation_split_is_stratified_seeded_and_leaves_the_stream_alone(digits):
+    X_train, _, y_train, _ = digits
+    model = keep_best()
+    X_fit, X_held, y_fit, y_held = model.validation_split(X_train, y_train)
+    again = model.validation_split(X_train, y_train)
+    np.testing.assert_array_equal(again[1], X_held)
+    assert len(y_held) == int(np.ceil(0.2 * len(y_train))) and len(y_fit) + len(y_held) == len(y_train)
+    share = np.bincount(y_held, minlength=10) / np.bincount(y_train, minlength=10)
+    assert np.all(np.abs(share - 0.2) < 0.03)  # every class held out in proportion
+    rows = {r.tobytes() for r in X_train}
+    assert {r.tobytes() for r in X_fit} | {r.tobytes() for r in X_held} == rows
+    other = keep_best(random_state=1).validation_split(X_train, y_train)[1]
+    assert not np.array_equal(other, X_held)
+
+
+def test_fit_keeps_the_best_epoch_and_programs_the_arrays_back(digits):
+    X_train, X_test, y_train, y_test = digits
+    model = keep_best().fit(X_train, y_train)
+    X_fit, X_held, y_fit, y_held = model.validation_split(X_train, y_train)
+    scores = model.validation_scores_
+    assert len(scores) == 6 and model.best_epoch_ == int(np.argmax(scores)) + 1
+    assert model.best_epoch_ < 6  # so the arrays had to be programmed back
+    assert model.n_samples_seen_ == 6 * len(y_fit)  # the held-out images are never trained on
+    assert model.score(X_held, y_held) == model.best_validation_score_ == max(scores)
+    # the same by hand, epoch by epoch: the arrays now hold that epoch's cells
+    twin = keep_best()
+    epochs = []
+    for _ in range(6):
+        twin.partial_fit(X_fit, y_fit, classes=np.arange(10))
+        twin.record_validation(X_held, y_held)
+        epochs.append((twin.coefs_, [s.copy() for s in twin.column_statistics_]))
+    assert twin.validation_scores_ == scores
+    switches = twin.training_counts_["switches"]
+    pulses = twin.ledger_.count("pulse_set") + twin.ledger_.count("pulse_reset")
+    restored = twin.restore_best()
+    coefs, statistics = epochs[model.best_epoch_ - 1]
+    for a, b, c in zip(model.coefs_, twin.coefs_, coefs):
+        np.testing.assert_array_equal(a, c)
+        np.testing.assert_array_equal(b, c)
+    assert all(np.array_equal(a, b) for a, b in zip(twin.column_statistics_, statistics))
+    assert restored["switches"] > 0 and twin.training_counts_["switches"] == switches
+    assert twin.ledger_.count("pulse_set") + twin.ledger_.count("pulse_reset") == (
+        pulses + restored["set_pulses"] + restored["reset_pulses"])  # the programming is booked
+    assert model.score(X_test, y_test) > 0.45
+    assert all(w.dtype == np.int8 for w in model._best_weights)  # copies of states, no float
+
+
+def test_the_best_epoch_is_saved_and_bad_use_is_refused(digits, tmp_path):
+    X_train, _, y_train, _ = digits
+    model = keep_best(n_iter=3)
+    with pytest.raises(NotFittedError):
+        model.record_validation(X_train, y_train)
+    model.partial_fit(X_train, y_train, classes=np.arange(10))
+    with pytest.raises(ValueError, match="record_validation"):
+        model.restore_best()
+    with pytest.raises(ValueError, match="validation_fraction"):
+        small().validation_split(X_train, y_train)
+    with pytest.raises(ValueError, match="validation_fraction=0.01 of 20 samples"):
+        small(validation_fraction=0.01).fit(X_train[:20], y_train[:20])
+    model = keep_best().fit(X_train, y_train)
+    loaded = TernaryMLP.load(model.save(tmp_path / "best.npz"))
+    assert (loaded.validation_fraction, loaded.best_epoch_) == (0.2, model.best_epoch_)
+    assert loaded.validation_scores_ == model.validation_scores_
+    model.partial_fit(X_train, y_train)
+    loaded.partial_fit(X_train, y_train)
+    model.restore_best()
+    loaded.restore_best()
+    for a, b in zip(loaded.coefs_, model.coefs_):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_models_saved_before_batch_growth_keep_a_constant_batch(digits, tmp_path):
     from networks._archive import read_archive, write_archive
     from networks.ternary_mlp import FORMAT, FORMAT_VERSION
@@ -326,6 +402,8 @@ def test_load_refuses_foreign_and_altered_files(digits, tmp_path):
     ({"column_write_limit": float("inf")}, "column_write_limit"), ({"column_write_limit": True}, "column_write_limit"),
     ({"learning_rate_decay_after": -1}, "learning_rate_decay_after"),
     ({"learning_rate_decay_after": 1.5}, "learning_rate_decay_after"),
+    ({"validation_fraction": 0.0}, "validation_fraction"), ({"validation_fraction": 1.0}, "validation_fraction"),
+    ({"validation_fraction": True}, "validation_fraction"), ({"validation_fraction": "0.1"}, "validation_fraction"),
 ])
 def test_bad_parameters_are_refused_at_fit(digits, kw, match):
     X_train, _, y_train, _ = digits
