@@ -314,7 +314,7 @@ class TernaryCNN(TernaryNetwork):
         grads = [None] * len(self.layers_)
         for k, (x, d) in enumerate(zip(drives, deltas)):
             grads[n_conv + k] = _accumulate(x, d)
-            per.digital(x.shape[0] * grads[n_conv + k].size, ledger)
+            per.accumulate(x, d.shape[1], ledger)
         n = len(X)
         d_map = back.reshape(n, *convs[-1][2].shape[1:3], -1)  # error of the last pooled map
         for k in range(n_conv - 1, -1, -1):
@@ -327,7 +327,7 @@ class TernaryCNN(TernaryNetwork):
             x = drive.reshape(n * h * w, -1)
             g = _accumulate(x, d)
             grads[k] = g / (h * w)  # the mean over positions: a shared kernel
-            per.digital(x.shape[0] * g.size, ledger)
+            per.accumulate(x, d.shape[1], ledger)
             if k > 0:
                 back = self._backward(self.layers_[k], d)
                 back = back[:, :self.layers_[k].rows - self.bias_rows].reshape(n, h, w, -1)

@@ -295,7 +295,7 @@ class TernaryMLP(TernaryNetwork):
 
     def _accumulate(self, x, d):
         """The mini-batch gradient of one array, accumulated in digital."""
-        self.periphery_.digital(x.shape[0] * d.shape[1] * x.shape[1], self.ledger_)
+        self.periphery_.accumulate(x, d.shape[1], self.ledger_)
         return x.T.astype(np.float64) @ d / len(d)
 
     def _batch_gradients(self, X, onehot):

@@ -100,7 +100,7 @@ COMPONENTS: dict[str, str] = {
     "digital_neuron": "neurons",
     "counter_increment": "counters",
     "sram_read": "digital_memory", "sram_write": "digital_memory",
-    "digital_op": "digital_logic", "digital": "digital_logic",
+    "digital_op": "digital_logic", "digital": "digital_logic", "digital_add": "digital_logic",
 }
 #: the components, in report order ("other" collects operations not in COMPONENTS)
 COMPONENT_ORDER = ("array_reads", "programming_pulses", "converters", "neurons", "counters",

@@ -112,19 +112,24 @@ class TernaryPeriphery:
     digital_op_energy_j
         One digital operation (a 16-bit floating-point multiply and add: 1.1 + 0.4 pJ
         at 45 nm, Horowitz, ISSCC 2014).
+    digital_add_energy_j
+        One add of the gradient accumulator where a ternary drive selects the error,
+        its negative or nothing (a 16-bit floating-point add: 0.4 pJ at 45 nm, Horowitz,
+        ISSCC 2014).
     """
 
     adc_bits: int = 8
     dac_bits: int = 8
     conversion_step_energy_j: float = 10e-15
     digital_op_energy_j: float = 1.5e-12
+    digital_add_energy_j: float = 0.4e-12
 
     def __post_init__(self):
         for name in ("adc_bits", "dac_bits"):
             value = getattr(self, name)
             if not isinstance(value, Integral) or isinstance(value, bool) or not 1 <= value <= 16:
                 raise ValueError(f"TernaryPeriphery.{name} must be an integer in 1..16, got {value!r}")
-        for name in ("conversion_step_energy_j", "digital_op_energy_j"):
+        for name in ("conversion_step_energy_j", "digital_op_energy_j", "digital_add_energy_j"):
             value = getattr(self, name)
             if not isinstance(value, Real) or isinstance(value, bool) or not (
                     math.isfinite(value) and value >= 0):
@@ -171,6 +176,18 @@ class TernaryPeriphery:
     def digital(self, n_ops: int, ledger: EnergyLedger) -> None:
         """Book ``n_ops`` digital operations."""
         ledger.record("digital", int(n_ops), int(n_ops) * self.digital_op_energy_j)
+
+    def accumulate(self, x, n_cols: int, ledger: EnergyLedger) -> None:
+        """Book the digital accumulation of ``xᵀ δ`` for drives ``x`` (``(batch, rows)``)
+        and ``n_cols`` error columns. Ternary drives (int8 in {-1, 0, +1}) select the
+        error, its negative or nothing, so each nonzero drive costs ``n_cols`` adds and a
+        zero drive none; drives from DACs (floats) cost a multiply and add per product."""
+        x = np.asarray(x)
+        if x.dtype == np.int8:
+            n = int(np.count_nonzero(x)) * int(n_cols)
+            ledger.record("digital_add", n, n * self.digital_add_energy_j)
+        else:
+            self.digital(x.size * int(n_cols), ledger)
 
 
 class TernaryCrossbar:

@@ -204,6 +204,20 @@ def test_periphery_books_conversions_and_quantises():
     assert ledger.count("comparator") == 8
 
 
+def test_the_accumulator_adds_for_ternary_drives_and_multiplies_for_dac_levels():
+    ledger = EnergyLedger()
+    per = TernaryPeriphery()
+    ternary = np.array([[1, 0, -1, 0], [0, 0, 1, 1]], dtype=np.int8)
+    per.accumulate(ternary, 5, ledger)  # 4 nonzero drives, each selecting 5 errors
+    assert ledger.count("digital_add") == 20 and ledger.count("digital") == 0
+    assert ledger.energy_j("digital_add") == pytest.approx(20 * 0.4e-12)
+    per.accumulate(np.array([[0.5, 0.0, -0.25, 0.0]]), 5, ledger)  # DAC levels: real products
+    assert ledger.count("digital") == 20 and ledger.energy_j("digital") == pytest.approx(20 * 1.5e-12)
+    assert ledger.count("digital_add") == 20
+    with pytest.raises(ValueError, match="digital_add_energy_j"):
+        TernaryPeriphery(digital_add_energy_j=-1.0)
+
+
 @pytest.mark.parametrize("kwargs, match", [
     ({"rows": 0}, "rows"), ({"cols": 1.5}, "cols"), ({"device": YFlash()}, "MTJ"),
     ({"d2d_delta_rel": -0.1}, "d2d_delta_rel"), ({"max_width_s": 0.0}, "max_width_s"),

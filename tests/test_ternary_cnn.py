@@ -202,7 +202,7 @@ def test_no_float_weight_and_every_pass_booked(digits):
     # forward reads: one per conv position and one per dense layer, per sample, in
     # training and in the calibration pass after the epoch (all 100 images)
     assert ledger["read"]["count"] == 2 * 100 * (positions + 2)
-    for key in ("read_back", "adc", "dac", "digital", "pulse_set", "pulse_reset"):
+    for key in ("read_back", "adc", "dac", "digital", "digital_add", "pulse_set", "pulse_reset"):
         assert ledger[key]["count"] > 0 and ledger[key]["energy_j"] > 0
     # inference: comparators at the references (two per hidden value), ADCs only on the outputs
     model.predict(X_train[:10])

@@ -226,8 +226,12 @@ def test_every_operation_is_booked(digits):
     n = 200
     model = small(n_iter=1, batch_size=50).fit(X_train[:n], y_train[:n])
     ledger = model.ledger_
-    for op in ("read", "read_back", "adc", "dac", "comparator", "digital", "pulse_set", "pulse_reset"):
+    for op in ("read", "read_back", "adc", "dac", "comparator", "digital", "digital_add", "pulse_set",
+               "pulse_reset"):
         assert ledger.count(op) > 0 and ledger.energy_j(op) > 0, op
+    # the gradient accumulator: an add per nonzero drive and error column, none for the
+    # dark pixels (most of the inputs) and a fraction of the hidden units
+    assert 0 < ledger.count("digital_add") < n * ((64 + 8) * 32 + (32 + 8) * 10)
     assert ledger.count("read") == 2 * n            # two arrays read per sample
     assert ledger.count("read_back") == n           # one backward read per sample
     assert ledger.count("adc") == n * 10 + n * (32 + 8)  # outputs, then the hidden rows
