@@ -389,7 +389,7 @@ def main(argv=None) -> int:
         settings["start_from"] = str(args.start_from)
     model = build_model(params, None, args.d2d_r_rel, args.seed, args.model)
     epochs = model.n_iter
-    history, train_s = [], 0.0
+    history, train_s, restored = [], 0.0, False
     if not (out / CHECKPOINT).exists() or args.no_resume:
         (out / SPREAD_RUNS).unlink(missing_ok=True)  # kept spread runs belong to the run started over
         if args.start_from:
@@ -411,6 +411,7 @@ def main(argv=None) -> int:
             parser.error(refusal(out, differences))
         model = saved
         history, train_s = progress["history"], progress["train_s"]
+        restored = progress.get("restored", False)  # programmed back to the best epoch already
         print(f"resuming after epoch {model.epochs_done_}", file=sys.stderr)
     out.mkdir(parents=True, exist_ok=True)
     from tqdm import tqdm
@@ -447,12 +448,15 @@ def main(argv=None) -> int:
             write_json(out / PROGRESS, {"settings": settings, "history": history, "train_s": train_s})
         accuracy = history[-1]["accuracy"]
         if held is not None:
-            restore = model.restore_best()  # nothing to program when the last epoch is the best
+            if not restored:  # (a rerun of a finished run neither programs nor books it again)
+                restore = model.restore_best()  # nothing to program when the last epoch is the best
+                model.save(out / CHECKPOINT)
+                write_json(out / PROGRESS, {"settings": settings, "history": history, "train_s": train_s,
+                                            "restored": True})
+                print(f"programmed back to epoch {model.best_epoch_} (held-out "
+                      f"{100 * model.best_validation_score_:.2f} %): {restore['switches']} switches",
+                      file=sys.stderr)
             accuracy = evaluate()[0]
-            model.save(out / CHECKPOINT)
-            print(f"programmed back to epoch {model.best_epoch_} (held-out "
-                  f"{100 * model.best_validation_score_:.2f} %): {restore['switches']} switches",
-                  file=sys.stderr)
     ledger = model.ledger_.as_dict()
     results = {"settings": settings, "estimator": type(model).__name__,
                "resolved_params": {k: v for k, v in model.get_params().items() if k != "device"},
