@@ -90,10 +90,14 @@ def unpool(d, where, size, shape):
     return out
 
 
-def _accumulate(x, d):
-    """``xᵀ d`` (the digital accumulator; single precision suffices for sums of ternary
-    drives times errors and halves the time of the largest products)."""
-    return (x.T.astype(np.float32) @ d.astype(np.float32)).astype(np.float64)
+def accumulate(x, d):
+    """``xᵀ d``, the digital accumulator's sums of drive times error, in double precision.
+
+    Single precision is faster, but its sums round differently with the BLAS kernel a CPU
+    selects, and a difference that flips one stochastic update changes the rest of a seeded
+    run; in double precision the differences stay near 1e-16 of the sum.
+    """
+    return x.T.astype(np.float64) @ np.asarray(d, dtype=np.float64)
 
 
 class TernaryCNN(TernaryNetwork):
@@ -313,7 +317,7 @@ class TernaryCNN(TernaryNetwork):
                 per.digital(back.size * OPS_GATE, ledger)
         grads = [None] * len(self.layers_)
         for k, (x, d) in enumerate(zip(drives, deltas)):
-            grads[n_conv + k] = _accumulate(x, d)
+            grads[n_conv + k] = accumulate(x, d)
             per.accumulate(x, d.shape[1], ledger)
         n = len(X)
         d_map = back.reshape(n, *convs[-1][2].shape[1:3], -1)  # error of the last pooled map
@@ -325,7 +329,7 @@ class TernaryCNN(TernaryNetwork):
             h, w = shape[1:3]
             d = self._normalized_delta(k, d.reshape(n * h * w, channels), record)
             x = drive.reshape(n * h * w, -1)
-            g = _accumulate(x, d)
+            g = accumulate(x, d)
             grads[k] = g / (h * w)  # the mean over positions: a shared kernel
             per.accumulate(x, d.shape[1], ledger)
             if k > 0:

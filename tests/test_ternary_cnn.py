@@ -10,7 +10,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from networks import TernaryCNN
-from networks.ternary_cnn import max_pool, patches, unpatch, unpool
+from networks.ternary_cnn import accumulate, max_pool, patches, unpatch, unpool
 from neuromem.data import load_digits_scaled, train_validation_split
 from neuromem.devices import MTJ
 
@@ -40,6 +40,18 @@ def test_patches_give_the_valid_correlation_and_unpatch_is_their_adjoint():
         assert np.allclose(conv[n], ref)
     d = rng.normal(size=p.shape)
     assert np.isclose(np.sum(p * d), np.sum(a * unpatch(d, 3, 3)))
+
+
+def test_the_accumulator_sums_in_double_precision():
+    # errors that single precision cannot hold: 1 + k * 2**-40 rounds to 1 in float32
+    rng = np.random.default_rng(0)
+    x = rng.integers(-1, 2, size=(4000, 3)).astype(np.int8)
+    d = 1.0 + rng.integers(1, 100, size=(4000, 2)) * 2.0 ** -40
+    exact = np.array([[sum(int(a) * b for a, b in zip(x[:, i], d[:, j])) for j in range(2)] for i in range(3)])
+    got = accumulate(x, d)
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, exact, rtol=0, atol=1e-9)
+    assert not np.array_equal(np.round(got), got)  # the small parts survive the sum
 
 
 def test_max_pool_routes_the_error_to_the_first_maximum():
