@@ -200,7 +200,7 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         self.n_samples_seen_ = 0
         self.epochs_done_ = 0
         self.validation_scores_, self.best_validation_score_, self.best_epoch_ = [], None, 0
-        self._best_weights, self._best_statistics = [], []
+        self.best_weights_, self.best_column_statistics_ = [], []
         self.training_counts_ = {"set_pulses": 0, "reset_pulses": 0, "switches": 0, "saturated": 0}
         # the comparator references of every hidden array (mean, standard deviation of
         # each column, fixed point); they start at the unnormalised scale, 0 ± √fan_in
@@ -515,8 +515,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         if self.best_epoch_ == 0 or score > self.best_validation_score_:
             self.best_validation_score_ = score
             self.best_epoch_ = self.epochs_done_
-            self._best_weights = [xbar.read_states() for xbar in self.layers_]
-            self._best_statistics = [s.copy() for s in self.column_statistics_]
+            self.best_weights_ = [xbar.read_states() for xbar in self.layers_]
+            self.best_column_statistics_ = [s.copy() for s in self.column_statistics_]
         return score
 
     def restore_best(self) -> dict:
@@ -527,11 +527,11 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         if self.best_epoch_ == 0:
             raise ValueError("restore_best needs a best epoch: call record_validation after an epoch first")
         done = {"set_pulses": 0, "reset_pulses": 0, "switches": 0}
-        for xbar, target in zip(self.layers_, self._best_weights):
+        for xbar, target in zip(self.layers_, self.best_weights_):
             moved = xbar.program(target)
             for key in done:
                 done[key] += moved[key]
-        self.column_statistics_ = [s.copy() for s in self._best_statistics]
+        self.column_statistics_ = [s.copy() for s in self.best_column_statistics_]
         return done
 
     def partial_fit(self, X, y, classes=None):
@@ -649,8 +649,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             a, m = xbar.state_dict()
             arrays.update({f"layer{k}/{name}": v for name, v in a.items()})
             layers.append(m)
-        arrays.update({f"best/layer{k}": w for k, w in enumerate(self._best_weights)})
-        arrays.update({f"best/statistics{k}": st for k, st in enumerate(self._best_statistics)})
+        arrays.update({f"best/layer{k}": w for k, w in enumerate(self.best_weights_)})
+        arrays.update({f"best/statistics{k}": st for k, st in enumerate(self.best_column_statistics_)})
         meta = {"params": params_to_json(self.get_params()), "n_features_in": int(self.n_features_in_),
                 "validation_scores": list(self.validation_scores_), "best_epoch": int(self.best_epoch_),
                 "best_validation_score": self.best_validation_score_,
@@ -682,8 +682,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         for k, (st, ref) in enumerate(zip(stats, self.column_statistics_)):
             if st is None or st.shape != ref.shape or st.dtype.kind != "i":
                 raise ValueError(f"best/statistics{k} must be integers of shape {ref.shape}")
-        self._best_weights = weights
-        self._best_statistics = [st.astype(np.int32) for st in stats]
+        self.best_weights_ = weights
+        self.best_column_statistics_ = [st.astype(np.int32) for st in stats]
 
     @classmethod
     def _params_from_file(cls, params: dict) -> dict:

@@ -166,7 +166,9 @@ class TernaryMLP(TernaryNetwork):
         that scored best (the states copied to digital memory at that epoch; the
         copies, the scoring reads and the program-and-verify pulses are booked).
         :meth:`partial_fit` ignores it (:meth:`record_validation` and
-        :meth:`restore_best` do the same epoch by epoch).
+        :meth:`restore_best` do the same epoch by epoch). The kept epoch is
+        ``best_epoch_`` with ``best_validation_score_``; its copies are
+        ``best_weights_`` (int8 states per array) and ``best_column_statistics_``.
     verbose : bool
         Progress bar over the epochs of :meth:`fit`.
     random_state : int or None

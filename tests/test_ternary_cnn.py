@@ -198,9 +198,9 @@ def test_the_best_epoch_is_kept_for_every_array(digits):
     _, X_held, _, y_held = model.validation_split(X_train, y_train)
     assert model.score(X_held, y_held) == model.best_validation_score_ == max(model.validation_scores_)
     # the convolution's kernels are kept and programmed back as the dense arrays are
-    assert [w.shape for w in model._best_weights] == [x.shape for x in model.layers_]
-    assert [s.shape for s in model._best_statistics] == [s.shape for s in model.column_statistics_]
-    np.testing.assert_array_equal(model.layers_[0].weights, model._best_weights[0])
+    assert [w.shape for w in model.best_weights_] == [x.shape for x in model.layers_]
+    assert [s.shape for s in model.best_column_statistics_] == [s.shape for s in model.column_statistics_]
+    np.testing.assert_array_equal(model.layers_[0].weights, model.best_weights_[0])
 
 
 def test_no_float_weight_and_every_pass_booked(digits):

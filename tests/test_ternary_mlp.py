@@ -338,7 +338,7 @@ def test_fit_keeps_the_best_epoch_and_programs_the_arrays_back(digits):
     assert twin.ledger_.count("pulse_set") + twin.ledger_.count("pulse_reset") == (
         pulses + restored["set_pulses"] + restored["reset_pulses"])  # the programming is booked
     assert model.score(X_test, y_test) > 0.45
-    assert all(w.dtype == np.int8 for w in model._best_weights)  # copies of states, no float
+    assert all(w.dtype == np.int8 for w in model.best_weights_)  # copies of states, no float
 
 
 def test_the_best_epoch_is_saved_and_bad_use_is_refused(digits, tmp_path):
