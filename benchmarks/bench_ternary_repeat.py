@@ -31,14 +31,14 @@ if str(ROOT) not in sys.path:  # run from a checkout without installing
 
 def _train(args) -> None:
     """One training run in this interpreter (the worker side)."""
-    import networks.ternary_cnn as ternary_cnn
+    import networks._ternary_base as ternary_base
     from networks import TernaryCNN
     from neuromem.data import load_mnist
 
     if args.accumulator == "single":
         def single(x, d):
             return (x.T.astype(np.float32) @ d.astype(np.float32)).astype(np.float64)
-        ternary_cnn.accumulate = single
+        ternary_base.accumulate = single  # the sums as the CNN made them before
     X, y = load_mnist(args.data_dir, kind="train")
     X, y = X[:args.n_train] / 255.0, y[:args.n_train]
     model = TernaryCNN(n_iter=args.epochs, calibration_samples=min(500, args.n_train), random_state=0)

@@ -138,6 +138,16 @@ def check_sizes(name, sizes, allow_empty=True):
         raise ValueError(f"{name} must be a tuple of integers >= 1, got {sizes!r}")
 
 
+def accumulate(x, d):
+    """``xᵀ d``, the digital accumulator's sums of drive times error, in double precision.
+
+    Single precision is faster, but its sums round differently with the BLAS kernel a CPU
+    selects, and a difference that flips one stochastic update changes the rest of a seeded
+    run; in double precision the differences stay near 1e-16 of the sum.
+    """
+    return x.T.astype(np.float64) @ np.asarray(d, dtype=np.float64)
+
+
 class TernaryNetwork(ClassifierMixin, BaseEstimator):
     """Base of the classifiers whose weights are ternary MTJ-pair cells (not for direct use)."""
 
@@ -385,6 +395,12 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             delta = prob - onehot
         self.periphery_.digital(delta.size * OPS_SOFTMAX, self.ledger_)
         return delta
+
+    def _accumulate(self, x, d):
+        """The digital accumulator's ``xᵀ d`` over a batch of drives ``x`` and errors
+        ``d``, booked (:meth:`TernaryPeriphery.accumulate`)."""
+        self.periphery_.accumulate(x, d.shape[1], self.ledger_)
+        return accumulate(x, d)
 
     def _backward(self, xbar, delta):
         """``backward_gain · Wᵀ δ`` on the array: DAC-driven columns, transposed read,

@@ -90,16 +90,6 @@ def unpool(d, where, size, shape):
     return out
 
 
-def accumulate(x, d):
-    """``xᵀ d``, the digital accumulator's sums of drive times error, in double precision.
-
-    Single precision is faster, but its sums round differently with the BLAS kernel a CPU
-    selects, and a difference that flips one stochastic update changes the rest of a seeded
-    run; in double precision the differences stay near 1e-16 of the sum.
-    """
-    return x.T.astype(np.float64) @ np.asarray(d, dtype=np.float64)
-
-
 class TernaryCNN(TernaryNetwork):
     """Convolutional classifier whose kernels and weights are ternary MTJ-pair cells.
 
@@ -317,8 +307,7 @@ class TernaryCNN(TernaryNetwork):
                 per.digital(back.size * OPS_GATE, ledger)
         grads = [None] * len(self.layers_)
         for k, (x, d) in enumerate(zip(drives, deltas)):
-            grads[n_conv + k] = accumulate(x, d)
-            per.accumulate(x, d.shape[1], ledger)
+            grads[n_conv + k] = self._accumulate(x, d)
         n = len(X)
         d_map = back.reshape(n, *convs[-1][2].shape[1:3], -1)  # error of the last pooled map
         for k in range(n_conv - 1, -1, -1):
@@ -329,9 +318,7 @@ class TernaryCNN(TernaryNetwork):
             h, w = shape[1:3]
             d = self._normalized_delta(k, d.reshape(n * h * w, channels), record)
             x = drive.reshape(n * h * w, -1)
-            g = accumulate(x, d)
-            grads[k] = g / (h * w)  # the mean over positions: a shared kernel
-            per.accumulate(x, d.shape[1], ledger)
+            grads[k] = self._accumulate(x, d) / (h * w)  # the mean over positions: a shared kernel
             if k > 0:
                 back = self._backward(self.layers_[k], d)
                 back = back[:, :self.layers_[k].rows - self.bias_rows].reshape(n, h, w, -1)

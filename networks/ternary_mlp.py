@@ -295,14 +295,9 @@ class TernaryMLP(TernaryNetwork):
             self.periphery_.digital(deltas[k - 1].size * OPS_GATE, self.ledger_)
         return drives, deltas
 
-    def _accumulate(self, x, d):
-        """The mini-batch gradient of one array, accumulated in digital."""
-        self.periphery_.accumulate(x, d.shape[1], self.ledger_)
-        return x.T.astype(np.float64) @ d / len(d)
-
     def _batch_gradients(self, X, onehot):
         drives, deltas = self._deltas(X, onehot)
-        return [self._accumulate(x, d) for x, d in zip(drives, deltas)]
+        return [self._accumulate(x, d) / len(d) for x, d in zip(drives, deltas)]
 
     def _train_batch(self, X, onehot, lr):
         drives, deltas = self._deltas(X, onehot, commit=True)
@@ -314,7 +309,7 @@ class TernaryMLP(TernaryNetwork):
                 self.periphery_.digital(d.size * OPS_PROBABILITY, self.ledger_)
                 self._count(xbar.update(x, direction, p))
             else:  # the mini-batch gradient, accumulated in digital, then row by row
-                self._write(xbar, self._accumulate(x, d), lr, len(X))
+                self._write(xbar, self._accumulate(x, d) / len(d), lr, len(X))
 
     # ------------------------------------------------------------------ reports
     def training_operations(self) -> dict:

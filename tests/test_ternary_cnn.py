@@ -10,7 +10,8 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from networks import TernaryCNN
-from networks.ternary_cnn import accumulate, max_pool, patches, unpatch, unpool
+from networks._ternary_base import accumulate
+from networks.ternary_cnn import max_pool, patches, unpatch, unpool
 from neuromem.data import load_digits_scaled, train_validation_split
 from neuromem.devices import MTJ
 
