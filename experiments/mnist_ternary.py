@@ -78,6 +78,8 @@ PARAMS = {
                                    "to which the arrays are programmed back at the end (default: none)"),
     "calibration_samples": (int, "training images whose statistics set the comparator references "
                                  "after every epoch (with --normalization batch; 0: running averages)"),
+    "max_shift": (int, "training images are translated by up to this many pixels each way "
+                       "(--model cnn; default 0: none)"),
     "d2d_delta_rel": (float, "device-to-device spread of the MTJ thermal stability"),
     "min_probability": (float, "transition probabilities below this give no pulse"),
     "max_width_s": (float, "longest write pulse (seconds)"),
@@ -145,6 +147,8 @@ def estimator_params(args) -> dict:
         if args.model != "cnn":
             raise ValueError("--conv-layers needs --model cnn")
         params["conv_layers"] = tuple(conv_stage(t) for t in params["conv_layers"])
+    if "max_shift" in params and args.model != "cnn":
+        raise ValueError("--max-shift needs --model cnn (the dense network has no image layout)")
     if params.get("normalization") == "none":
         params["normalization"] = None  # fixed comparator levels
     if args.model == "cnn" and params.get("update") is not None:

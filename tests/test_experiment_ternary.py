@@ -17,6 +17,7 @@ from neuromem import cli
     (["--model", "cnn", "--update", "sample"], "update"), (["--model", "rnn"], "model"),
     (["--model", "cnn", "--conv-layers", "8x9", "--dataset", "digits"], "conv-layers[0]"),
     (["--column-write-limit", "0"], "column-write-limit"),
+    (["--max-shift", "1"], "--model cnn"), (["--model", "cnn", "--max-shift", "-1"], "max-shift"),
 ])
 def test_bad_arguments_exit_2_with_one_line_and_create_nothing(argv, word, tmp_path, capsys):
     out = tmp_path / "run"
@@ -204,19 +205,22 @@ def test_cnn_normalisation_can_be_switched_off(tmp_path):
         cli.main(argv[:-1] + [str(tmp_path / "bad")] + ["--normalization", "layer"])
 
 
-def test_grey_inputs_and_the_calibration_set_are_options(tmp_path):
+def test_grey_inputs_the_calibration_set_and_shifts_are_options(tmp_path):
     argv = ["ternary", "--model", "cnn", "--dataset", "digits", "--conv-layers", "8x3",
             "--hidden-layer-sizes", "16", "--n-iter", "1", "--input-coding", "grey",
             "--calibration-samples", "0", "--out", str(tmp_path / "grey")]
     assert cli.main(argv) == 0
     resolved = json.loads((tmp_path / "grey" / "results.json").read_text())["resolved_params"]
     assert resolved["input_coding"] == "grey" and resolved["calibration_samples"] == 0
+    assert cli.main(argv[:-1] + [str(tmp_path / "shifted"), "--max-shift", "2"]) == 0
+    resolved = json.loads((tmp_path / "shifted" / "results.json").read_text())["resolved_params"]
+    assert resolved["max_shift"] == 2
 
 
 def test_every_flag_is_a_parameter_of_the_networks_and_reaches_them(tmp_path):
     from networks import TernaryCNN, TernaryMLP
     mlp_only = {"update"}  # the CNN refuses it with a message (tested above)
-    cnn_only = {"conv_layers"}
+    cnn_only = {"conv_layers", "max_shift"}
     for name in mnist_ternary.PARAMS:
         if name not in cnn_only:
             assert name in TernaryMLP().get_params(), name

@@ -11,7 +11,8 @@ from sklearn.exceptions import NotFittedError
 
 from networks import TernaryCNN
 from networks._ternary_base import accumulate
-from networks.ternary_cnn import max_pool, patches, unpatch, unpool
+from networks._ternary_base import calibration_indices
+from networks.ternary_cnn import max_pool, patches, shift_images, unpatch, unpool
 from neuromem.data import load_digits_scaled, train_validation_split
 from neuromem.devices import MTJ
 
@@ -53,6 +54,43 @@ def test_the_accumulator_sums_in_double_precision():
     assert got.dtype == np.float64
     np.testing.assert_allclose(got, exact, rtol=0, atol=1e-9)
     assert not np.array_equal(np.round(got), got)  # the small parts survive the sum
+
+
+def test_shift_images_moves_each_image_by_its_own_shift():
+    rng = np.random.default_rng(0)
+    images = rng.random((40, 6, 7))
+    shifts = rng.integers(-3, 4, size=(40, 2))
+    shifts[0] = (6, 0)  # off the frame: nothing is left
+    moved = shift_images(images, shifts)
+    for image, (dy, dx), out in zip(images, shifts, moved):
+        expected = np.zeros_like(image)
+        for i in range(6):
+            for j in range(7):
+                if 0 <= i - dy < 6 and 0 <= j - dx < 7:
+                    expected[i, j] = image[i - dy, j - dx]
+        assert np.array_equal(out, expected)
+    with pytest.raises(ValueError, match="shifts holds 2 pairs for 40 images"):
+        shift_images(images, shifts[:2])
+
+
+def test_training_images_are_shifted_by_at_most_max_shift_and_calibration_is_not(digits):
+    X_train, X_test, y_train, y_test = digits
+    model = small(max_shift=1, n_iter=2).fit(X_train, y_train)
+    assert model.score(X_test, y_test) > 0.35
+    # one lit pixel in the middle of the 8 x 8 frame: where it lands is the shift drawn
+    dot = np.zeros((2000, 64))
+    dot[:, 3 * 8 + 4] = 1.0
+    landed = np.argwhere(model.shifted(dot).reshape(2000, 8, 8) == 1.0)
+    assert len(landed) == 2000  # every image keeps its dot (a shift of 1 stays in the frame)
+    offsets = {(int(i) - 3, int(j) - 4) for _, i, j in landed}
+    assert offsets == {(dy, dx) for dy in (-1, 0, 1) for dx in (-1, 0, 1)}
+    # the references after the last epoch are those of the unshifted training images
+    references = [s.copy() for s in model.column_statistics_]
+    model.calibrate(X_train[calibration_indices(len(X_train), min(len(X_train), model.calibration_samples))])
+    assert all(np.array_equal(a, b) for a, b in zip(references, model.column_statistics_))
+    # and shifting changed what was learned
+    plain = small(n_iter=2).fit(X_train, y_train)
+    assert not all(np.array_equal(a, b) for a, b in zip(plain.coefs_, model.coefs_))
 
 
 def test_max_pool_routes_the_error_to_the_first_maximum():
@@ -247,6 +285,12 @@ def test_save_load_round_trip_continues_bit_for_bit(digits, tmp_path):
     assert loaded.conv_layers == ((8, 3),)
     assert np.array_equal(loaded.decision_function(X_test), model.decision_function(X_test))
     classes = np.unique(y_train)
+    shifting = small(n_iter=1, max_shift=2).fit(X_train, y_train)
+    twin = TernaryCNN.load(shifting.save(tmp_path / "shifting.npz"))
+    assert twin.max_shift == 2
+    shifting.partial_fit(X_train, y_train, classes)
+    twin.partial_fit(X_train, y_train, classes)
+    assert all(np.array_equal(a, b) for a, b in zip(twin.coefs_, shifting.coefs_))
     model.partial_fit(X_train, y_train, classes)
     loaded.partial_fit(X_train, y_train, classes)
     assert all(np.array_equal(a, b) for a, b in zip(loaded.coefs_, model.coefs_))
@@ -264,12 +308,12 @@ def test_models_saved_before_normalisation_load_with_fixed_levels(digits, tmp_pa
     path = model.fit(X_train, y_train).save(tmp_path / "new.npz")
     arrays, meta = read_archive(path, FORMAT, FORMAT_VERSION)
     for name in ("normalization", "normalization_batch", "cells_per_weight", "gradient_deadzone",
-                 "learning_rate_batch_exponent", "calibration_samples"):
+                 "learning_rate_batch_exponent", "calibration_samples", "max_shift"):
         del meta["params"][name]  # as files written before the parameters existed
     for name in [a for a in arrays if a.startswith("statistics")]:
         del arrays[name]
     old = TernaryCNN.load(write_archive(tmp_path / "old.npz", arrays, meta, FORMAT, FORMAT_VERSION))
-    assert (old.normalization, old.cells_per_weight, old.calibration_samples) == (None, 1, 0)
+    assert (old.normalization, old.cells_per_weight, old.calibration_samples, old.max_shift) == (None, 1, 0, 0)
     assert np.array_equal(old.decision_function(X_test), model.decision_function(X_test))
 
 
@@ -286,6 +330,8 @@ def test_models_saved_before_normalisation_load_with_fixed_levels(digits, tmp_pa
     (dict(cells_per_weight=0), "cells_per_weight"),
     (dict(gradient_deadzone=-1.0), "gradient_deadzone"),
     (dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"),
+    (dict(max_shift=-1), "max_shift"),
+    (dict(max_shift=1.5), "max_shift"),
 ])
 def test_bad_parameters_are_refused(digits, kw, match):
     X_train, _, y_train, _ = digits
