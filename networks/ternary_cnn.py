@@ -365,7 +365,8 @@ class TernaryCNN(TernaryNetwork):
     def shifted(self, X):
         """The training images ``X`` (rows of pixels), each translated by its own random
         shift of at most :attr:`max_shift` pixels each way (see the parameter); ``X``
-        itself when ``max_shift`` is 0 (and no random number is drawn)."""
+        itself when ``max_shift`` is 0 (and no random number is drawn). The shifts come
+        from the training stream, so a call moves the draws of later training."""
         check_is_fitted(self, "layers_")
         if not self.max_shift:
             return X
