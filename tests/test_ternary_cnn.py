@@ -10,8 +10,7 @@ from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
 
 from networks import TernaryCNN
-from networks._ternary_base import accumulate
-from networks._ternary_base import calibration_indices
+from networks._ternary_base import accumulate, calibration_indices
 from networks.ternary_cnn import max_pool, patches, shift_images, unpatch, unpool
 from neuromem.data import load_digits_scaled, train_validation_split
 from neuromem.devices import MTJ
