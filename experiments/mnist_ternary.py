@@ -57,7 +57,8 @@ PARAMS = {
     "learning_rate_batch_exponent": (float, "eta grows as (batch / first batch)**exponent "
                                             "(1: the linear scaling rule; default 0)"),
     "gradient_deadzone": (float, "batch gradients below this move no cell"),
-    "cells_per_weight": (int, "ternary cells (MTJ pairs) averaged into one weight"),
+    "cells_per_weight": (int, "ternary cells (MTJ pairs) averaged into one weight: one number for "
+                                 "every array or one per array, input side first"),
     "threshold": (float, "ternary activation threshold, units of sqrt(fan-in) (of the column's "
                          "standard deviation with --normalization batch)"),
     "ste_width": (float, "straight-through window, units as --threshold"),
@@ -125,6 +126,8 @@ def build_parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         if name in ("hidden_layer_sizes", "conv_layers"):
             p.add_argument(flag, type=kind, nargs="*", default=None, help=text)
+        elif name == "cells_per_weight":
+            p.add_argument(flag, type=kind, nargs="+", default=None, help=text)
         else:
             p.add_argument(flag, type=kind, default=None, help=text)
     return p
@@ -143,6 +146,9 @@ def estimator_params(args) -> dict:
     params = {k: getattr(args, k) for k in PARAMS if getattr(args, k) is not None}
     if "hidden_layer_sizes" in params:
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+    if "cells_per_weight" in params:  # one number for every array, or one per array
+        cells = params["cells_per_weight"]
+        params["cells_per_weight"] = cells[0] if len(cells) == 1 else tuple(cells)
     if "conv_layers" in params:
         if args.model != "cnn":
             raise ValueError("--conv-layers needs --model cnn")
@@ -345,8 +351,11 @@ def plot(results: dict, out: Path) -> None:
             writes += f", write limit {resolved['column_write_limit']:g}"
         if resolved.get("normalization") is not None:
             writes += f", {resolved['normalization']}-normalised"
-        if resolved.get("cells_per_weight", 1) > 1:
-            writes += f", {resolved['cells_per_weight']} cells per weight"
+        cells = resolved.get("cells_per_weight", 1)
+        if isinstance(cells, list):
+            writes += f", {'/'.join(map(str, cells))} cells per weight"
+        elif cells > 1:
+            writes += f", {cells} cells per weight"
         ax.set_title(f"{results['estimator']}, {results['sweep_epochs']} epochs per run\n{writes}",
                      fontsize=9)
         fig.tight_layout()

@@ -35,6 +35,8 @@ OPS_NORMALIZE, OPS_NORMALIZE_BACK = 6, 5
 #: numbers with this many fractional bits of one XNOR count, updated after every
 #: statistics group by an exponential average of this momentum
 STATISTICS_FRACTION_BITS, STATISTICS_MOMENTUM = 4, 0.1
+#: the most ternary cells one weight may have (they share one sense line)
+MAX_CELLS_PER_WEIGHT = 64
 
 #: parameter limits shared by the ternary networks: name -> (kind, low, high); "int",
 #: "real" (closed), "real>" (low open), "choice" (allowed values)
@@ -47,7 +49,6 @@ CONSTRAINTS = {
     "learning_rate_decay_after": ("int", 0, None),
     "learning_rate_batch_exponent": ("real", 0.0, None),
     "gradient_deadzone": ("real", 0.0, None),
-    "cells_per_weight": ("int", 1, 64),
     "threshold": ("real", 0.0, None),
     "ste_width": ("real>", 0.0, None),
     "output_scale": ("real>", 0.0, None),
@@ -162,6 +163,7 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
     def _check_params(self):
         check_table(self, self._constraints)
         self._check_layout()
+        self.cells_per_array()  # raises on a bad cells_per_weight
         try:
             device = get_device(self.device)
         except (TypeError, ValueError) as exc:
@@ -183,6 +185,27 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
     def _check_layout(self):
         """Check the layer parameters (subclasses)."""
 
+    def _n_arrays(self) -> int:
+        """How many arrays the layer parameters make, output array included (subclasses)."""
+        raise NotImplementedError
+
+    def cells_per_array(self) -> list[int]:
+        """The ternary cells (MTJ pairs) per weight of every array, input side first,
+        from :attr:`cells_per_weight` (one number for all, or one per array); raises
+        ValueError naming the parameter when it is neither."""
+        cells, n = self.cells_per_weight, self._n_arrays()
+
+        def fits(c):
+            return isinstance(c, Integral) and not isinstance(c, bool) and 1 <= c <= MAX_CELLS_PER_WEIGHT
+
+        if isinstance(cells, (tuple, list)):
+            if len(cells) == n and all(fits(c) for c in cells):
+                return [int(c) for c in cells]
+        elif fits(cells):
+            return [int(cells)] * n
+        raise ValueError(f"cells_per_weight must be an integer in 1..{MAX_CELLS_PER_WEIGHT} or a tuple of {n} "
+                         f"such integers, one per array (input side first), got {cells!r}")
+
     def _check_X(self, X, reset):
         X = validate_data(self, X, reset=reset, dtype=np.float64)
         if X.size and (X.min() < 0 or X.max() > 1):
@@ -201,11 +224,12 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         seeds = rng.randint(0, 2**31 - 1, size=len(shapes) + 1)
         self.ledger_ = EnergyLedger()
         self.periphery_ = TernaryPeriphery(adc_bits=self.adc_bits, dac_bits=self.dac_bits)
+        self.cells_per_array_ = self.cells_per_array()
         self.layers_ = [
-            TernaryCrossbar(rows, cols * self.cells_per_weight, device, d2d_delta_rel=self.d2d_delta_rel,
+            TernaryCrossbar(rows, cols * cells, device, d2d_delta_rel=self.d2d_delta_rel,
                             max_width_s=self.max_width_s, min_probability=self.min_probability,
                             seed=int(seeds[k]), ledger=self.ledger_)
-            for k, (rows, cols) in enumerate(shapes)]
+            for k, ((rows, cols), cells) in enumerate(zip(shapes, self.cells_per_array_))]
         self._rng = np.random.default_rng(int(seeds[-1]))
         self.n_samples_seen_ = 0
         self.epochs_done_ = 0
@@ -246,7 +270,7 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         normalised network in training, the record the backward pass needs
         (:meth:`_normalized_delta`)."""
         xbar = self.layers_[k]
-        z = self._read(xbar, a)
+        z = self._read(k, a)
         if self.normalization is not None:
             return self._hidden_normalized(k, z, training, per_image)
         root = math.sqrt(xbar.rows)
@@ -368,17 +392,17 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         return [slice(groups[i][0], groups[min(i + per, len(groups)) - 1][1])
                 for i in range(0, len(groups), per)]
 
-    def _read(self, xbar, a):
-        """The column counts of ``xbar`` for the drives ``a``, in XNORs per weight: the
-        ``cells_per_weight`` columns of a weight share one sense amplifier, which
-        averages their currents."""
-        k = self.cells_per_weight
+    def _read(self, layer, a):
+        """The column counts of array ``layer`` for the drives ``a``, in XNORs per weight:
+        the columns of a weight's cells share one sense amplifier, which averages their
+        currents."""
+        xbar, k = self.layers_[layer], self.cells_per_array_[layer]
         return xbar.read(a, group=k) / (k * xbar.unit_current_a)
 
-    def _output(self, xbar, a):
+    def _output(self, a):
         """The output columns, digitised (counts of XNORs)."""
-        z = self._read(xbar, a)
-        return self.periphery_.adc(z, 4.0 * math.sqrt(xbar.rows), self.ledger_)
+        z = self._read(len(self.layers_) - 1, a)
+        return self.periphery_.adc(z, 4.0 * math.sqrt(self.layers_[-1].rows), self.ledger_)
 
     def _logits(self, counts):
         return self.output_scale * counts / math.sqrt(self.layers_[-1].rows)
@@ -402,35 +426,42 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
         self.periphery_.accumulate(x, d.shape[1], self.ledger_)
         return accumulate(x, d)
 
-    def _backward(self, xbar, delta):
-        """``backward_gain · Wᵀ δ`` on the array: DAC-driven columns, transposed read,
-        row ADCs (the gain is that of the row sense amplifiers)."""
+    def _backward(self, layer, delta):
+        """``backward_gain · Wᵀ δ`` on array ``layer``: DAC-driven columns, transposed
+        read, row ADCs (the gain is that of the row sense amplifiers)."""
+        xbar = self.layers_[layer]
         v_max = xbar.device.read_voltage_v
         scale = np.max(np.abs(delta), axis=1, keepdims=True)
         scale[scale == 0] = 1.0
         self.periphery_.digital(delta.size * OPS_SCALE, self.ledger_)
         volts = self.periphery_.dac(delta / scale, 1.0, self.ledger_) * v_max
-        k = self.cells_per_weight  # a DAC drives the k columns of its weight
+        k = self.cells_per_array_[layer]  # a DAC drives the k columns of its weight
         rows = xbar.read_back(volts, group=k) / (k * xbar.unit_current_a)
         cols = xbar.cols // k
         full = min(cols, 4.0 * math.sqrt(cols))
         return self.periphery_.adc(rows, full, self.ledger_) * (scale * self.backward_gain)
 
-    def _write(self, xbar, grad, lr, n_samples):
+    def _write(self, layer, grad, lr, n_samples):
         """Write a digitally accumulated gradient of ``n_samples`` row by row (each cell
         its own width, or, with ``pulse_probability``, the digitally picked cells at that
         aim), each column within ``column_write_limit · n_samples`` expected switches."""
         self.periphery_.digital(grad.size * OPS_PROBABILITY, self.ledger_)
-        direction, p = transition(grad, lr, self.gradient_deadzone)
-        if self.cells_per_weight > 1:  # each cell of a weight moves on its own draw
-            direction, p = (np.repeat(v, self.cells_per_weight, axis=1) for v in (direction, p))
+        direction, p = self._per_cell(*transition(grad, lr, self.gradient_deadzone), layer)
         if self.column_write_limit is not None:
             p, scaled = column_budget(p, self.column_write_limit * n_samples)
             self.periphery_.digital(p.size + scaled, self.ledger_)  # the column sums, the rescaled cells
         if self.pulse_probability is not None:
             self.periphery_.digital(np.count_nonzero(p), self.ledger_)  # one random draw per cell
             direction, p = gate(direction, p, self.pulse_probability, self._rng)
-        self._count(xbar.update_cells(direction, p))
+        self._count(self.layers_[layer].update_cells(direction, p))
+
+    def _per_cell(self, direction, p, layer):
+        """A weight's transition repeated on each of its cells in array ``layer``: each
+        cell moves on its own draw."""
+        k = self.cells_per_array_[layer]
+        if k == 1:
+            return direction, p
+        return np.repeat(direction, k, axis=1), np.repeat(p, k, axis=1)
 
     def _count(self, tally):
         for key, value in tally.items():
@@ -646,11 +677,11 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
     @property
     def coefs_(self) -> list[np.ndarray]:
         """The weights of every array, read from the device bits: int8, the sum of each
-        weight's ``cells_per_weight`` ternary cells (so in {-1, 0, +1} for one cell); the
-        last ``bias_rows`` rows are the bias cells."""
+        weight's ternary cells (:meth:`cells_per_array`; in {-1, 0, +1} for one cell);
+        the last ``bias_rows`` rows are the bias cells."""
         check_is_fitted(self, "layers_")
-        k = self.cells_per_weight
-        return [xbar.weights.reshape(xbar.rows, -1, k).sum(axis=2, dtype=np.int8) for xbar in self.layers_]
+        return [xbar.weights.reshape(xbar.rows, -1, k).sum(axis=2, dtype=np.int8)
+                for xbar, k in zip(self.layers_, self.cells_per_array_)]
 
     # ------------------------------------------------------------------ persistence
     def save(self, path):
@@ -719,8 +750,8 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
             if len(meta["layers"]) != len(shapes):
                 raise ValueError("the number of arrays does not match the layer parameters")
             model._build(meta["n_features_in"], len(classes), device)
-            for k, (rows, cols) in enumerate(shapes):
-                shape = (rows, cols * model.cells_per_weight)
+            for k, ((rows, cols), cells) in enumerate(zip(shapes, model.cells_per_array_)):
+                shape = (rows, cols * cells)
                 m = meta["layers"][k]
                 if (m["rows"], m["cols"]) != shape:
                     raise ValueError(f"array {k} has shape {(m['rows'], m['cols'])}, expected {shape}")

@@ -248,6 +248,9 @@ class TernaryCNN(TernaryNetwork):
             h, w = h // self.pool_size, w // self.pool_size
         return maps
 
+    def _n_arrays(self):
+        return len(self.conv_layers) + len(self.hidden_layer_sizes) + 1
+
     def _array_shapes(self, n_features, n_classes):
         shapes, c_in = [], 1
         for channels, kernel in self.conv_layers:
@@ -263,6 +266,8 @@ class TernaryCNN(TernaryNetwork):
         # files from before these parameters existed: fixed comparator levels, one cell
         params.setdefault("normalization", None)
         params.setdefault("cells_per_weight", 1)
+        if isinstance(params["cells_per_weight"], list):
+            params["cells_per_weight"] = tuple(params["cells_per_weight"])
         params.setdefault("calibration_samples", 0)  # and kept the running averages
         params.setdefault("max_shift", 0)
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
@@ -296,7 +301,7 @@ class TernaryCNN(TernaryNetwork):
             records.append(record)
             a = self._drive(a)
             drives.append(a)
-        return convs, (drives, flags, records), self._output(self.layers_[-1], a)
+        return convs, (drives, flags, records), self._output(a)
 
     def _forward(self, X, training=False):
         counts = [self._forward_chunk(X[c], False)[-1] for c in self._chunks(len(X), self.chunk_size)]
@@ -330,7 +335,7 @@ class TernaryCNN(TernaryNetwork):
         deltas = [None] * len(dense)
         deltas[-1] = self._error(counts, onehot)
         for k in range(len(dense) - 1, -1, -1):
-            back = self._backward(dense[k], deltas[k])[:, :dense[k].rows - self.bias_rows]
+            back = self._backward(n_conv + k, deltas[k])[:, :dense[k].rows - self.bias_rows]
             if k > 0:
                 deltas[k - 1] = self._normalized_delta(n_conv + k - 1, back * flags[k - 1], records[k - 1])
                 per.digital(back.size * OPS_GATE, ledger)
@@ -349,7 +354,7 @@ class TernaryCNN(TernaryNetwork):
             x = drive.reshape(n * h * w, -1)
             grads[k] = self._accumulate(x, d) / (h * w)  # the mean over positions: a shared kernel
             if k > 0:
-                back = self._backward(self.layers_[k], d)
+                back = self._backward(k, d)
                 back = back[:, :self.layers_[k].rows - self.bias_rows].reshape(n, h, w, -1)
                 d_map = unpatch(back, kernel, self.conv_layers[k - 1][0])
                 per.digital(back.size, ledger)  # the adds of overlapping patches
@@ -376,8 +381,8 @@ class TernaryCNN(TernaryNetwork):
 
     def _train_batch(self, X, onehot, lr):
         X = self.shifted(X)
-        for xbar, g in zip(self.layers_, self._batch_gradients(X, onehot, commit=True)):
-            self._write(xbar, g, lr, len(X))
+        for layer, g in enumerate(self._batch_gradients(X, onehot, commit=True)):
+            self._write(layer, g, lr, len(X))
 
     # ------------------------------------------------------------------ reports
     def training_operations(self) -> dict:
@@ -386,7 +391,7 @@ class TernaryCNN(TernaryNetwork):
         per output position), 2 per weight of the update."""
         check_is_fitted(self, "layers_")
         positions = [h * w for h, w, _ in self._conv_maps(self.n_features_in_)]
-        cells = [x.rows * x.cols // self.cells_per_weight for x in self.layers_]
+        cells = [x.rows * x.cols // k for x, k in zip(self.layers_, self.cells_per_array_)]
         macs = [p * c for p, c in zip(positions, cells)] + cells[len(positions):]
         forward, backward = sum(macs), sum(macs[1:])
         update = sum(macs)  # a kernel's gradient sums over its positions

@@ -83,12 +83,13 @@ class TernaryMLP(TernaryNetwork):
     gradient_deadzone : float
         Gradients smaller than this move nothing: the transition probability is
         ``tanh(η · max(|g| - gradient_deadzone, 0))``.
-    cells_per_weight : int
+    cells_per_weight : int or tuple of int
         Ternary cells (MTJ pairs) per weight, in neighbouring columns that share a sense
         amplifier: the weight is their mean (``2k + 1`` levels). One transition
         probability per weight, an independent draw per cell, so the expected step is
         unchanged and its variance falls by ``k``; ``k`` times the cells, reads and
-        pulses.
+        pulses. A tuple gives each array its own ``k`` (input side first, the output
+        array last; :meth:`cells_per_array`).
     threshold : float
         Ternary activation threshold in units of ``√fan_in`` XNOR counts (with
         ``normalization``: of the column's standard deviation).
@@ -241,6 +242,9 @@ class TernaryMLP(TernaryNetwork):
                 raise ValueError(f"{name} acts on the row-by-row writes of update='batch'; "
                                  "update='sample' times its pulses in the array")
 
+    def _n_arrays(self):
+        return len(self.hidden_layer_sizes) + 1
+
     def _array_shapes(self, n_features, n_classes):
         sizes = [n_features, *self.hidden_layer_sizes, n_classes]
         return [(n_in + self.bias_rows, n_out) for n_in, n_out in zip(sizes[:-1], sizes[1:])]
@@ -251,6 +255,8 @@ class TernaryMLP(TernaryNetwork):
         params.setdefault("batch_growth", 1.0)  # files from before it existed: constant batch
         params.setdefault("backward_gain", 0.2)  # and they scaled the backward by V_read
         params.setdefault("cells_per_weight", 1)
+        if isinstance(params["cells_per_weight"], list):
+            params["cells_per_weight"] = tuple(params["cells_per_weight"])
         params.setdefault("normalization", None)  # fixed comparator levels
         params.setdefault("calibration_samples", 0)  # and kept the running averages
         return params
@@ -267,7 +273,7 @@ class TernaryMLP(TernaryNetwork):
             records.append(record)
             a = self._drive(a)
             drives.append(a)
-        return drives, flags, records, self._output(self.layers_[-1], a)
+        return drives, flags, records, self._output(a)
 
     def _window_flags(self, X):
         return self._forward(X, training=True)[1]
@@ -289,7 +295,7 @@ class TernaryMLP(TernaryNetwork):
         deltas = [None] * len(self.layers_)
         deltas[-1] = self._error(counts, onehot)
         for k in range(len(self.layers_) - 1, 0, -1):
-            back = self._backward(self.layers_[k], deltas[k])
+            back = self._backward(k, deltas[k])
             n_hidden = self.layers_[k].rows - self.bias_rows
             deltas[k - 1] = self._normalized_delta(k - 1, back[:, :n_hidden] * flags[k - 1], records[k - 1])
             self.periphery_.digital(deltas[k - 1].size * OPS_GATE, self.ledger_)
@@ -301,15 +307,14 @@ class TernaryMLP(TernaryNetwork):
 
     def _train_batch(self, X, onehot, lr):
         drives, deltas = self._deltas(X, onehot, commit=True)
-        for xbar, x, d in zip(self.layers_, drives, deltas):
+        for layer, (xbar, x, d) in enumerate(zip(self.layers_, drives, deltas)):
             if self.update == "sample":
-                direction, p = transition(d, lr, self.gradient_deadzone)  # |x_i| = 1 on every driven row
-                if self.cells_per_weight > 1:
-                    direction, p = (np.repeat(v, self.cells_per_weight, axis=1) for v in (direction, p))
+                # |x_i| = 1 on every driven row
+                direction, p = self._per_cell(*transition(d, lr, self.gradient_deadzone), layer)
                 self.periphery_.digital(d.size * OPS_PROBABILITY, self.ledger_)
                 self._count(xbar.update(x, direction, p))
             else:  # the mini-batch gradient, accumulated in digital, then row by row
-                self._write(xbar, self._accumulate(x, d) / len(d), lr, len(X))
+                self._write(layer, self._accumulate(x, d) / len(d), lr, len(X))
 
     # ------------------------------------------------------------------ reports
     def training_operations(self) -> dict:
@@ -317,7 +322,7 @@ class TernaryMLP(TernaryNetwork):
         2 per multiply-accumulate of the forward and backward passes, 2 per weight of
         the update (a multiply and an add)."""
         check_is_fitted(self, "layers_")
-        cells = [x.rows * x.cols // self.cells_per_weight for x in self.layers_]
+        cells = [x.rows * x.cols // k for x, k in zip(self.layers_, self.cells_per_array_)]
         forward, backward, update = sum(cells), sum(cells[1:]), sum(cells)
         return {"forward_macs": forward, "backward_macs": backward, "update_cells": update,
                 "ops_per_sample": 2 * (forward + backward + update)}

@@ -205,6 +205,20 @@ def test_cnn_normalisation_can_be_switched_off(tmp_path):
         cli.main(argv[:-1] + [str(tmp_path / "bad")] + ["--normalization", "layer"])
 
 
+def test_cells_per_weight_takes_one_number_per_array(tmp_path, capsys):
+    argv = ["ternary", "--model", "cnn", "--dataset", "digits", "--conv-layers", "8x3",
+            "--hidden-layer-sizes", "16", "--n-iter", "1", "--cells-per-weight", "1", "2", "3",
+            "--out", str(tmp_path / "mixed")]
+    assert cli.main(argv) == 0
+    results = json.loads((tmp_path / "mixed" / "results.json").read_text())
+    assert results["resolved_params"]["cells_per_weight"] == [1, 2, 3]
+    capsys.readouterr()
+    with pytest.raises(SystemExit):  # three arrays, two numbers
+        cli.main(argv[:9] + ["--cells-per-weight", "1", "2", "--out", str(tmp_path / "bad")])
+    err = capsys.readouterr().err
+    assert "cells-per-weight must be" in err and "tuple of 3" in err
+
+
 def test_grey_inputs_the_calibration_set_and_shifts_are_options(tmp_path):
     argv = ["ternary", "--model", "cnn", "--dataset", "digits", "--conv-layers", "8x3",
             "--hidden-layer-sizes", "16", "--n-iter", "1", "--input-coding", "grey",

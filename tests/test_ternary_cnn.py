@@ -229,6 +229,27 @@ def test_several_cells_per_weight_learn_and_are_saved(digits, tmp_path):
     assert model.training_operations() == small().fit(X_train[:50], y_train[:50]).training_operations()
 
 
+def test_each_array_may_have_its_own_cells_per_weight(digits, tmp_path):
+    X_train, X_test, y_train, y_test = digits
+    model = small(cells_per_weight=(1, 3, 2), n_iter=2).fit(X_train, y_train)
+    assert model.cells_per_array_ == [1, 3, 2]
+    assert [x.shape for x in model.layers_] == [(9 + 4, 8), (72 + 4, 96), (32 + 4, 20)]
+    assert [c.shape for c in model.coefs_] == [(9 + 4, 8), (72 + 4, 32), (32 + 4, 10)]
+    for w, k in zip(model.coefs_, (1, 3, 2)):
+        assert set(np.unique(w)) <= set(range(-k, k + 1)) and w.min() < -k + 1 and w.max() > k - 1
+    assert model.score(X_test, y_test) > 0.35
+    loaded = TernaryCNN.load(model.save(tmp_path / "mixed.npz"))
+    assert loaded.cells_per_weight == (1, 3, 2) and loaded.get_params() == model.get_params()
+    assert np.array_equal(loaded.decision_function(X_test), model.decision_function(X_test))
+    # the kernels' reads dominate: one cell on them instead of two cuts the read energy,
+    # and the operations counted for a digital accelerator do not change
+    two = small(cells_per_weight=2, n_iter=1).fit(X_train[:100], y_train[:100])
+    mixed = small(cells_per_weight=(1, 2, 2), n_iter=1).fit(X_train[:100], y_train[:100])
+    reads = [m.ledger_.as_dict()["read"] for m in (two, mixed)]
+    assert reads[0]["count"] == reads[1]["count"] and reads[1]["energy_j"] < 0.85 * reads[0]["energy_j"]
+    assert mixed.training_operations() == two.training_operations()
+
+
 def test_the_best_epoch_is_kept_for_every_array(digits):
     X_train, _, y_train, _ = digits
     model = small(validation_fraction=0.2, random_state=2).fit(X_train, y_train)
@@ -327,6 +348,11 @@ def test_models_saved_before_normalisation_load_with_fixed_levels(digits, tmp_pa
     (dict(pulse_probability=2.0), "pulse_probability"),
     (dict(column_write_limit=-1.0), "column_write_limit"),
     (dict(cells_per_weight=0), "cells_per_weight"),
+    (dict(cells_per_weight=65), "cells_per_weight"),
+    (dict(cells_per_weight=True), "cells_per_weight"),
+    (dict(cells_per_weight=(2, 2)), r"cells_per_weight must be .* a tuple of 3"),
+    (dict(cells_per_weight=(2, 0, 2)), "cells_per_weight"),
+    (dict(cells_per_weight=(2, 2.0, 2)), "cells_per_weight"),
     (dict(gradient_deadzone=-1.0), "gradient_deadzone"),
     (dict(hidden_layer_sizes=(0,)), "hidden_layer_sizes"),
     (dict(max_shift=-1), "max_shift"),

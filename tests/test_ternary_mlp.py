@@ -426,7 +426,7 @@ def test_bad_data_is_refused(digits):
         model.predict(X_train[:5, :10])
 
 
-@pytest.mark.parametrize("cells, coding", [(1, "binary"), (3, "binary"), (1, "grey")])
+@pytest.mark.parametrize("cells, coding", [(1, "binary"), (3, "binary"), (1, "grey"), ((3, 1, 2), "binary")])
 def test_hardware_gradient_equals_plain_backprop(digits, cells, coding):
     # two hidden layers, ideal converters, nominal devices and unit sense gain: the array
     # passes (reads, comparators, DAC-driven transposed reads) give the plain backprop
@@ -437,8 +437,8 @@ def test_hardware_gradient_equals_plain_backprop(digits, cells, coding):
                   device=MTJ(d2d_r_rel=0.0), cells_per_weight=cells,
                   input_coding=coding).fit(X_train[:300], y_train[:300])
     X, y = X_train[300:360], y_train[300:360]
-    W = [w.astype(float) / cells for w in model.coefs_]
-    assert len(np.unique(model.coefs_[0])) == 2 * cells + 1  # the levels of the sum
+    W = [w.astype(float) / k for w, k in zip(model.coefs_, model.cells_per_array_)]
+    assert len(np.unique(model.coefs_[0])) == 2 * model.cells_per_array_[0] + 1  # the levels of the sum
     ones = np.ones((len(X), model.bias_rows))
     pixels = X if coding == "grey" else (X > model.input_threshold).astype(float)
     xs, flags = [np.hstack([pixels, ones])], []
