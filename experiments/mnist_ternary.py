@@ -75,12 +75,13 @@ PARAMS = {
     "normalization": (str, "batch (batch normalisation of the hidden columns in the periphery) or "
                            "none (fixed comparator levels)"),
     "normalization_batch": (int, "images per group of the batch statistics"),
-    "validation_fraction": (float, "share of the training images held out to pick the best epoch, "
-                                   "to which the arrays are programmed back at the end (default: none)"),
+    "validation_fraction": (str, "share of the training images held out to pick the best epoch, "
+                                 "to which the arrays are programmed back at the end, or none (train "
+                                 "on them all and keep the last epoch)"),
     "calibration_samples": (int, "training images whose statistics set the comparator references "
                                  "after every epoch (with --normalization batch; 0: running averages)"),
     "max_shift": (int, "training images are translated by up to this many pixels each way "
-                       "(--model cnn; default 0: none)"),
+                       "(--model cnn; 0: none)"),
     "d2d_delta_rel": (float, "device-to-device spread of the MTJ thermal stability"),
     "min_probability": (float, "transition probabilities below this give no pulse"),
     "max_width_s": (float, "longest write pulse (seconds)"),
@@ -155,6 +156,13 @@ def estimator_params(args) -> dict:
         params["conv_layers"] = tuple(conv_stage(t) for t in params["conv_layers"])
     if "max_shift" in params and args.model != "cnn":
         raise ValueError("--max-shift needs --model cnn (the dense network has no image layout)")
+    if "validation_fraction" in params:
+        text = params["validation_fraction"]
+        try:
+            params["validation_fraction"] = None if text.lower() == "none" else float(text)
+        except ValueError:
+            raise ValueError("--validation-fraction takes a fraction in (0, 1) or none, "
+                             f"got {text!r}") from None
     if params.get("normalization") == "none":
         params["normalization"] = None  # fixed comparator levels
     if args.model == "cnn" and params.get("update") is not None:

@@ -162,7 +162,7 @@ class TernaryCNN(TernaryNetwork):
                  d2d_delta_rel=0.0, max_width_s=20e-9, min_probability=1e-3, adc_bits=8, dac_bits=8,
                  loss="softmax", input_coding="binary", chunk_size=250, pulse_probability=None,
                  column_write_limit=None, normalization="batch", normalization_batch=100,
-                 calibration_samples=10000, validation_fraction=None, max_shift=0, verbose=False,
+                 calibration_samples=10000, validation_fraction=0.1, max_shift=1, verbose=False,
                  random_state=None):
         self.conv_layers = conv_layers
         self.hidden_layer_sizes = hidden_layer_sizes
@@ -270,6 +270,7 @@ class TernaryCNN(TernaryNetwork):
             params["cells_per_weight"] = tuple(params["cells_per_weight"])
         params.setdefault("calibration_samples", 0)  # and kept the running averages
         params.setdefault("max_shift", 0)
+        params.setdefault("validation_fraction", None)  # the last epoch kept
         params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         if params.get("image_shape") is not None:
             params["image_shape"] = tuple(params["image_shape"])

@@ -227,6 +227,11 @@ def test_grey_inputs_the_calibration_set_and_shifts_are_options(tmp_path):
     resolved = json.loads((tmp_path / "grey" / "results.json").read_text())["resolved_params"]
     assert resolved["input_coding"] == "grey" and resolved["calibration_samples"] == 0
     assert cli.main(argv[:-1] + [str(tmp_path / "shifted"), "--max-shift", "2"]) == 0
+    assert cli.main(argv[:-1] + [str(tmp_path / "all"), "--validation-fraction", "none"]) == 0
+    resolved = json.loads((tmp_path / "all" / "results.json").read_text())["resolved_params"]
+    assert resolved["validation_fraction"] is None and resolved["max_shift"] == 1  # the defaults' shift
+    with pytest.raises(SystemExit):
+        cli.main(argv[:-1] + [str(tmp_path / "bad"), "--validation-fraction", "tenth"])
     resolved = json.loads((tmp_path / "shifted" / "results.json").read_text())["resolved_params"]
     assert resolved["max_shift"] == 2
 

@@ -23,8 +23,9 @@ def digits():
 
 
 def small(**kw):
+    # no shifted images and no held-out share unless a test asks: each test sees one mechanism
     params = dict(conv_layers=((8, 3),), hidden_layer_sizes=(32,), n_iter=4, batch_size=20,
-                  normalization_batch=20, random_state=0)
+                  normalization_batch=20, max_shift=0, validation_fraction=None, random_state=0)
     params.update(kw)
     return TernaryCNN(**params)
 
@@ -90,6 +91,18 @@ def test_training_images_are_shifted_by_at_most_max_shift_and_calibration_is_not
     # and shifting changed what was learned
     plain = small(n_iter=2).fit(X_train, y_train)
     assert not all(np.array_equal(a, b) for a, b in zip(plain.coefs_, model.coefs_))
+
+
+def test_the_defaults_shift_the_images_and_keep_the_best_epoch_of_a_held_out_tenth(digits):
+    X_train, X_test, y_train, y_test = digits
+    model = TernaryCNN(conv_layers=((8, 3),), hidden_layer_sizes=(32,), n_iter=3, batch_size=20,
+                       normalization_batch=20, random_state=0).fit(X_train, y_train)
+    X_fit, X_held, _, y_held = model.validation_split(X_train, y_train)
+    assert len(X_held) == round(0.1 * len(X_train)) and model.n_samples_seen_ == 3 * len(X_fit)
+    assert len(model.validation_scores_) == 3 and model.best_validation_score_ == max(model.validation_scores_)
+    assert model.score(X_held, y_held) == model.best_validation_score_  # programmed back to it
+    assert not np.array_equal(model.shifted(X_test), X_test)
+    assert model.score(X_test, y_test) > 0.35
 
 
 def test_max_pool_routes_the_error_to_the_first_maximum():
@@ -328,12 +341,13 @@ def test_models_saved_before_normalisation_load_with_fixed_levels(digits, tmp_pa
     path = model.fit(X_train, y_train).save(tmp_path / "new.npz")
     arrays, meta = read_archive(path, FORMAT, FORMAT_VERSION)
     for name in ("normalization", "normalization_batch", "cells_per_weight", "gradient_deadzone",
-                 "learning_rate_batch_exponent", "calibration_samples", "max_shift"):
+                 "learning_rate_batch_exponent", "calibration_samples", "max_shift", "validation_fraction"):
         del meta["params"][name]  # as files written before the parameters existed
     for name in [a for a in arrays if a.startswith("statistics")]:
         del arrays[name]
     old = TernaryCNN.load(write_archive(tmp_path / "old.npz", arrays, meta, FORMAT, FORMAT_VERSION))
-    assert (old.normalization, old.cells_per_weight, old.calibration_samples, old.max_shift) == (None, 1, 0, 0)
+    assert (old.normalization, old.cells_per_weight, old.calibration_samples, old.max_shift,
+            old.validation_fraction) == (None, 1, 0, 0, None)
     assert np.array_equal(old.decision_function(X_test), model.decision_function(X_test))
 
 

@@ -32,7 +32,7 @@ def mlp(**kw):
 def cnn(**kw):
     params = dict(conv_layers=((8, 3),), hidden_layer_sizes=(32,), n_iter=4, batch_size=GROUP,
                   normalization="batch", normalization_batch=GROUP, threshold=0.5, ste_width=1.0,
-                  random_state=0)
+                  max_shift=0, validation_fraction=None, random_state=0)
     params.update(kw)
     return TernaryCNN(**params)
 
