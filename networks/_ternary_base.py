@@ -734,7 +734,12 @@ class TernaryNetwork(ClassifierMixin, BaseEstimator):
 
     @classmethod
     def _params_from_file(cls, params: dict) -> dict:
-        """Turn saved parameters back into constructor arguments (subclasses add theirs)."""
+        """Turn saved parameters back into constructor arguments (subclasses add theirs):
+        JSON lists back to tuples; files from before several cells per weight: one."""
+        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        cells = params.setdefault("cells_per_weight", 1)
+        if isinstance(cells, list):  # one number per array
+            params["cells_per_weight"] = tuple(cells)
         return params
 
     @classmethod

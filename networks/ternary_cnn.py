@@ -265,16 +265,13 @@ class TernaryCNN(TernaryNetwork):
 
     @classmethod
     def _params_from_file(cls, params):
+        params = super()._params_from_file(params)
         params["conv_layers"] = tuple(tuple(s) for s in params["conv_layers"])
-        # files from before these parameters existed: fixed comparator levels, one cell
+        # files from before these parameters existed: fixed comparator levels
         params.setdefault("normalization", None)
-        params.setdefault("cells_per_weight", 1)
-        if isinstance(params["cells_per_weight"], list):
-            params["cells_per_weight"] = tuple(params["cells_per_weight"])
         params.setdefault("calibration_samples", 0)  # and kept the running averages
         params.setdefault("max_shift", 0)
         params.setdefault("validation_fraction", None)  # the last epoch kept
-        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
         if params.get("image_shape") is not None:
             params["image_shape"] = tuple(params["image_shape"])
         return params

@@ -251,12 +251,9 @@ class TernaryMLP(TernaryNetwork):
 
     @classmethod
     def _params_from_file(cls, params):
-        params["hidden_layer_sizes"] = tuple(params["hidden_layer_sizes"])
+        params = super()._params_from_file(params)
         params.setdefault("batch_growth", 1.0)  # files from before it existed: constant batch
         params.setdefault("backward_gain", 0.2)  # and they scaled the backward by V_read
-        params.setdefault("cells_per_weight", 1)
-        if isinstance(params["cells_per_weight"], list):
-            params["cells_per_weight"] = tuple(params["cells_per_weight"])
         params.setdefault("normalization", None)  # fixed comparator levels
         params.setdefault("calibration_samples", 0)  # and kept the running averages
         return params
